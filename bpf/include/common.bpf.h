@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every ebbflow BPF object shares: the output channel (ring buffer, or perf buffer on
+ * kernels before 5.8), the per-CPU drop counters, and filling struct ebf_task.
+ * Each object includes this once and so gets maps of its own.
+ */
+#ifndef EBBFLOW_COMMON_BPF_H
+#define EBBFLOW_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+/* Set by the loader before load. */
+const volatile __u8 use_perf_buffer = 0; /* 1: emit into `events_perf` instead of `events` */
+const volatile __u32 self_tgid = 0;      /* the collector: its own activity is not captured */
+
+/* The loader sizes it (max_entries) before load; 0 here keeps the object loadable as is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events_perf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EBF_DROP_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void drops__count(enum ebf_drop_reason reason)
+{
+	__u32 key = reason;
+	__u64 *n = bpf_map_lookup_elem(&drops, &key);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no other writer while this program runs on this CPU */
+}
+
+static __always_inline void header__fill(struct ebf_event_header *h, enum ebf_event_type type,
+					 __u16 version, __u32 size)
+{
+	h->type = type;
+	h->version = version;
+	h->size = size;
+	h->timestamp_ns = bpf_ktime_get_boot_ns();
+}
+
+/*
+ * Copies a finished record out. The size is a run-time value bounded by the caller; a full
+ * buffer is counted, never silent.
+ */
+static __always_inline void output__emit(void *ctx, void *record, __u64 size)
+{
+	long err;
+
+	if (use_perf_buffer)
+		err = bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, record, size);
+	else
+		err = bpf_ringbuf_output(&events, record, size, 0);
+	if (err)
+		drops__count(EBF_DROP_BUFFER_FULL);
+}
+
+static __always_inline __u32 task__pidns_ino(struct task_struct *task)
+{
+	unsigned int level = BPF_CORE_READ(task, thread_pid, level);
+	struct upid upid;
+
+	/* numbers[] is a flexible array indexed by the pid's nesting level. */
+	if (bpf_core_read(&upid, sizeof(upid), &task->thread_pid->numbers[level & 31]))
+		return 0;
+	return BPF_CORE_READ(upid.ns, ns.inum);
+}
+
+static __always_inline void task__fill(struct ebf_task *out, struct task_struct *task,
+				       __u64 cgroup_id)
+{
+	out->cgroup_id = cgroup_id;
+	out->pid = BPF_CORE_READ(task, pid);
+	out->tgid = BPF_CORE_READ(task, tgid);
+	out->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	out->uid = BPF_CORE_READ(task, cred, uid.val);
+	out->gid = BPF_CORE_READ(task, cred, gid.val);
+	out->pidns_ino = task__pidns_ino(task);
+	out->mntns_ino = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	out->_pad0 = 0;
+	BPF_CORE_READ_STR_INTO(&out->comm, task, comm);
+}
+
+/* The cgroup v2 id of a task, read from the task itself (works for a task that is not current). */
+static __always_inline __u64 task__cgroup_id(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+}
+
+static __always_inline bool current__is_self(void)
+{
+	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+#endif /* EBBFLOW_COMMON_BPF_H */

@@ -1,0 +1,334 @@
+// Kernel capture: loads one BPF object per family through the native addon, drains its
+// buffer into decoded batches, and reads the in-kernel counters on an interval.
+// Stages after this one (enrichment, publishing) receive whole batches through CaptureSink.
+import { join } from 'node:path'
+import {
+  type CounterEvent,
+  DEFAULT_SECURITY_SYSCALLS,
+  type DecodeErrors,
+  DROP_REASONS,
+  type DropDelta,
+  decodeBatch,
+  type Family,
+  findCgroup2Mount,
+  KernelSupportError,
+  LIMITS,
+  type Logger,
+  newDecodeErrors,
+  type RecordEvent,
+  syscallName,
+  syscallNumber,
+} from '@ebbflow/common'
+import { BpfObject, bootTimeNs, NativeError, probeFeatures } from '@ebbflow/native'
+import type { CollectorConfig } from './config.ts'
+import { DeltaTracker, type MapDump, syscallCountDeltas, trafficDeltas } from './counters.ts'
+import { checkCapturePrerequisites } from './privileges.ts'
+
+/** Where decoded events go. Called on the JavaScript thread, one call per batch. */
+export interface CaptureSink {
+  records(events: RecordEvent[], family: Family): void
+  counters(events: CounterEvent[]): void
+}
+
+interface ProgramSpec {
+  name: string
+  /** Attached to the cgroup v2 root instead of a tracepoint. */
+  cgroup?: boolean
+}
+
+const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
+  exec: [
+    { name: 'handle_sched_process_exec' },
+    { name: 'handle_sched_process_fork' },
+    { name: 'handle_sched_process_exit' },
+  ],
+  net: [
+    { name: 'handle_inet_sock_set_state' },
+    { name: 'handle_skb_ingress', cgroup: true },
+    { name: 'handle_skb_egress', cgroup: true },
+  ],
+  syscall: [{ name: 'handle_sys_enter' }],
+}
+
+/** Syscall counters unchanged for this many reads are deleted (their cgroup is likely gone). */
+const SYSCALL_COUNT_IDLE_READS = 300
+
+export interface CaptureReport {
+  bufferKind: 'ring' | 'perf'
+  families: { family: Family; programs: string[] }[]
+  features: ReturnType<typeof probeFeatures>
+  cgroupRoot?: string
+  securitySyscalls: string[]
+}
+
+export interface CaptureStats {
+  batches: number
+  records: number
+  decodeErrors: DecodeErrors
+  /** Records the kernel could not hand over, summed over families and reasons. */
+  dropped: number
+  perFamily: Record<Family, { records: number; dropped: number }>
+}
+
+interface FamilyState {
+  family: Family
+  object: BpfObject
+  dropTotals: Map<string, number>
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(value)
+  return b
+}
+
+function u8(value: number): Buffer {
+  return Buffer.from([value])
+}
+
+export class KernelCapture {
+  readonly report: CaptureReport
+  private readonly states: FamilyState[]
+  private readonly sink: CaptureSink
+  private readonly logger: Logger
+  private readonly stringArgs: (nr: number) => readonly number[]
+  private readonly syscallCounts = new DeltaTracker(1)
+  private readonly traffic = new DeltaTracker(2)
+  private readonly stats_: CaptureStats
+  private timer: NodeJS.Timeout | undefined
+  private lastCounterRead: number
+  private stopped = false
+
+  private constructor(
+    report: CaptureReport,
+    families: Family[],
+    states: FamilyState[],
+    sink: CaptureSink,
+    logger: Logger,
+    stringArgs: (nr: number) => readonly number[],
+  ) {
+    this.report = report
+    this.states = states
+    this.sink = sink
+    this.logger = logger
+    this.stringArgs = stringArgs
+    this.lastCounterRead = bootTimeNs()
+    const perFamily = {} as CaptureStats['perFamily']
+    for (const f of families) perFamily[f] = { records: 0, dropped: 0 }
+    this.stats_ = { batches: 0, records: 0, decodeErrors: newDecodeErrors(), dropped: 0, perFamily }
+  }
+
+  /** Loads, attaches and starts draining every configured family. */
+  static start(config: CollectorConfig, sink: CaptureSink, logger: Logger): KernelCapture {
+    const families = config.families
+    checkCapturePrerequisites({ net: families.includes('net') })
+    const features = probeFeatures()
+    let bufferKind: 'ring' | 'perf'
+    if (config.bufferMode === 'auto') bufferKind = features.ringbuf ? 'ring' : 'perf'
+    else bufferKind = config.bufferMode
+    if (bufferKind === 'ring' && !features.ringbuf) {
+      throw new KernelSupportError(
+        'NO_RINGBUF',
+        `kernel ${features.kernelRelease} has no BPF ring buffer (5.8+): use bufferMode perf or auto`,
+      )
+    }
+    const cgroupRoot = families.includes('net')
+      ? (config.cgroupRoot ?? findCgroup2Mount())
+      : undefined
+
+    const securitySyscalls = config.securitySyscalls
+    const stringArgsByNr = new Map<number, readonly number[]>()
+    const events = Buffer.alloc(LIMITS.SYSCALL_NR_MAX)
+    const strings = Buffer.alloc(LIMITS.SYSCALL_NR_MAX)
+    for (const name of securitySyscalls) {
+      const nr = syscallNumber(name)
+      if (nr === undefined || nr >= LIMITS.SYSCALL_NR_MAX) continue
+      const args = (DEFAULT_SECURITY_SYSCALLS[name] ?? []).slice(0, 2)
+      events[nr] = 1
+      strings[nr] = ((args[0] ?? -1) + 1) | (((args[1] ?? -1) + 1) << 4)
+      stringArgsByNr.set(nr, args)
+    }
+
+    const states: FamilyState[] = []
+    const report: CaptureReport = { bufferKind, families: [], features, securitySyscalls }
+    if (cgroupRoot) report.cgroupRoot = cgroupRoot
+    const capture = new KernelCapture(
+      report,
+      families,
+      states,
+      sink,
+      logger,
+      (nr) => stringArgsByNr.get(nr) ?? [],
+    )
+    try {
+      for (const family of families) {
+        const object = BpfObject.open(join(config.bpfDir, `${family}.bpf.o`))
+        states.push({ family, object, dropTotals: new Map() })
+        object.setGlobal('self_tgid', u32(process.pid))
+        object.setGlobal('use_perf_buffer', u8(bufferKind === 'perf' ? 1 : 0))
+        if (bufferKind === 'ring') object.setMaxEntries('events', config.ringBufferBytes)
+        else if (features.ringbuf)
+          object.setMaxEntries('events', 4096) // unused; keep it small
+        else object.setAutocreate('events', false)
+        if (family === 'exec') object.setGlobal('args_max', u32(config.argsMax))
+        if (family === 'syscall') {
+          object.setGlobal('syscall_events', events)
+          object.setGlobal('syscall_string_args', strings)
+        }
+        object.load()
+        const programs: string[] = []
+        for (const spec of FAMILY_PROGRAMS[family]) {
+          object.attach(
+            spec.name,
+            spec.cgroup && cgroupRoot ? { cgroupPath: cgroupRoot } : undefined,
+          )
+          programs.push(spec.name)
+        }
+        const onBatch = (batch: Buffer, _records: number, lost = 0) =>
+          capture.onBatch(family, batch, lost)
+        if (bufferKind === 'ring') {
+          object.openRingBuffer(
+            'events',
+            { batchBytes: config.batchBytes, flushMs: config.flushMs },
+            onBatch,
+          )
+        } else {
+          object.openPerfBuffer(
+            'events_perf',
+            {
+              pageCount: config.perfBufferPages,
+              batchBytes: config.batchBytes,
+              flushMs: config.flushMs,
+            },
+            onBatch,
+          )
+        }
+        report.families.push({ family, programs })
+      }
+    } catch (err) {
+      capture.closeObjects()
+      if (err instanceof NativeError) {
+        throw new KernelSupportError(`BPF_${err.code}`, err.message, { cause: err })
+      }
+      throw err
+    }
+    capture.timer = setInterval(() => capture.pollCounters(), config.counterIntervalMs)
+    capture.timer.unref()
+    return capture
+  }
+
+  private onBatch(family: Family, batch: Buffer, lost: number): void {
+    const out: RecordEvent[] = []
+    const n = decodeBatch(batch, out, this.stats_.decodeErrors, { stringArgs: this.stringArgs })
+    this.stats_.batches++
+    this.stats_.records += n
+    this.stats_.perFamily[family].records += n
+    if (lost > 0) {
+      // Perf buffer losses are counted in userspace by libbpf, not in the drops map.
+      this.stats_.dropped += lost
+      this.stats_.perFamily[family].dropped += lost
+      this.sink.counters([
+        { kind: 'drops', bootNs: bootTimeNs(), family, reason: 'buffer_full', count: lost },
+      ])
+    }
+    if (out.length > 0) this.sink.records(out, family)
+  }
+
+  /** Reads every counter map and hands the deltas to the sink. */
+  pollCounters(): CounterEvent[] {
+    if (this.stopped) return []
+    const now = bootTimeNs()
+    const intervalNs = now - this.lastCounterRead
+    this.lastCounterRead = now
+    const events: CounterEvent[] = []
+    for (const state of this.states) {
+      events.push(...this.readDrops(state, now))
+      if (state.family === 'syscall') {
+        const dump = state.object.mapDump('syscall_counts') as MapDump
+        const { deltas, idle } = syscallCountDeltas(
+          this.syscallCounts,
+          dump,
+          now,
+          intervalNs,
+          SYSCALL_COUNT_IDLE_READS,
+        )
+        events.push(...deltas)
+        for (const key of idle) {
+          state.object.mapDelete('syscall_counts', key)
+          this.syscallCounts.forget(key)
+        }
+      } else if (state.family === 'net') {
+        events.push(
+          ...trafficDeltas(
+            this.traffic,
+            state.object.mapDump('traffic') as MapDump,
+            now,
+            intervalNs,
+          ),
+        )
+      }
+    }
+    if (events.length > 0) this.sink.counters(events)
+    return events
+  }
+
+  private readDrops(state: FamilyState, now: number): DropDelta[] {
+    const dump = state.object.mapDump('drops') as MapDump
+    const out: DropDelta[] = []
+    const view = new DataView(dump.keys.buffer, dump.keys.byteOffset, dump.keys.byteLength)
+    const stride = (dump.valueSize + 7) & ~7
+    for (let i = 0; i < dump.count; i++) {
+      const reason = DROP_REASONS[view.getUint32(i * dump.keySize, true)]
+      if (!reason) continue
+      let total = 0
+      for (let cpu = 0; cpu < dump.numCpus; cpu++) {
+        total += Number(dump.values.readBigUInt64LE((i * dump.numCpus + cpu) * stride))
+      }
+      const before = state.dropTotals.get(reason) ?? 0
+      if (total > before) {
+        out.push({
+          kind: 'drops',
+          bootNs: now,
+          family: state.family,
+          reason,
+          count: total - before,
+        })
+        this.stats_.dropped += total - before
+        this.stats_.perFamily[state.family].dropped += total - before
+        state.dropTotals.set(reason, total)
+      }
+    }
+    return out
+  }
+
+  stats(): CaptureStats {
+    return structuredClone(this.stats_)
+  }
+
+  /**
+   * Detaches everything; resolves once every batch still held by a drain thread has been
+   * decoded and handed to the sink. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await Promise.all(this.states.map((s) => s.object.close()))
+    this.stopped = true
+  }
+
+  /** Reads counters one last time; call before stop() to keep the final interval. */
+  finalCounters(): CounterEvent[] {
+    return this.pollCounters()
+  }
+
+  private closeObjects(): void {
+    for (const s of this.states) {
+      s.object
+        .close()
+        .catch((err: unknown) =>
+          this.logger.warn({ err, family: s.family }, 'closing BPF object failed'),
+        )
+    }
+  }
+}
+
+export { syscallName }

@@ -1,0 +1,126 @@
+// The collector's configuration: the only reader of process.env in this service. Every field
+// documents its default; every invalid value is reported at once, and nothing falls back.
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  ConfigError,
+  DEFAULT_SECURITY_SYSCALLS,
+  FAMILIES,
+  type Family,
+  LIMITS,
+  type LogLevel,
+  syscallNumber,
+} from '@ebbflow/common'
+import { z } from 'zod'
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../..')
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+)
+
+const powerOfTwo = (min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
+
+export const collectorConfigSchema = z.object({
+  /** Event families to capture. Default: all (exec, net, syscall). */
+  families: list
+    .pipe(z.array(z.enum(FAMILIES as [Family, ...Family[]])).min(1))
+    .prefault(FAMILIES.join(',')),
+  /** Where events go: `json` prints one JSON object per line on stdout. Default: json. */
+  output: z.enum(['json']).default('json'),
+  /** Folder of the compiled BPF objects. Default: bpf/build of this checkout. */
+  bpfDir: z.string().min(1).default(join(repoRoot, 'bpf/build')),
+  /** Kernel to userspace channel: ring buffers (5.8+), perf buffers, or auto (ring when the
+   * kernel has them). Default: auto. */
+  bufferMode: z.enum(['auto', 'ring', 'perf']).default('auto'),
+  /** Bytes of each family's ring buffer (a power of two, at least a page). Default: 8 MiB. */
+  ringBufferBytes: powerOfTwo(4096).default(8 * 1024 * 1024),
+  /** Pages per CPU of each perf buffer (a power of two). Default: 64. */
+  perfBufferPages: powerOfTwo(1).default(64),
+  /** argv bytes kept per exec, at most the kernel's cap. Default: 1024. */
+  argsMax: z.coerce.number().int().min(0).max(LIMITS.ARGS_CAP).default(1024),
+  /** How often in-kernel counters (syscall counts, traffic, drops) are read. Default: 1000 ms. */
+  counterIntervalMs: z.coerce.number().int().min(50).max(3_600_000).default(1000),
+  /** Syscalls that emit one record each, with arguments. Default: the security set. */
+  securitySyscalls: list.prefault(Object.keys(DEFAULT_SECURITY_SYSCALLS).join(',')),
+  /** cgroup v2 mount where traffic counting attaches. Default: found in /proc/self/mountinfo. */
+  cgroupRoot: z.string().min(1).optional(),
+  /** Bytes per batch handed from the drain thread to JavaScript. Default: 256 KiB. */
+  batchBytes: z.coerce
+    .number()
+    .int()
+    .min(4096)
+    .max(64 * 1024 * 1024)
+    .default(256 * 1024),
+  /** Longest a record waits in a partial batch. Default: 50 ms. */
+  flushMs: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** Log level. Default: info. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type CollectorConfig = z.output<typeof collectorConfigSchema>
+export type CollectorConfigInput = { [K in keyof z.input<typeof collectorConfigSchema>]?: string }
+
+const ENV: Record<keyof CollectorConfigInput, string> = {
+  families: 'EBBFLOW_FAMILIES',
+  output: 'EBBFLOW_OUTPUT',
+  bpfDir: 'EBBFLOW_BPF_DIR',
+  bufferMode: 'EBBFLOW_BUFFER_MODE',
+  ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
+  perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
+  argsMax: 'EBBFLOW_ARGS_MAX',
+  counterIntervalMs: 'EBBFLOW_COUNTER_INTERVAL_MS',
+  securitySyscalls: 'EBBFLOW_SECURITY_SYSCALLS',
+  cgroupRoot: 'EBBFLOW_CGROUP_ROOT',
+  batchBytes: 'EBBFLOW_BATCH_BYTES',
+  flushMs: 'EBBFLOW_FLUSH_MS',
+  logLevel: 'EBBFLOW_LOG_LEVEL',
+}
+
+/** The environment variable each setting reads (for help texts and the README table). */
+export const collectorEnvNames: Readonly<Record<keyof CollectorConfigInput, string>> = ENV
+
+/**
+ * Builds the configuration from explicit values (CLI flags), then EBBFLOW_* variables, then
+ * defaults. Throws ConfigError listing every problem.
+ */
+export function loadCollectorConfig(
+  explicit: CollectorConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): CollectorConfig {
+  const raw: Record<string, string> = {}
+  for (const [key, name] of Object.entries(ENV)) {
+    const value = explicit[key as keyof CollectorConfigInput] ?? env[name]
+    if (value !== undefined) raw[key] = value
+  }
+  const parsed = collectorConfigSchema.safeParse(raw)
+  const problems: string[] = []
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '')
+      const name = ENV[key as keyof CollectorConfigInput]
+      problems.push(
+        `${key}${name ? ` (${name})` : ''}: ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`,
+      )
+    }
+  } else {
+    for (const name of parsed.data.securitySyscalls) {
+      if (syscallNumber(name) === undefined)
+        problems.push(
+          `securitySyscalls (${ENV.securitySyscalls}): unknown syscall ${JSON.stringify(name)}`,
+        )
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems)
+  return parsed.data
+}
+
+export type { LogLevel }

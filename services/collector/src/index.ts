@@ -1,0 +1,6 @@
+export * from './app.ts'
+export * from './capture.ts'
+export * from './config.ts'
+export * from './counters.ts'
+export * from './json-sink.ts'
+export * from './privileges.ts'

@@ -1,0 +1,130 @@
+// Decoded kernel events: the shapes every later stage (enrichment, protobuf, store) receives.
+//
+// Numbers: boot-time timestamps, cgroup ids and byte counts are u64 in the kernel and plain
+// numbers here. They are exact below 2^53: for CLOCK_BOOTTIME that is 104 days of uptime,
+// after which a timestamp is still right to a few nanoseconds. Raw syscall arguments carry
+// pointers and use bigint.
+
+export type Family = 'exec' | 'net' | 'syscall'
+export const FAMILIES: readonly Family[] = ['exec', 'net', 'syscall']
+
+/** The task an event happened in. */
+export interface TaskFields {
+  /** cgroup v2 id: the inode number of the cgroup's directory. */
+  cgroupId: number
+  pid: number
+  tgid: number
+  ppid: number
+  uid: number
+  gid: number
+  pidnsIno: number
+  mntnsIno: number
+  comm: string
+}
+
+export interface ExecEvent extends TaskFields {
+  kind: 'exec'
+  bootNs: number
+  parentComm: string
+  filename: string
+  args: string[]
+  /** Bytes argv had in the process; more than were kept when argsTruncated. */
+  argsTotalBytes: number
+  argsTruncated: boolean
+  filenameTruncated: boolean
+  argsReadFailed: boolean
+}
+
+export interface ExitEvent extends TaskFields {
+  kind: 'exit'
+  bootNs: number
+  durationNs: number
+  /** Measured from fork: the exec happened before capture started (or was not seen). */
+  durationFromFork: boolean
+  exitCode: number
+  signal: number
+  coreDumped: boolean
+}
+
+export interface ForkEvent extends TaskFields {
+  kind: 'fork'
+  bootNs: number
+  childPid: number
+  childTgid: number
+}
+
+export type TcpKind = 'connect' | 'accept' | 'close' | 'connect_failed'
+
+export interface TcpEvent {
+  kind: 'tcp'
+  bootNs: number
+  tcp: TcpKind
+  role: 'active' | 'passive'
+  /** The socket's cgroup: the server's container for an accept, whatever CPU ran it. */
+  cgroupId: number
+  sockId: number
+  /** 0 for a passive socket: the accepting process is not known in softirq. */
+  pid: number
+  comm: string
+  netnsIno: number
+  family: 4 | 6
+  saddr: string
+  daddr: string
+  sport: number
+  dport: number
+  durationNs: number
+  bytesSent: number
+  bytesReceived: number
+}
+
+export interface SyscallEvent extends TaskFields {
+  kind: 'syscall'
+  bootNs: number
+  syscallNr: number
+  syscall: string
+  args: bigint[]
+  /** User strings copied for this syscall's path-like arguments (by argument index). */
+  strings: { arg: number; value: string }[]
+}
+
+export type RecordEvent = ExecEvent | ExitEvent | ForkEvent | TcpEvent | SyscallEvent
+
+/** In-kernel counters, read as deltas over one interval. */
+export interface SyscallCountDelta {
+  kind: 'syscall_count'
+  bootNs: number
+  intervalNs: number
+  cgroupId: number
+  syscallNr: number
+  syscall: string
+  count: number
+}
+
+export interface TrafficDelta {
+  kind: 'traffic'
+  bootNs: number
+  intervalNs: number
+  cgroupId: number
+  direction: 'ingress' | 'egress'
+  protocol: number
+  family: 4 | 6
+  remoteAddr: string
+  remotePort: number
+  localPort: number
+  packets: number
+  bytes: number
+}
+
+export type DropReason = 'buffer_full' | 'map_full' | 'read_failed'
+
+/** Records or counter updates the kernel side could not keep, per family and reason. */
+export interface DropDelta {
+  kind: 'drops'
+  bootNs: number
+  family: Family
+  reason: DropReason
+  count: number
+}
+
+export type CounterEvent = SyscallCountDelta | TrafficDelta | DropDelta
+export type CapturedEvent = RecordEvent | CounterEvent

@@ -1,0 +1,7 @@
+export * from './cgroup.ts'
+export * from './errors.ts'
+export * from './events/decode.ts'
+export * from './events/layout.generated.ts'
+export * from './events/syscalls.ts'
+export * from './events/types.ts'
+export * from './logger.ts'
