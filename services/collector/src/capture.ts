@@ -67,6 +67,8 @@ export interface CaptureStats {
   decodeErrors: DecodeErrors
   /** Records the kernel could not hand over, summed over families and reasons. */
   dropped: number
+  /** Time the JavaScript thread spent decoding batches, in ns. */
+  decodeNs: number
   perFamily: Record<Family, { records: number; dropped: number }>
 }
 
@@ -115,7 +117,14 @@ export class KernelCapture {
     this.lastCounterRead = bootTimeNs()
     const perFamily = {} as CaptureStats['perFamily']
     for (const f of families) perFamily[f] = { records: 0, dropped: 0 }
-    this.stats_ = { batches: 0, records: 0, decodeErrors: newDecodeErrors(), dropped: 0, perFamily }
+    this.stats_ = {
+      batches: 0,
+      records: 0,
+      decodeErrors: newDecodeErrors(),
+      dropped: 0,
+      decodeNs: 0,
+      perFamily,
+    }
   }
 
   /** Loads, attaches and starts draining every configured family. */
@@ -219,7 +228,9 @@ export class KernelCapture {
 
   private onBatch(family: Family, batch: Buffer, lost: number): void {
     const out: RecordEvent[] = []
+    const started = process.hrtime.bigint()
     const n = decodeBatch(batch, out, this.stats_.decodeErrors, { stringArgs: this.stringArgs })
+    this.stats_.decodeNs += Number(process.hrtime.bigint() - started)
     this.stats_.batches++
     this.stats_.records += n
     this.stats_.perFamily[family].records += n
