@@ -308,6 +308,10 @@ cmd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     while alive "$pid"; do sleep 0.1; done
   fi
+  # the dead JVM stays a zombie until init reaps it (~1 s here); wait for that, so that
+  # `kill -0 PID` or `ps -p PID` right after stop already says it is gone
+  t0=$SECONDS
+  while [[ -e "/proc/$pid" ]] && (( SECONDS - t0 < 5 )); do sleep 0.1; done
   rm -f "$(pid_file)"
   say "stopped"
 }
