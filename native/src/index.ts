@@ -6,8 +6,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export interface Features {
+  /** BPF_MAP_TYPE_RINGBUF can be created (Linux 5.8+). */
   ringbuf: boolean
   perfbuf: boolean
+  /** /sys/kernel/btf/vmlinux is readable: CO-RE objects can load. */
   btf: boolean
   cgroupSkb: boolean
   numPossibleCpus: number
@@ -16,6 +18,7 @@ export interface Features {
 
 export interface MapInfo {
   name: string
+  /** enum bpf_map_type */
   type: number
   keySize: number
   valueSize: number
@@ -23,20 +26,33 @@ export interface MapInfo {
 }
 
 export interface MapDump {
+  /** count keys of keySize bytes, back to back. */
   keys: Buffer
+  /** count values, back to back: valueSize bytes each, or for per-CPU maps valueSize rounded up to 8, times numCpus. */
   values: Buffer
   count: number
   keySize: number
   valueSize: number
-  /** Per-CPU maps: each value is valueSize rounded up to 8, once per possible CPU. */
   perCpu: boolean
+  /** Possible CPUs for per-CPU maps, else 1. */
   numCpus: number
+}
+
+export interface AttachOptions {
+  /** cgroup v2 directory for cgroup programs (cgroup_skb/ingress|egress, ...). Required for them. */
+  cgroupPath?: string
+  /**
+   * Attach a cgroup program with bpf_prog_attach(BPF_F_ALLOW_MULTI) instead of a cgroup link.
+   * Happens by itself where links are missing (before Linux 5.7); this forces it, for tests.
+   * Such an attachment outlives the process unless close() runs.
+   */
+  legacyCgroupAttach?: boolean
 }
 
 export interface BufferOptions {
   /** Bytes per batch handed to JavaScript (one record larger than that goes alone). Default 256 KiB. */
   batchBytes?: number
-  /** Longest a record waits in a partial batch. Default 50 ms. */
+  /** Longest the first record of a batch waits before the batch is handed over. Default 50 ms. */
   flushMs?: number
 }
 
@@ -45,13 +61,21 @@ export interface PerfBufferOptions extends BufferOptions {
   pageCount?: number
 }
 
-/** records: how many records the batch frames; lost: perf-buffer samples lost before it. */
-export type BatchCallback = (batch: Buffer, records: number, lost: number) => void
+/**
+ * One batch of records, framed little-endian as: u32 size, the record, zeros up to the next
+ * multiple of 8 of size; the next frame starts at offset + 4 + round_up(size, 8).
+ * records: how many frames the batch holds. lost: perf-buffer samples the kernel dropped
+ * since the previous batch (always 0 for ring buffers; their drops are the BPF side's to count).
+ * A batch may hold no records and only report lost samples.
+ */
+export type RingBatchCallback = (batch: Buffer, records: number) => void
+export type PerfBatchCallback = (batch: Buffer, records: number, lost: number) => void
 
 export interface DrainStats {
   batches: number
   records: number
   bytes: number
+  /** Perf-buffer samples lost. */
   lost: number
 }
 
@@ -63,15 +87,15 @@ interface NativeBpfObject {
   load(): void
   programs(): string[]
   maps(): MapInfo[]
-  attach(prog: string, opts?: { cgroupPath?: string }): void
-  openRingBuffer(map: string, opts: BufferOptions, onBatch: BatchCallback): void
-  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: BatchCallback): void
+  attach(prog: string, opts?: AttachOptions): void
+  openRingBuffer(map: string, opts: BufferOptions, onBatch: RingBatchCallback): void
+  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: PerfBatchCallback): void
   mapDump(map: string): MapDump
   mapLookup(map: string, key: Buffer): Buffer | null
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void
   mapDelete(map: string, key: Buffer): boolean
   stats(): DrainStats
-  close(): Promise<void>
+  close(): void
 }
 
 interface Addon {
@@ -81,7 +105,11 @@ interface Addon {
   bootTimeNs(): number
 }
 
-const addonPath = join(dirname(fileURLToPath(import.meta.url)), '../build/ebbflow_native.node')
+/** Where the addon is; `make -C native` builds it. */
+export const addonPath = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../build/ebbflow_native.node',
+)
 
 function loadAddon(): Addon {
   try {
@@ -97,12 +125,20 @@ function loadAddon(): Addon {
 const addon = loadAddon()
 
 export class NativeError extends Error {
+  /** errno name: 'EPERM', 'EACCES' (the verifier refused), 'ENOENT', ... */
   readonly code: string
   readonly errno: number
+  /** The last ~16 KiB libbpf logged during the failed call (the verifier's log on load). */
   readonly libbpfLog: string
 
-  constructor(message: string, code: string, errno: number, libbpfLog: string, cause?: unknown) {
-    super(message, { cause })
+  constructor(
+    message: string,
+    code: string,
+    errno: number,
+    libbpfLog: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
     this.name = 'NativeError'
     this.code = code
     this.errno = errno
@@ -114,22 +150,44 @@ function wrap<T>(fn: () => T): T {
   try {
     return fn()
   } catch (err) {
-    const e = err as Error & { code?: string; errno?: number; libbpfLog?: string }
-    if (typeof e?.code === 'string' && typeof e.errno === 'number') {
-      throw new NativeError(e.message, e.code, e.errno, e.libbpfLog ?? '', err)
+    const e = err as {
+      message?: unknown
+      code?: unknown
+      errno?: unknown
+      libbpfLog?: unknown
+    } | null
+    if (
+      typeof e?.code === 'string' &&
+      typeof e.errno === 'number' &&
+      typeof e.message === 'string'
+    ) {
+      throw new NativeError(
+        e.message,
+        e.code,
+        e.errno,
+        typeof e.libbpfLog === 'string' ? e.libbpfLog : '',
+        { cause: err },
+      )
     }
     throw err
   }
 }
 
-/** One BPF object file: open → setGlobal/setMaxEntries → load → attach → open buffers → close. */
+/**
+ * One BPF object file: open → setGlobal / setMaxEntries / setAutocreate / setAutoload → load →
+ * attach → openRingBuffer / openPerfBuffer → close.
+ *
+ * Each open buffer has its own drain thread and keeps the process alive (like an open socket)
+ * until close(). An object dropped without close() is closed when garbage-collected, dropping
+ * batches not yet delivered.
+ */
 export class BpfObject {
   readonly path: string
-  private readonly handle: NativeBpfObject
+  readonly #handle: NativeBpfObject
 
   private constructor(path: string, handle: NativeBpfObject) {
     this.path = path
-    this.handle = handle
+    this.#handle = handle
   }
 
   static open(path: string): BpfObject {
@@ -139,72 +197,88 @@ export class BpfObject {
     )
   }
 
-  /** Writes a `const volatile` global before load; the size must match the variable's. */
+  /** Writes a `const volatile` (or .data/.bss) global before load; the size must match exactly. */
   setGlobal(name: string, value: Buffer): void {
-    wrap(() => this.handle.setGlobal(name, value))
+    wrap(() => this.#handle.setGlobal(name, value))
   }
   setMaxEntries(map: string, n: number): void {
-    wrap(() => this.handle.setMaxEntries(map, n))
+    wrap(() => this.#handle.setMaxEntries(map, n))
   }
   setAutocreate(map: string, on: boolean): void {
-    wrap(() => this.handle.setAutocreate(map, on))
+    wrap(() => this.#handle.setAutocreate(map, on))
   }
   setAutoload(prog: string, on: boolean): void {
-    wrap(() => this.handle.setAutoload(prog, on))
+    wrap(() => this.#handle.setAutoload(prog, on))
   }
+  /** On failure the NativeError's message ends with the tail of the verifier's log. */
   load(): void {
-    wrap(() => this.handle.load())
+    wrap(() => this.#handle.load())
   }
   programs(): string[] {
-    return wrap(() => this.handle.programs())
+    return wrap(() => this.#handle.programs())
   }
   maps(): MapInfo[] {
-    return wrap(() => this.handle.maps())
+    return wrap(() => this.#handle.maps())
   }
-  /** Tracepoint programs attach by their section; cgroup programs need cgroupPath. */
-  attach(prog: string, opts?: { cgroupPath?: string }): void {
-    wrap(() => this.handle.attach(prog, opts))
+  /** tracepoint, raw_tp and tp_btf programs attach by their section; cgroup programs need cgroupPath. */
+  attach(prog: string, opts?: AttachOptions): void {
+    wrap(() => this.#handle.attach(prog, opts))
   }
-  /** Starts a drain thread on a ring buffer map; onBatch runs on the JavaScript thread. */
-  openRingBuffer(map: string, opts: BufferOptions, onBatch: BatchCallback): void {
-    wrap(() => this.handle.openRingBuffer(map, opts, onBatch))
+  /** Starts a drain thread on a ring buffer map; onBatch runs on the JavaScript thread, once per batch. */
+  openRingBuffer(map: string, opts: BufferOptions, onBatch: RingBatchCallback): void {
+    wrap(() => this.#handle.openRingBuffer(map, opts, onBatch))
   }
-  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: BatchCallback): void {
-    wrap(() => this.handle.openPerfBuffer(map, opts, onBatch))
+  /** Starts a drain thread on a perf event array map; onBatch runs on the JavaScript thread, once per batch. */
+  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: PerfBatchCallback): void {
+    wrap(() => this.#handle.openPerfBuffer(map, opts, onBatch))
   }
+  /** Every entry (batch lookup where the kernel has it, iteration otherwise). */
   mapDump(map: string): MapDump {
-    return wrap(() => this.handle.mapDump(map))
+    return wrap(() => this.#handle.mapDump(map))
   }
+  /** null when the key is absent. Per-CPU maps give valueSize rounded up to 8, times numCpus. */
   mapLookup(map: string, key: Buffer): Buffer | null {
-    return wrap(() => this.handle.mapLookup(map, key))
+    return wrap(() => this.#handle.mapLookup(map, key))
   }
+  /** flags: BPF_ANY (0, the default), BPF_NOEXIST (1), BPF_EXIST (2). */
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void {
-    wrap(() => this.handle.mapUpdate(map, key, value, flags))
+    wrap(() => this.#handle.mapUpdate(map, key, value, flags))
   }
+  /** false when the key was absent. */
   mapDelete(map: string, key: Buffer): boolean {
-    return wrap(() => this.handle.mapDelete(map, key))
+    return wrap(() => this.#handle.mapDelete(map, key))
   }
+  /** Totals over this object's buffers, closed ones included. */
   stats(): DrainStats {
-    return this.handle.stats()
+    return this.#handle.stats()
   }
   /**
-   * Stops the drain threads, delivers every batch they still hold, detaches the programs and
-   * closes the object. Idempotent; resolves when all of that is done.
+   * Detaches the programs, delivers what the drain threads still hold (onBatch may run inside
+   * close()), joins the threads and closes the object. Idempotent.
+   *
+   * All of it happens before close() returns; the returned promise is already settled, for
+   * callers that await it. It rejects with the first error an onBatch threw during the final
+   * delivery (the teardown still completes).
    */
   close(): Promise<void> {
-    return this.handle.close()
+    try {
+      this.#handle.close()
+      return Promise.resolve()
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 }
 
 export function probeFeatures(): Features {
-  return addon.probeFeatures()
+  return wrap(() => addon.probeFeatures())
 }
 
 export function numPossibleCpus(): number {
-  return addon.numPossibleCpus()
+  return wrap(() => addon.numPossibleCpus())
 }
 
-/** CLOCK_BOOTTIME in nanoseconds: the clock of every record's timestamp. */
+/** CLOCK_BOOTTIME in nanoseconds: the clock of bpf_ktime_get_boot_ns(), so of record timestamps. */
 export function bootTimeNs(): number {
   return addon.bootTimeNs()
 }
