@@ -74,17 +74,12 @@ function task(buf: Buffer, view: DataView, base: number): TaskFields {
   }
 }
 
+// One utf8 decode for the whole argv block, then a split: several times faster than one
+// decode per argument for typical command lines.
 function splitArgs(buf: Buffer, start: number, size: number): string[] {
-  const args: string[] = []
-  const end = start + size
-  let at = start
-  while (at < end) {
-    let nul = buf.indexOf(0, at)
-    if (nul < 0 || nul > end) nul = end
-    args.push(buf.toString('utf8', at, nul))
-    at = nul + 1
-  }
-  return args
+  if (size === 0) return []
+  const end = buf[start + size - 1] === 0 ? start + size - 1 : start + size
+  return buf.toString('utf8', start, end).split('\0')
 }
 
 function decodeExec(
