@@ -128,7 +128,16 @@ export class KernelCapture {
   }
 
   /** Loads, attaches and starts draining every configured family. */
-  static start(config: CollectorConfig, sink: CaptureSink, logger: Logger): KernelCapture {
+  /**
+   * `rawTap`, when given, sees every raw batch before it is decoded (for recording golden
+   * fixtures and debugging a decoder); the batch must not be kept past the call.
+   */
+  static start(
+    config: CollectorConfig,
+    sink: CaptureSink,
+    logger: Logger,
+    rawTap?: (family: Family, batch: Buffer) => void,
+  ): KernelCapture {
     const families = config.families
     checkCapturePrerequisites({ net: families.includes('net') })
     const features = probeFeatures()
@@ -193,8 +202,10 @@ export class KernelCapture {
           )
           programs.push(spec.name)
         }
-        const onBatch = (batch: Buffer, _records: number, lost = 0) =>
+        const onBatch = (batch: Buffer, _records: number, lost = 0) => {
+          rawTap?.(family, batch)
           capture.onBatch(family, batch, lost)
+        }
         if (bufferKind === 'ring') {
           object.openRingBuffer(
             'events',
