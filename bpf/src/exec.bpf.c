@@ -44,7 +44,7 @@ int BPF_PROG(handle_sched_process_exec, struct task_struct *task, pid_t old_pid,
 	if (!e)
 		return 0;
 
-	task__fill(&e->task, task, bpf_get_current_cgroup_id());
+	task__fill(&e->task, task, current__cgroup_id());
 	BPF_CORE_READ_STR_INTO(&e->parent_comm, task, real_parent, comm);
 	e->flags = 0;
 	e->_pad0 = 0;
@@ -91,7 +91,7 @@ int BPF_PROG(handle_sched_process_fork, struct task_struct *parent, struct task_
 	/* A new thread shares its parent's tgid; only new processes matter for ancestry. */
 	if (child_pid != child_tgid || current__is_self())
 		return 0;
-	task__fill(&e.task, parent, bpf_get_current_cgroup_id());
+	task__fill(&e.task, parent, current__cgroup_id());
 	e.child_pid = child_pid;
 	e.child_tgid = child_tgid;
 	header__fill(&e.header, EBF_EVENT_FORK, 1, sizeof(e));
@@ -111,7 +111,7 @@ int BPF_PROG(handle_sched_process_exit, struct task_struct *task)
 	/* One record per process: when its thread-group leader exits. */
 	if (BPF_CORE_READ(task, pid) != tgid || current__is_self())
 		return 0;
-	task__fill(&e.task, task, bpf_get_current_cgroup_id());
+	task__fill(&e.task, task, current__cgroup_id());
 	header__fill(&e.header, EBF_EVENT_EXIT, 1, sizeof(e));
 
 	start = bpf_map_lookup_elem(&exec_start, &tgid);

@@ -88,7 +88,7 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 
 	if (current__is_self() || id < 0)
 		return 0;
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = current__cgroup_id();
 	counts__add(cgroup_id, nr);
 
 	if (nr >= EBF_SYSCALL_NR_MAX || !syscall_events[nr])
