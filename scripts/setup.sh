@@ -43,4 +43,5 @@ fi
 
 make -s -C bpf
 make -s -C native
+infra/kafka/kafka.sh fetch # Kafka jars for the integration tests (cached; a no-op when present)
 log "ready"

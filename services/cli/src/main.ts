@@ -1,8 +1,15 @@
 // The `ebbflow` command. Each subcommand turns its flags into a service's typed config (flags
 // first, then EBBFLOW_* variables, then defaults) and starts that service.
 
-import { JsonLinesSink, loadCollectorConfig, startCollector } from '@ebbflow/collector'
-import { ConfigError, EbbflowError } from '@ebbflow/common'
+import {
+  type CaptureSink,
+  JsonLinesSink,
+  KafkaPublisher,
+  loadCollectorConfig,
+  loadEnrichConfig,
+  startCollector,
+} from '@ebbflow/collector'
+import { ConfigError, createLogger, EbbflowError } from '@ebbflow/common'
 import { Command, Option } from 'commander'
 
 const program = new Command('ebbflow')
@@ -16,7 +23,16 @@ program
   .description('capture kernel events on this machine')
   .addOption(new Option('--families <list>', 'exec,net,syscall (env EBBFLOW_FAMILIES)'))
   .addOption(
-    new Option('--output <kind>', 'json: one JSON object per event on stdout (env EBBFLOW_OUTPUT)'),
+    new Option(
+      '--output <kind>',
+      'json: one JSON object per event on stdout; kafka: EventBatches to --kafka (env EBBFLOW_OUTPUT)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--kafka <brokers>',
+      'publish to these Kafka brokers, host:port,... (sets --output kafka; env EBBFLOW_KAFKA)',
+    ),
   )
   .addOption(new Option('--buffer-mode <mode>', 'auto, ring or perf (env EBBFLOW_BUFFER_MODE)'))
   .addOption(
@@ -40,11 +56,50 @@ program
   )
   .addOption(new Option('--bpf-dir <dir>', 'compiled BPF objects (env EBBFLOW_BPF_DIR)'))
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .addOption(
+    new Option(
+      '--kubernetes <mode>',
+      'auto, on or off: name events after pods (env EBBFLOW_KUBERNETES)',
+    ),
+  )
+  .addOption(new Option('--kubeconfig <file>', 'kubeconfig of the API server (env KUBECONFIG)'))
+  .addOption(new Option('--node-name <name>', 'this node (env NODE_NAME)'))
+  .addOption(
+    new Option(
+      '--function-labels <keys>',
+      'extra pod label keys naming a function (env EBBFLOW_FUNCTION_LABELS)',
+    ),
+  )
   .action(async (flags: Record<string, string | undefined>) => {
-    const config = loadCollectorConfig(definedOnly(flags))
-    const collector = startCollector(config, new JsonLinesSink(process.stdout))
+    const { kafka, kubernetes, kubeconfig, nodeName, functionLabels, ...rest } = definedOnly(flags)
+    const explicit: Record<string, string> = rest
+    if (kafka !== undefined) {
+      explicit.kafkaBrokers = kafka
+      explicit.output ??= 'kafka'
+    }
+    if (nodeName !== undefined) explicit.nodeName = nodeName
+    const enrichExplicit = definedOnly({ kubernetes, kubeconfig, nodeName, functionLabels })
+    const problems: string[] = []
+    const attempt = <T>(load: () => T): T | undefined => {
+      try {
+        return load()
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
+        problems.push(...err.problems)
+        return undefined
+      }
+    }
+    // Both configurations are read before either is used, so every problem shows at once.
+    const config = attempt(() => loadCollectorConfig(explicit))
+    const enrichConfig = attempt(() => loadEnrichConfig(enrichExplicit))
+    if (!config || !enrichConfig) throw new ConfigError(problems)
+    const logger = createLogger('collector', config.logLevel)
+    const publisher = config.output === 'kafka' ? new KafkaPublisher(config, logger) : undefined
+    const sink: CaptureSink = publisher ?? new JsonLinesSink(process.stdout)
+    const collector = startCollector(config, enrichConfig, sink, logger)
     await waitForSignal()
     await collector.stop()
+    if (publisher) logger.info({ stats: await publisher.close() }, 'publisher closed')
   })
 
 for (const [name, issue] of [

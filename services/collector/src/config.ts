@@ -1,5 +1,6 @@
 // The collector's configuration: the only reader of process.env in this service. Every field
 // documents its default; every invalid value is reported at once, and nothing falls back.
+import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -34,8 +35,35 @@ export const collectorConfigSchema = z.object({
   families: list
     .pipe(z.array(z.enum(FAMILIES as [Family, ...Family[]])).min(1))
     .prefault(FAMILIES.join(',')),
-  /** Where events go: `json` prints one JSON object per line on stdout. Default: json. */
-  output: z.enum(['json']).default('json'),
+  /** Where events go: `json` prints one JSON object per line on stdout, `kafka` publishes
+   * EventBatches to `kafkaBrokers`. Default: json. */
+  output: z.enum(['json', 'kafka']).default('json'),
+  /** Kafka bootstrap brokers, host:port, comma-separated. Required when output is kafka. */
+  kafkaBrokers: list
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')))
+    .prefault(''),
+  /** This node's name: the Kafka key and EventBatch.node. Default: NODE_NAME, else the host
+   * name. */
+  nodeName: z.string().min(1).default(hostname()),
+  /** Memory held by batches waiting for the broker; past it the oldest are dropped (and
+   * counted). Default: 64 MiB. */
+  queueBudgetBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024),
+  /** Events per EventBatch, at most. Default: 5000. */
+  batchMaxEvents: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+  /** Encoded bytes per EventBatch, about at most (a batch closes once past it). Default:
+   * 512 KiB (below Kafka's 1 MiB default message size). */
+  batchMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(512 * 1024),
+  /** Longest an event waits in a partial batch. Default: 100 ms. */
+  lingerMs: z.coerce.number().int().min(0).max(60_000).default(100),
   /** Folder of the compiled BPF objects. Default: bpf/build of this checkout. */
   bpfDir: z.string().min(1).default(join(repoRoot, 'bpf/build')),
   /** Kernel to userspace channel: ring buffers (5.8+), perf buffers, or auto (ring when the
@@ -72,6 +100,12 @@ export type CollectorConfigInput = { [K in keyof z.input<typeof collectorConfigS
 const ENV: Record<keyof CollectorConfigInput, string> = {
   families: 'EBBFLOW_FAMILIES',
   output: 'EBBFLOW_OUTPUT',
+  kafkaBrokers: 'EBBFLOW_KAFKA',
+  nodeName: 'NODE_NAME',
+  queueBudgetBytes: 'EBBFLOW_QUEUE_BUDGET_BYTES',
+  batchMaxEvents: 'EBBFLOW_BATCH_MAX_EVENTS',
+  batchMaxBytes: 'EBBFLOW_BATCH_MAX_BYTES',
+  lingerMs: 'EBBFLOW_LINGER_MS',
   bpfDir: 'EBBFLOW_BPF_DIR',
   bufferMode: 'EBBFLOW_BUFFER_MODE',
   ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
@@ -112,6 +146,8 @@ export function loadCollectorConfig(
       )
     }
   } else {
+    if (parsed.data.output === 'kafka' && parsed.data.kafkaBrokers.length === 0)
+      problems.push(`kafkaBrokers (${ENV.kafkaBrokers}): required when output is kafka`)
     for (const name of parsed.data.securitySyscalls) {
       if (syscallNumber(name) === undefined)
         problems.push(

@@ -1,0 +1,48 @@
+// The publishers the collector's config asks for: Kafka (distributed) or in-process (embedded).
+import type { Logger } from '@ebbflow/common'
+import { bootTimeNs } from '@ebbflow/native'
+import type { CollectorConfig } from '../config.ts'
+import { Publisher } from './publisher.ts'
+import { InProcessTransport, KafkaTransport } from './transport.ts'
+import { WallClock } from './wire.ts'
+
+type PublishConfig = Pick<
+  CollectorConfig,
+  'nodeName' | 'queueBudgetBytes' | 'batchMaxEvents' | 'batchMaxBytes' | 'lingerMs'
+>
+
+function options(config: PublishConfig, logger: Logger | undefined, instanceId?: string) {
+  return {
+    node: config.nodeName,
+    clock: WallClock.fromBootTime(bootTimeNs()),
+    bootNow: bootTimeNs,
+    queueBudgetBytes: config.queueBudgetBytes,
+    batchMaxEvents: config.batchMaxEvents,
+    batchMaxBytes: config.batchMaxBytes,
+    lingerMs: config.lingerMs,
+    ...(logger ? { logger } : {}),
+    ...(instanceId ? { instanceId } : {}),
+  }
+}
+
+/** A CaptureSink publishing to Kafka (idempotent, acks=-1, gzip, key = node name). */
+export class KafkaPublisher extends Publisher {
+  constructor(
+    config: PublishConfig & { kafkaBrokers: string[] },
+    logger?: Logger,
+    instanceId?: string,
+  ) {
+    super(new KafkaTransport({ brokers: config.kafkaBrokers }), options(config, logger, instanceId))
+  }
+}
+
+/** The embedded mode's publisher: the same batches, read in-process from `transport.consume()`. */
+export class InProcessPublisher extends Publisher {
+  readonly transport: InProcessTransport
+
+  constructor(config: PublishConfig, logger?: Logger, capacityBytes?: number) {
+    const transport = new InProcessTransport(capacityBytes)
+    super(transport, options(config, logger))
+    this.transport = transport
+  }
+}

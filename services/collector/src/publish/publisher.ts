@@ -1,0 +1,294 @@
+// Decoded events → EventBatches per family topic → a bounded queue → a Transport (Kafka or
+// in-process). Capture never waits on the broker: records() and counters() only encode and
+// enqueue. When the broker is slow or down, batches wait in the queue and are retried; past
+// the memory budget the OLDEST queued batches are dropped and counted by family. Oldest,
+// because after an outage the recent records are the ones an operator looks at first, and
+// keeping the newest means what arrives once the broker is back joins up with live data; the
+// gap is reported as Drops records (reason queue_full) and in stats().
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { CapturedEvent, CounterEvent, Family, Logger, RecordEvent } from '@ebbflow/common'
+import { FAMILIES } from '@ebbflow/common'
+import { v1 } from '@ebbflow/proto'
+import protobuf from 'protobufjs'
+import type { CaptureSink } from '../capture.ts'
+import type { Transport } from './transport.ts'
+import { familyOf, TOPICS, type WallClock, writeEvent, writeQueueDrops } from './wire.ts'
+
+export interface PublisherOptions {
+  node: string
+  clock: WallClock
+  /** Memory held by queued batches, at most. */
+  queueBudgetBytes: number
+  batchMaxEvents: number
+  batchMaxBytes: number
+  lingerMs: number
+  /** CLOCK_BOOTTIME now, for stamping the publisher's own drop records. */
+  bootNow: () => number
+  logger?: Logger
+  /** Default: a random uuid. */
+  instanceId?: string
+  /** Default: /proc/sys/kernel/random/boot_id. */
+  bootId?: string
+  /** Longest wait between retries while the transport fails. Default: 2000 ms. */
+  maxBackoffMs?: number
+}
+
+export interface PublisherStats {
+  queuedBatches: number
+  queuedBytes: number
+  publishedBatches: number
+  publishedEvents: number
+  /** Events dropped past the memory budget, by family (cumulative). */
+  droppedEvents: Record<Family, number>
+  droppedBatches: number
+  failedSends: number
+  connected: boolean
+}
+
+interface Pending {
+  writer: protobuf.Writer
+  events: number
+  /** Boot-time range of the batch's events. */
+  minBootNs: number
+  maxBootNs: number
+  timer: NodeJS.Timeout | undefined
+}
+
+interface QueuedBatch {
+  family: Family
+  value: Buffer
+  /** Events in the batch (its own queue_full record not included). */
+  events: number
+  /** queue_full drops this batch reports; counted again if the batch itself is dropped. */
+  carriedDrops: number
+}
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return ''
+  }
+}
+
+export class Publisher implements CaptureSink {
+  readonly instanceId: string
+  readonly bootId: string
+  private readonly o: PublisherOptions
+  private readonly out: Transport
+  private readonly pending = new Map<Family, Pending>()
+  private readonly sequence: Record<Family, number> = { exec: 0, net: 0, syscall: 0 }
+  /** queue_full drops not yet carried by a batch. */
+  private readonly unsentDrops: Record<Family, number> = { exec: 0, net: 0, syscall: 0 }
+  private readonly queue: QueuedBatch[] = []
+  private inFlight = 0
+  private queuedBytes = 0
+  private readonly stats_: PublisherStats
+  private pumping: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private closing = false
+  private idleWaiters: (() => void)[] = []
+
+  constructor(transport: Transport, options: PublisherOptions) {
+    this.out = transport
+    this.o = options
+    this.instanceId = options.instanceId ?? randomUUID()
+    this.bootId = options.bootId ?? readBootId()
+    this.stats_ = {
+      queuedBatches: 0,
+      queuedBytes: 0,
+      publishedBatches: 0,
+      publishedEvents: 0,
+      droppedEvents: { exec: 0, net: 0, syscall: 0 },
+      droppedBatches: 0,
+      failedSends: 0,
+      connected: false,
+    }
+  }
+
+  records(events: RecordEvent[], family: Family): void {
+    for (const e of events) this.add(family, e)
+  }
+
+  counters(events: CounterEvent[]): void {
+    for (const e of events) this.add(familyOf(e), e)
+  }
+
+  /** Any decoded event, routed to its family's topic. */
+  publish(events: readonly CapturedEvent[]): void {
+    for (const e of events) this.add(familyOf(e), e)
+  }
+
+  stats(): PublisherStats {
+    return {
+      ...this.stats_,
+      droppedEvents: { ...this.stats_.droppedEvents },
+      queuedBatches: this.queue.length,
+      queuedBytes: this.queuedBytes,
+    }
+  }
+
+  private add(family: Family, e: CapturedEvent): void {
+    let p = this.pending.get(family)
+    if (!p) {
+      p = this.newPending()
+      this.pending.set(family, p)
+    }
+    writeEvent(p.writer, e, this.o.clock)
+    if (e.bootNs < p.minBootNs) p.minBootNs = e.bootNs
+    if (e.bootNs > p.maxBootNs) p.maxBootNs = e.bootNs
+    p.events++
+    if (p.events >= this.o.batchMaxEvents || p.writer.len >= this.o.batchMaxBytes)
+      this.flush(family)
+    else if (!p.timer) p.timer = setTimeout(() => this.flush(family), this.o.lingerMs)
+  }
+
+  private newPending(): Pending {
+    return {
+      writer: protobuf.Writer.create(),
+      events: 0,
+      minBootNs: Number.POSITIVE_INFINITY,
+      maxBootNs: Number.NEGATIVE_INFINITY,
+      timer: undefined,
+    }
+  }
+
+  /** Closes the family's partial batch into the queue. */
+  private flush(family: Family): void {
+    let p = this.pending.get(family)
+    // A batch of queue_full counts alone when nothing else is coming for that family.
+    if (!p && this.unsentDrops[family] > 0) p = this.newPending()
+    if (!p || (p.events === 0 && this.unsentDrops[family] === 0)) return
+    this.pending.delete(family)
+    if (p.timer) clearTimeout(p.timer)
+    const carriedDrops = this.unsentDrops[family]
+    if (carriedDrops > 0) {
+      writeQueueDrops(p.writer, family, carriedDrops, this.o.bootNow(), this.o.clock)
+      this.unsentDrops[family] = 0
+    }
+    const seq = this.sequence[family]++
+    const topic = TOPICS[family]
+    const head = v1.EventBatch.encode({
+      node: this.o.node,
+      collectorInstanceId: this.instanceId,
+      bootId: this.bootId,
+      sequence: seq,
+      batchId: `${this.instanceId}-${topic}-${seq}`,
+      firstTimeNs: p.events > 0 ? this.o.clock.toWall(p.minBootNs) : null,
+      lastTimeNs: p.events > 0 ? this.o.clock.toWall(p.maxBootNs) : null,
+    }).finish()
+    // Fields of one message may come in any order and repeated ones concatenate: the header
+    // followed by the events written one by one is one EventBatch.
+    const body = p.writer.finish()
+    const value = Buffer.concat([head, body])
+    this.enqueue({ family, value, events: p.events, carriedDrops })
+  }
+
+  private enqueue(batch: QueuedBatch): void {
+    this.queue.push(batch)
+    this.queuedBytes += batch.value.length
+    while (this.queuedBytes > this.o.queueBudgetBytes && this.queue.length > this.inFlight) {
+      // Index inFlight: the batches before it are being sent and cannot be taken back.
+      const [dropped] = this.queue.splice(this.inFlight, 1)
+      if (!dropped) break
+      this.queuedBytes -= dropped.value.length
+      const lost = dropped.events
+      this.stats_.droppedEvents[dropped.family] += lost
+      this.stats_.droppedBatches++
+      this.unsentDrops[dropped.family] += lost + dropped.carriedDrops
+    }
+    this.kick()
+  }
+
+  private kick(): void {
+    if (this.wake) {
+      const w = this.wake
+      this.wake = undefined
+      w()
+    }
+    if (!this.pumping) this.pumping = this.pump().finally(() => (this.pumping = undefined))
+  }
+
+  private async pump(): Promise<void> {
+    let backoff = 100
+    let outage = false
+    while (this.queue.length > 0) {
+      // Up to 1 MiB of queued batches per request: fewer round trips when catching up.
+      let n = 0
+      let bytes = 0
+      while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.value.length <= 1 << 20)) {
+        bytes += this.queue[n]!.value.length
+        n++
+      }
+      this.inFlight = n
+      const sending = this.queue.slice(0, n)
+      try {
+        await this.out.send(
+          sending.map((b) => ({ topic: TOPICS[b.family], key: this.o.node, value: b.value })),
+        )
+        this.queue.splice(0, n)
+        this.inFlight = 0
+        for (const b of sending) {
+          this.queuedBytes -= b.value.length
+          this.stats_.publishedBatches++
+          this.stats_.publishedEvents += b.events
+        }
+        this.stats_.connected = true
+        // Report what the budget cost as soon as the transport takes records again.
+        for (const f of FAMILIES) if (this.unsentDrops[f] > 0 && !this.pending.has(f)) this.flush(f)
+        if (outage) this.o.logger?.info({ queued: this.queue.length }, 'transport is back')
+        outage = false
+        backoff = 100
+      } catch (err) {
+        this.inFlight = 0
+        this.stats_.failedSends++
+        this.stats_.connected = false
+        if (!outage)
+          this.o.logger?.warn(
+            { err: (err as Error).message, queued: this.queue.length },
+            'publishing failed; holding batches and retrying',
+          )
+        outage = true
+        if (this.closing && this.closeDeadline < Date.now()) return
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, backoff)
+          this.wake = () => {
+            clearTimeout(t)
+            resolve()
+          }
+        })
+        backoff = Math.min(backoff * 2, this.o.maxBackoffMs ?? 2000)
+      }
+    }
+    for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  private closeDeadline = 0
+
+  /** Flushes partial batches and resolves once the queue is empty (or `timeoutMs` passed). */
+  async drain(timeoutMs = 10_000): Promise<boolean> {
+    for (const f of FAMILIES) this.flush(f)
+    if (this.queue.length === 0) return true
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs)
+      this.idleWaiters.push(() => {
+        clearTimeout(t)
+        resolve(this.queue.length === 0)
+      })
+      this.kick()
+    })
+  }
+
+  /** Drains for at most `timeoutMs`, then closes the transport. Whatever is left is lost. */
+  async close(timeoutMs = 10_000): Promise<PublisherStats> {
+    this.closing = true
+    this.closeDeadline = Date.now() + timeoutMs
+    await this.drain(timeoutMs)
+    this.closeDeadline = 0
+    if (this.wake) this.wake()
+    await this.pumping
+    await this.out.close()
+    return this.stats()
+  }
+}

@@ -1,0 +1,149 @@
+// Where encoded EventBatches go: Kafka in the distributed mode, an in-process queue in the
+// embedded one. The publisher above it owns batching, the memory budget and drop counting.
+import { CompressionTypes, Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
+
+export interface OutRecord {
+  topic: string
+  /** The node name: one node's records land on one partition, in order. */
+  key: string
+  value: Buffer
+}
+
+export interface Transport {
+  /** Sends the records, in order; resolves once every one is acknowledged; rejects otherwise
+   * (the caller keeps them and retries). */
+  send(records: OutRecord[]): Promise<void>
+  close(): Promise<void>
+}
+
+export interface KafkaTransportOptions {
+  brokers: string[]
+  clientId?: string
+  /** One connection attempt's timeout. Default: 3000 ms. */
+  connectionTimeoutMs?: number
+  /** Per request. Default: 10000 ms. */
+  requestTimeoutMs?: number
+}
+
+/** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
+export class KafkaTransport implements Transport {
+  private readonly kafka: Kafka
+  private producer: Producer | undefined
+
+  constructor(options: KafkaTransportOptions) {
+    this.kafka = new Kafka({
+      clientId: options.clientId ?? 'ebbflow-collector',
+      brokers: options.brokers,
+      connectionTimeout: options.connectionTimeoutMs ?? 3000,
+      requestTimeout: options.requestTimeoutMs ?? 10_000,
+      // The publisher retries forever with its own backoff; kafkajs gives up quickly so a
+      // dead broker shows up as a failed send instead of a minute-long await.
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      // Outages are logged once by the publisher, not per attempt on the console.
+      logLevel: kafkaLogLevel.NOTHING,
+    })
+  }
+
+  async send(records: OutRecord[]): Promise<void> {
+    if (!this.producer) {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: true,
+        retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      })
+      try {
+        await producer.connect()
+      } catch (err) {
+        await producer.disconnect().catch(() => {})
+        throw err
+      }
+      this.producer = producer
+    }
+    const byTopic = new Map<string, { key: string; value: Buffer }[]>()
+    for (const r of records) {
+      const list = byTopic.get(r.topic) ?? []
+      if (list.length === 0) byTopic.set(r.topic, list)
+      list.push({ key: r.key, value: r.value })
+    }
+    try {
+      await this.producer.sendBatch({
+        acks: -1,
+        compression: CompressionTypes.GZIP,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      })
+    } catch (err) {
+      const producer = this.producer
+      this.producer = undefined
+      await producer.disconnect().catch(() => {})
+      throw err
+    }
+  }
+
+  async close(): Promise<void> {
+    const producer = this.producer
+    this.producer = undefined
+    await producer?.disconnect()
+  }
+}
+
+/**
+ * The embedded mode's transport: an in-process async queue. `consume()` yields records in
+ * send order. Holding at most `capacityBytes` unread, `send` waits for the consumer beyond
+ * that, so a slow consumer backs up into the publisher's budget (and its drop counts) just as
+ * a slow broker does.
+ */
+export class InProcessTransport implements Transport {
+  private readonly capacityBytes: number
+  private readonly buffered: OutRecord[] = []
+  private bufferedBytes = 0
+  private readers: ((r: IteratorResult<OutRecord>) => void)[] = []
+  private spaceWaiters: (() => void)[] = []
+  private closed = false
+
+  constructor(capacityBytes = 16 * 1024 * 1024) {
+    this.capacityBytes = capacityBytes
+  }
+
+  async send(records: OutRecord[]): Promise<void> {
+    for (const r of records) {
+      if (this.closed) throw new Error('in-process transport closed')
+      const reader = this.readers.shift()
+      if (reader) {
+        reader({ value: r, done: false })
+        continue
+      }
+      while (this.bufferedBytes > 0 && this.bufferedBytes + r.value.length > this.capacityBytes) {
+        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve))
+        if (this.closed) throw new Error('in-process transport closed')
+      }
+      this.buffered.push(r)
+      this.bufferedBytes += r.value.length
+    }
+  }
+
+  /** Records as they arrive; ends after close() once the buffer is empty. */
+  async *consume(): AsyncGenerator<OutRecord> {
+    for (;;) {
+      const r = this.buffered.shift()
+      if (r) {
+        this.bufferedBytes -= r.value.length
+        for (const wake of this.spaceWaiters.splice(0)) wake()
+        yield r
+        continue
+      }
+      if (this.closed) return
+      const next = await new Promise<IteratorResult<OutRecord>>((resolve) =>
+        this.readers.push(resolve),
+      )
+      if (next.done) return
+      yield next.value
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    for (const reader of this.readers.splice(0)) reader({ value: undefined, done: true })
+    for (const wake of this.spaceWaiters.splice(0)) wake()
+  }
+}

@@ -1,0 +1,493 @@
+// Decoded events ⇄ ebbflow.v1 wire records. Kernel timestamps are CLOCK_BOOTTIME; the wire
+// carries wall-clock ns since the epoch, converted with one offset taken at start (as the
+// JSON sink does) so a later clock step cannot reorder records. uint64 values are exact: the
+// offset and the sums are Long, raw syscall arguments go through bigint.
+import type {
+  CapturedEvent,
+  DropDelta,
+  DropReason,
+  EventMeta,
+  ExecEvent,
+  ExitEvent,
+  Family,
+  ForkEvent,
+  SyscallCountDelta,
+  SyscallEvent,
+  TaskFields,
+  TcpEvent,
+  TcpKind,
+  TrafficDelta,
+} from '@ebbflow/common'
+import { Long, type pb, v1 } from '@ebbflow/proto'
+
+type WireMeta = pb.v1.Metadata.$Properties
+type U64 = number | Long | null | undefined
+
+/** The three Kafka topics and which families' records each carries. */
+export const TOPICS: Readonly<Record<Family, string>> = {
+  exec: 'ebbflow.exec.v1',
+  net: 'ebbflow.net.v1',
+  syscall: 'ebbflow.syscall.v1',
+}
+
+/** Which topic family an event belongs to (drops go with the family they count). */
+export function familyOf(e: CapturedEvent): Family {
+  switch (e.kind) {
+    case 'exec':
+    case 'exit':
+    case 'fork':
+      return 'exec'
+    case 'tcp':
+    case 'traffic':
+      return 'net'
+    case 'syscall':
+    case 'syscall_count':
+      return 'syscall'
+    case 'drops':
+      return e.family
+  }
+}
+
+const TCP_KIND: Record<TcpKind, number> = { connect: 1, accept: 2, close: 3, connect_failed: 4 }
+const TCP_KIND_NAME = ['', 'connect', 'accept', 'close', 'connect_failed'] as const
+const FAMILY_NUM: Record<Family, number> = { exec: 1, net: 2, syscall: 3 }
+const FAMILY_NAME = ['', 'exec', 'net', 'syscall'] as const
+/** queue_full: dropped by the publisher past its memory budget (not a kernel reason). */
+export type WireDropReason = DropReason | 'queue_full'
+const REASON_NUM: Record<WireDropReason, number> = {
+  buffer_full: 1,
+  map_full: 2,
+  read_failed: 3,
+  queue_full: 4,
+}
+const REASON_NAME = ['', 'buffer_full', 'map_full', 'read_failed', 'queue_full'] as const
+
+const META_KEYS = [
+  'node',
+  'namespace',
+  'pod',
+  'podUid',
+  'container',
+  'containerId',
+  'workloadKind',
+  'workloadName',
+  'function',
+  'cgroupPath',
+  'runtime',
+  'image',
+  'qosClass',
+  'serviceAccount',
+  'functionRevision',
+  'systemdUnit',
+] as const
+
+function metaToWire(m: EventMeta | undefined): WireMeta | null {
+  if (!m) return null
+  const w: WireMeta = {}
+  for (const k of META_KEYS) if (m[k] !== undefined) w[k] = m[k]
+  if (m.labels) w.labels = m.labels
+  if (m.unresolved) w.unresolved = true
+  return w
+}
+
+function metaFromWire(w: WireMeta | null | undefined): EventMeta | undefined {
+  if (!w) return undefined
+  const m = { node: w.node ?? '' } as EventMeta
+  for (const k of META_KEYS) if (k !== 'node' && w[k] != null) m[k] = w[k] as string
+  if (w.labels && Object.keys(w.labels).length > 0) m.labels = { ...w.labels }
+  if (w.unresolved) m.unresolved = true
+  return m
+}
+
+function taskToWire(e: TaskFields): pb.v1.Task.$Properties {
+  return {
+    cgroupId: e.cgroupId,
+    pid: e.pid,
+    tgid: e.tgid,
+    ppid: e.ppid,
+    uid: e.uid,
+    gid: e.gid,
+    pidnsIno: e.pidnsIno,
+    mntnsIno: e.mntnsIno,
+    comm: e.comm,
+  }
+}
+
+const u64 = (v: U64): bigint =>
+  v == null ? 0n : typeof v === 'number' ? BigInt(v) : BigInt(v.toString())
+const num = (v: U64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber())
+
+function taskFromWire(
+  t: pb.v1.Task.$Properties | null | undefined,
+  meta: WireMeta | null | undefined,
+): TaskFields {
+  const task: TaskFields = {
+    cgroupId: num(t?.cgroupId),
+    pid: t?.pid ?? 0,
+    tgid: t?.tgid ?? 0,
+    ppid: t?.ppid ?? 0,
+    uid: t?.uid ?? 0,
+    gid: t?.gid ?? 0,
+    pidnsIno: num(t?.pidnsIno),
+    mntnsIno: num(t?.mntnsIno),
+    comm: t?.comm ?? '',
+  }
+  const m = metaFromWire(meta)
+  if (m) task.meta = m
+  return task
+}
+
+/** CLOCK_BOOTTIME ns ⇄ wall-clock ns since the epoch, with one offset. */
+export class WallClock {
+  /** wall ns − boot ns, fixed for the clock's life. */
+  readonly offsetNs: bigint
+  private readonly offset: Long
+
+  constructor(offsetNs: bigint) {
+    this.offsetNs = offsetNs
+    this.offset = Long.fromBigInt(offsetNs, true)
+  }
+
+  /** The offset now: `Date.now()` against the given CLOCK_BOOTTIME reading. */
+  static fromBootTime(bootNowNs: number): WallClock {
+    return new WallClock(BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(bootNowNs)))
+  }
+
+  toWall(bootNs: number): Long {
+    return this.offset.add(Long.fromNumber(bootNs, true))
+  }
+
+  toBoot(wallNs: U64): number {
+    if (wallNs == null) return 0
+    const l = typeof wallNs === 'number' ? Long.fromNumber(wallNs, true) : wallNs
+    return l.subtract(this.offset).toNumber()
+  }
+}
+
+/** Field numbers of EventBatch's repeated fields, for encoding a batch one event at a time. */
+export const BATCH_FIELD = {
+  exec: 8,
+  exit: 9,
+  fork: 10,
+  tcp: 11,
+  traffic: 12,
+  syscall: 13,
+  syscall_count: 14,
+  drops: 15,
+} as const satisfies Record<CapturedEvent['kind'], number>
+
+/** The wire record of one event (a plain object the generated encoder accepts). */
+export function toWire(e: CapturedEvent, clock: WallClock): object {
+  const timeNs = clock.toWall(e.bootNs)
+  const meta = metaToWire(e.meta)
+  switch (e.kind) {
+    case 'exec':
+      return {
+        timeNs,
+        task: taskToWire(e),
+        meta,
+        parentComm: e.parentComm,
+        filename: e.filename,
+        args: e.args,
+        argsTotalBytes: e.argsTotalBytes,
+        argsTruncated: e.argsTruncated,
+        filenameTruncated: e.filenameTruncated,
+        argsReadFailed: e.argsReadFailed,
+      } satisfies pb.v1.Exec.$Properties
+    case 'exit':
+      return {
+        timeNs,
+        task: taskToWire(e),
+        meta,
+        durationNs: e.durationNs,
+        durationFromFork: e.durationFromFork,
+        exitCode: e.exitCode,
+        signal: e.signal,
+        coreDumped: e.coreDumped,
+      } satisfies pb.v1.Exit.$Properties
+    case 'fork':
+      return {
+        timeNs,
+        task: taskToWire(e),
+        meta,
+        childPid: e.childPid,
+        childTgid: e.childTgid,
+      } satisfies pb.v1.Fork.$Properties
+    case 'tcp':
+      return {
+        timeNs,
+        meta,
+        kind: TCP_KIND[e.tcp],
+        role: e.role === 'active' ? 1 : 2,
+        cgroupId: e.cgroupId,
+        sockId: e.sockId,
+        pid: e.pid,
+        comm: e.comm,
+        netnsIno: e.netnsIno,
+        ipFamily: e.family,
+        saddr: e.saddr,
+        daddr: e.daddr,
+        sport: e.sport,
+        dport: e.dport,
+        durationNs: e.durationNs,
+        bytesSent: e.bytesSent,
+        bytesReceived: e.bytesReceived,
+      } satisfies pb.v1.TcpEvent.$Properties
+    case 'traffic':
+      return {
+        timeNs,
+        meta,
+        intervalNs: e.intervalNs,
+        cgroupId: e.cgroupId,
+        direction: e.direction === 'ingress' ? 1 : 2,
+        protocol: e.protocol,
+        ipFamily: e.family,
+        remoteAddr: e.remoteAddr,
+        remotePort: e.remotePort,
+        localPort: e.localPort,
+        packets: e.packets,
+        bytes: e.bytes,
+      } satisfies pb.v1.TrafficCounter.$Properties
+    case 'syscall':
+      return {
+        timeNs,
+        task: taskToWire(e),
+        meta,
+        syscallNr: e.syscallNr,
+        syscall: e.syscall,
+        args: e.args.map((a) => Long.fromBigInt(a, true)),
+        strings: e.strings,
+      } satisfies pb.v1.SyscallEvent.$Properties
+    case 'syscall_count':
+      return {
+        timeNs,
+        meta,
+        intervalNs: e.intervalNs,
+        cgroupId: e.cgroupId,
+        syscallNr: e.syscallNr,
+        syscall: e.syscall,
+        count: e.count,
+      } satisfies pb.v1.SyscallCount.$Properties
+    case 'drops':
+      return dropsToWire(e.bootNs, e.family, e.reason, e.count, clock, meta)
+  }
+}
+
+export function dropsToWire(
+  bootNs: number,
+  family: Family,
+  reason: WireDropReason,
+  count: number,
+  clock: WallClock,
+  meta: WireMeta | null = null,
+): pb.v1.Drops.$Properties {
+  return {
+    timeNs: clock.toWall(bootNs),
+    meta,
+    family: FAMILY_NUM[family],
+    reason: REASON_NUM[reason],
+    count,
+  }
+}
+
+/** Appends one event to an EventBatch being written field by field (exact size, one pass). */
+export function writeEvent(
+  w: import('protobufjs').Writer,
+  e: CapturedEvent,
+  clock: WallClock,
+): void {
+  const tag = (BATCH_FIELD[e.kind] << 3) | 2
+  const wire = toWire(e, clock)
+  switch (e.kind) {
+    case 'exec':
+      v1.Exec.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'exit':
+      v1.Exit.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'fork':
+      v1.Fork.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'tcp':
+      v1.TcpEvent.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'traffic':
+      v1.TrafficCounter.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'syscall':
+      v1.SyscallEvent.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'syscall_count':
+      v1.SyscallCount.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+    case 'drops':
+      v1.Drops.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
+  }
+}
+
+/** A publisher's own drop record (reason queue_full) inside a batch. */
+export function writeQueueDrops(
+  w: import('protobufjs').Writer,
+  family: Family,
+  count: number,
+  bootNs: number,
+  clock: WallClock,
+): void {
+  v1.Drops.encode(
+    dropsToWire(bootNs, family, 'queue_full', count, clock),
+    w.uint32((BATCH_FIELD.drops << 3) | 2).fork(),
+  ).ldelim()
+}
+
+/** A drop count as decoded, including the publisher's queue_full. */
+export interface WireDrops extends Omit<DropDelta, 'reason'> {
+  reason: WireDropReason
+}
+
+/** The events of a decoded EventBatch, back in the collector's shapes, kind by kind. */
+export interface DecodedBatch {
+  node: string
+  collectorInstanceId: string
+  bootId: string
+  sequence: number
+  batchId: string
+  /** Wall-clock ns since the epoch of the batch's first and last event (0 when none). */
+  firstTimeNs: bigint
+  lastTimeNs: bigint
+  exec: ExecEvent[]
+  exit: ExitEvent[]
+  fork: ForkEvent[]
+  tcp: TcpEvent[]
+  traffic: TrafficDelta[]
+  syscall: SyscallEvent[]
+  syscallCount: SyscallCountDelta[]
+  drops: WireDrops[]
+}
+
+function withMeta<T extends object>(e: T, meta: WireMeta | null | undefined): T {
+  const m = metaFromWire(meta)
+  if (m) (e as { meta?: EventMeta }).meta = m
+  return e
+}
+
+/** Decodes an EventBatch; `clock` maps wall time back to the collector's boot time. */
+export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBatch {
+  const b = v1.EventBatch.decode(bytes)
+  return {
+    node: b.node,
+    collectorInstanceId: b.collectorInstanceId,
+    bootId: b.bootId,
+    sequence: num(b.sequence),
+    batchId: b.batchId,
+    firstTimeNs: u64(b.firstTimeNs),
+    lastTimeNs: u64(b.lastTimeNs),
+    exec: b.exec.map((x) => ({
+      kind: 'exec',
+      bootNs: clock.toBoot(x.timeNs),
+      ...taskFromWire(x.task, x.meta),
+      parentComm: x.parentComm ?? '',
+      filename: x.filename ?? '',
+      args: x.args ?? [],
+      argsTotalBytes: x.argsTotalBytes ?? 0,
+      argsTruncated: x.argsTruncated ?? false,
+      filenameTruncated: x.filenameTruncated ?? false,
+      argsReadFailed: x.argsReadFailed ?? false,
+    })),
+    exit: b.exit.map((x) => ({
+      kind: 'exit',
+      bootNs: clock.toBoot(x.timeNs),
+      ...taskFromWire(x.task, x.meta),
+      durationNs: num(x.durationNs),
+      durationFromFork: x.durationFromFork ?? false,
+      exitCode: x.exitCode ?? 0,
+      signal: x.signal ?? 0,
+      coreDumped: x.coreDumped ?? false,
+    })),
+    fork: b.fork.map((x) => ({
+      kind: 'fork',
+      bootNs: clock.toBoot(x.timeNs),
+      ...taskFromWire(x.task, x.meta),
+      childPid: x.childPid ?? 0,
+      childTgid: x.childTgid ?? 0,
+    })),
+    tcp: b.tcp.map((x) =>
+      withMeta<TcpEvent>(
+        {
+          kind: 'tcp',
+          bootNs: clock.toBoot(x.timeNs),
+          tcp: TCP_KIND_NAME[x.kind ?? 0] || 'connect',
+          role: x.role === 2 ? 'passive' : 'active',
+          cgroupId: num(x.cgroupId),
+          sockId: num(x.sockId),
+          pid: x.pid ?? 0,
+          comm: x.comm ?? '',
+          netnsIno: num(x.netnsIno),
+          family: x.ipFamily === 6 ? 6 : 4,
+          saddr: x.saddr ?? '',
+          daddr: x.daddr ?? '',
+          sport: x.sport ?? 0,
+          dport: x.dport ?? 0,
+          durationNs: num(x.durationNs),
+          bytesSent: num(x.bytesSent),
+          bytesReceived: num(x.bytesReceived),
+        },
+        x.meta,
+      ),
+    ),
+    traffic: b.traffic.map((x) =>
+      withMeta<TrafficDelta>(
+        {
+          kind: 'traffic',
+          bootNs: clock.toBoot(x.timeNs),
+          intervalNs: num(x.intervalNs),
+          cgroupId: num(x.cgroupId),
+          direction: x.direction === 1 ? 'ingress' : 'egress',
+          protocol: x.protocol ?? 0,
+          family: x.ipFamily === 6 ? 6 : 4,
+          remoteAddr: x.remoteAddr ?? '',
+          remotePort: x.remotePort ?? 0,
+          localPort: x.localPort ?? 0,
+          packets: num(x.packets),
+          bytes: num(x.bytes),
+        },
+        x.meta,
+      ),
+    ),
+    syscall: b.syscall.map((x) => ({
+      kind: 'syscall',
+      bootNs: clock.toBoot(x.timeNs),
+      ...taskFromWire(x.task, x.meta),
+      syscallNr: x.syscallNr ?? 0,
+      syscall: x.syscall ?? '',
+      args: (x.args ?? []).map((a) => (typeof a === 'number' ? BigInt(a) : a.toBigInt())),
+      strings: (x.strings ?? []).map((s) => ({ arg: s.arg ?? 0, value: s.value ?? '' })),
+    })),
+    syscallCount: b.syscallCount.map((x) =>
+      withMeta<SyscallCountDelta>(
+        {
+          kind: 'syscall_count',
+          bootNs: clock.toBoot(x.timeNs),
+          intervalNs: num(x.intervalNs),
+          cgroupId: num(x.cgroupId),
+          syscallNr: x.syscallNr ?? 0,
+          syscall: x.syscall ?? '',
+          count: num(x.count),
+        },
+        x.meta,
+      ),
+    ),
+    drops: b.drops.map((x) =>
+      withMeta<WireDrops>(
+        {
+          kind: 'drops',
+          bootNs: clock.toBoot(x.timeNs),
+          family: FAMILY_NAME[x.family ?? 0] || 'exec',
+          reason: REASON_NAME[x.reason ?? 0] || 'buffer_full',
+          count: num(x.count),
+        },
+        x.meta,
+      ),
+    ),
+  }
+}

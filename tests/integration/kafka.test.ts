@@ -1,0 +1,375 @@
+// The publisher against a real Kafka broker (infra/kafka, KRaft, from its jars): round trips
+// of synthetic and real captured events, a broker that is down when the collector starts, and
+// the memory budget's drop accounting.
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import {
+  type DecodedBatch,
+  decodeEventBatch,
+  familyOf,
+  KafkaTransport,
+  Publisher,
+  type PublisherOptions,
+  TOPICS,
+  WallClock,
+} from '@ebbflow/collector'
+import type { CapturedEvent, CounterEvent, Family, RecordEvent } from '@ebbflow/common'
+import { bootTimeNs } from '@ebbflow/native'
+import { Kafka, logLevel } from 'kafkajs'
+import { isRoot, startCapture } from '../support/capture.ts'
+import { syntheticEvents } from './events-fixture.ts'
+
+const repo = join(import.meta.dirname, '../..')
+const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
+const hasJava = spawnSync('java', ['-version']).status === 0
+const skip = hasJava ? false : 'needs Java 17+ for the local Kafka broker'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+function publisher(brokers: string[], over: Partial<PublisherOptions> = {}) {
+  const options: PublisherOptions = {
+    node: 'node-a',
+    clock: WallClock.fromBootTime(bootTimeNs()),
+    bootNow: bootTimeNs,
+    queueBudgetBytes: 64 * 1024 * 1024,
+    batchMaxEvents: 500,
+    batchMaxBytes: 256 * 1024,
+    lingerMs: 20,
+    instanceId: randomUUID(),
+    maxBackoffMs: 500,
+    ...over,
+  }
+  return { options, publisher: new Publisher(new KafkaTransport({ brokers }), options) }
+}
+
+interface Consumed {
+  topic: string
+  key: string
+  batch: DecodedBatch
+}
+
+/** Reads every topic from the beginning until `done` holds for this instance's batches. */
+async function consume(
+  brokers: string[],
+  instanceId: string,
+  clock: WallClock,
+  done: (batches: Consumed[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<Consumed[]> {
+  const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING })
+  const consumer = kafka.consumer({ groupId: `test-${randomUUID()}` })
+  const batches: Consumed[] = []
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: Object.values(TOPICS), fromBeginning: true })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out; consumed ${batches.length} batches`)),
+        timeoutMs,
+      )
+      consumer
+        .run({
+          eachMessage: async ({ topic, message }) => {
+            const batch = decodeEventBatch(message.value!, clock)
+            if (batch.collectorInstanceId !== instanceId) return
+            batches.push({ topic, key: message.key?.toString() ?? '', batch })
+            if (done(batches)) {
+              clearTimeout(timer)
+              resolve()
+            }
+          },
+        })
+        .catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+  return batches
+}
+
+/** Events back in publish order, kind by kind (a batch keeps each kind's order). */
+function byKind(batches: Consumed[]): Map<string, CapturedEvent[]> {
+  const out = new Map<string, CapturedEvent[]>()
+  const order = [...batches].sort(
+    (a, b) => a.topic.localeCompare(b.topic) || a.batch.sequence - b.batch.sequence,
+  )
+  for (const { batch } of order) {
+    for (const list of [
+      batch.exec,
+      batch.exit,
+      batch.fork,
+      batch.tcp,
+      batch.traffic,
+      batch.syscall,
+      batch.syscallCount,
+      batch.drops,
+    ] as CapturedEvent[][]) {
+      for (const e of list) {
+        const k = e.kind === 'drops' ? `drops:${(e as { reason: string }).reason}` : e.kind
+        const l = out.get(k) ?? []
+        if (l.length === 0) out.set(k, l)
+        l.push(e)
+      }
+    }
+  }
+  return out
+}
+
+function expectedByKind(events: CapturedEvent[]): Map<string, CapturedEvent[]> {
+  const out = new Map<string, CapturedEvent[]>()
+  for (const e of events) {
+    const k = e.kind === 'drops' ? `drops:${e.reason}` : e.kind
+    const l = out.get(k) ?? []
+    if (l.length === 0) out.set(k, l)
+    l.push(e)
+  }
+  return out
+}
+
+const eventCount = (batches: Consumed[]) =>
+  batches.reduce(
+    (n, { batch: b }) =>
+      n +
+      b.exec.length +
+      b.exit.length +
+      b.fork.length +
+      b.tcp.length +
+      b.traffic.length +
+      b.syscall.length +
+      b.syscallCount.length +
+      b.drops.filter((d) => d.reason !== 'queue_full').length,
+    0,
+  )
+
+const queueFullCount = (batches: Consumed[]) =>
+  batches.reduce(
+    (n, { batch }) =>
+      n + batch.drops.filter((d) => d.reason === 'queue_full').reduce((m, d) => m + d.count, 0),
+    0,
+  )
+
+describe('Kafka publisher (real broker)', { skip }, () => {
+  let dir: string
+  let port: number
+  let brokers: string[]
+
+  before(async () => {
+    execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
+    dir = mkdtempSync(join(tmpdir(), 'ebbflow-kafka-'))
+    port = await freePort()
+    brokers = [`127.0.0.1:${port}`]
+  })
+
+  after(() => {
+    if (dir) {
+      spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('broker down at start: capture goes on, everything held arrives once it is up; a tiny budget counts its drops', {
+    timeout: 60_000,
+  }, async () => {
+    const events = syntheticEvents(3000)
+    const big = publisher(brokers)
+    const tiny = publisher(brokers, { queueBudgetBytes: 8 * 1024, batchMaxEvents: 100 })
+    // publish() must return at once, broker or not.
+    const t0 = performance.now()
+    big.publisher.publish(events)
+    tiny.publisher.publish(events)
+    assert.ok(performance.now() - t0 < 1000, 'publishing does not wait for the broker')
+    await new Promise((r) => setTimeout(r, 1500))
+    const held = big.publisher.stats()
+    assert.equal(held.connected, false)
+    assert.ok(held.failedSends > 0, 'sends were tried and failed')
+    assert.ok(held.queuedBatches > 0)
+    assert.deepEqual(held.droppedEvents, { exec: 0, net: 0, syscall: 0 })
+    const tinyHeld = tiny.publisher.stats()
+    const tinyDropped = Object.values(tinyHeld.droppedEvents).reduce((a, b) => a + b, 0)
+    assert.ok(tinyDropped > 0, 'past the budget, drops are counted')
+    assert.ok(tinyHeld.queuedBytes <= 8 * 1024 + 64 * 1024, 'the queue stays near its budget')
+
+    const out = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    assert.equal(out.trim(), brokers[0])
+
+    assert.equal(await big.publisher.drain(30_000), true, 'the held batches were published')
+    assert.equal(await tiny.publisher.drain(30_000), true)
+    const bigStats = await big.publisher.close()
+    assert.equal(bigStats.publishedEvents, events.length)
+
+    const received = await consume(
+      brokers,
+      big.options.instanceId!,
+      big.options.clock,
+      (b) => eventCount(b) >= events.length,
+    )
+    assert.deepEqual(byKind(received), expectedByKind(events), 'nothing lost, in order')
+
+    // Tiny budget: what arrived plus what the queue_full records report is everything.
+    const tinyStats = await tiny.publisher.close()
+    const tinyDroppedTotal = Object.values(tinyStats.droppedEvents).reduce((a, b) => a + b, 0)
+    const tinyReceived = await consume(
+      brokers,
+      tiny.options.instanceId!,
+      tiny.options.clock,
+      // The queue_full records may come in a batch of their own, after the last events.
+      (b) => eventCount(b) >= tinyStats.publishedEvents && queueFullCount(b) >= tinyDroppedTotal,
+    )
+    const queueDrops = new Map<Family, number>()
+    for (const { batch } of tinyReceived)
+      for (const d of batch.drops)
+        if (d.reason === 'queue_full')
+          queueDrops.set(d.family, (queueDrops.get(d.family) ?? 0) + d.count)
+    for (const f of ['exec', 'net', 'syscall'] as const)
+      assert.equal(
+        queueDrops.get(f) ?? 0,
+        tinyStats.droppedEvents[f],
+        `${f}: drops reported on the wire`,
+      )
+    assert.equal(eventCount(tinyReceived) + tinyDroppedTotal, events.length)
+  })
+
+  it('round trip: 3,000 events of every kind decode identical, in order, keyed by node', {
+    timeout: 60_000,
+  }, async () => {
+    const events = syntheticEvents(3000, 2 ** 52)
+    const { publisher: p, options } = publisher(brokers)
+    p.publish(events)
+    const stats = await p.close()
+    assert.equal(stats.publishedEvents, events.length)
+    assert.equal(stats.droppedBatches, 0)
+    const received = await consume(
+      brokers,
+      options.instanceId!,
+      options.clock,
+      (b) => eventCount(b) >= events.length,
+    )
+    assert.deepEqual(byKind(received), expectedByKind(events))
+    for (const r of received) {
+      assert.equal(r.key, 'node-a')
+      assert.equal(r.batch.node, 'node-a')
+      assert.equal(r.batch.bootId.length, 36)
+      const families = new Set(
+        [...r.batch.exec, ...r.batch.tcp, ...r.batch.syscall, ...r.batch.drops].map((e) =>
+          familyOf(e as CapturedEvent),
+        ),
+      )
+      for (const f of families) assert.equal(TOPICS[f], r.topic, 'each family on its topic')
+    }
+    // Sequences per topic without gaps, and batch ids unique.
+    for (const topic of Object.values(TOPICS)) {
+      const seqs = received.filter((r) => r.topic === topic).map((r) => r.batch.sequence)
+      assert.deepEqual(
+        seqs.sort((a, b) => a - b),
+        seqs.map((_, i) => i),
+      )
+    }
+    assert.equal(new Set(received.map((r) => r.batch.batchId)).size, received.length)
+    // The time range bounds the batch's events.
+    for (const { batch: b } of received) {
+      const times = [...b.exec, ...b.exit, ...b.fork, ...b.tcp, ...b.traffic, ...b.syscall]
+        .concat(b.syscallCount as never[], b.drops as never[])
+        .map((e) => options.clock.offsetNs + BigInt(e.bootNs))
+        .sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))
+      assert.equal(b.firstTimeNs, times[0])
+      assert.equal(b.lastTimeNs, times.at(-1))
+    }
+  })
+
+  it('broker killed (kill -9) and restarted mid-stream: nothing lost, redelivery only as repeated batch ids', {
+    timeout: 90_000,
+  }, async () => {
+    const events = syntheticEvents(6000, 2 ** 50)
+    const { publisher: p, options } = publisher(brokers, { batchMaxEvents: 100 })
+    const pid = Number(readFileSync(join(dir, 'kafka.pid'), 'utf8').trim())
+    let killed = false
+    for (let i = 0; i < events.length; i += 100) {
+      p.publish(events.slice(i, i + 100))
+      await new Promise((r) => setTimeout(r, 25))
+      if (!killed && i >= 2000) {
+        process.kill(pid, 'SIGKILL')
+        killed = true
+      }
+    }
+    assert.ok(p.stats().queuedBatches > 0, 'batches held while the broker is dead')
+    execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+    assert.equal(await p.drain(40_000), true)
+    const stats = await p.close()
+    assert.equal(stats.publishedEvents, events.length)
+    assert.ok(stats.failedSends > 0)
+    const received = await consume(brokers, options.instanceId!, options.clock, (b) => {
+      const unique = new Map(b.map((r) => [r.batch.batchId, r]))
+      return eventCount([...unique.values()]) >= events.length
+    })
+    const unique = new Map<string, Consumed>()
+    for (const r of received) {
+      const seen = unique.get(r.batch.batchId)
+      if (seen) assert.deepEqual(r.batch, seen.batch, 'a redelivered batch is the same batch')
+      else unique.set(r.batch.batchId, r)
+    }
+    assert.deepEqual(byKind([...unique.values()]), expectedByKind(events))
+  })
+
+  it('round trip of real captured exec events (the publisher as the capture sink)', {
+    timeout: 60_000,
+    skip: isRoot() ? false : 'needs root to load BPF programs',
+  }, async () => {
+    const { publisher: p, options } = publisher(brokers)
+    const seen: CapturedEvent[] = []
+    const run = startCapture({ families: 'exec' })
+    // Tee: what the capture hands over is both kept and published, batch by batch.
+    const sink = run.sink
+    const records = sink.records.bind(sink)
+    const counters = sink.counters.bind(sink)
+    sink.records = (events: RecordEvent[], family: Family) => {
+      records(events, family)
+      seen.push(...events)
+      p.records(events, family)
+    }
+    sink.counters = (events: CounterEvent[]) => {
+      counters(events)
+      seen.push(...events)
+      p.counters(events)
+    }
+    try {
+      const marker = `ebbflow-kafka-${randomUUID()}`
+      for (let i = 0; i < 20; i++) spawnSync('/bin/sh', ['-c', 'exit 0', marker])
+      await sink.waitFor(
+        (es) => es.filter((e) => e.kind === 'exec' && e.args.includes(marker)).length === 20,
+        10_000,
+        '20 execs',
+      )
+    } finally {
+      await run.capture.stop()
+    }
+    const stats = await p.close()
+    assert.equal(stats.publishedEvents, seen.length)
+    const received = await consume(
+      brokers,
+      options.instanceId!,
+      options.clock,
+      (b) => eventCount(b) >= seen.length,
+    )
+    assert.ok(seen.length >= 40)
+    assert.deepEqual(byKind(received), expectedByKind(seen))
+  })
+})
