@@ -1,10 +1,14 @@
-// Builds the collector: capture → sink. main.ts (or `ebbflow collect`) starts and stops it.
+// Builds the collector: capture → enrichment (pod, container, function names) → sink.
+// `ebbflow collect` starts and stops it.
 import { createLogger, type Logger } from '@ebbflow/common'
 import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
+import type { EnrichConfig } from './enrich/config.ts'
+import { type Enrichment, startEnrichment } from './enrich/enricher.ts'
 
 export interface Collector {
   capture: KernelCapture
+  enrichment: Enrichment
   logger: Logger
   /** Reads the counters one last time, flushes the buffers and detaches everything. */
   stop(): Promise<void>
@@ -12,28 +16,43 @@ export interface Collector {
 
 export function startCollector(
   config: CollectorConfig,
+  enrichConfig: EnrichConfig,
   sink: CaptureSink,
   logger = createLogger('collector', config.logLevel),
 ): Collector {
-  const capture = KernelCapture.start(config, sink, logger)
+  const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
+  let capture: KernelCapture
+  try {
+    capture = KernelCapture.start(config, enrichment.enricher, logger)
+  } catch (err) {
+    void enrichment.stop()
+    throw err
+  }
   logger.info(
     {
       families: capture.report.families,
       bufferKind: capture.report.bufferKind,
       kernel: capture.report.features.kernelRelease,
       cgroupRoot: capture.report.cgroupRoot,
+      enrichment: enrichment.mode,
     },
     'capture attached',
   )
   let stopping: Promise<void> | undefined
   return {
     capture,
+    enrichment,
     logger,
     stop() {
       stopping ??= (async () => {
         capture.finalCounters()
         await capture.stop()
-        logger.info({ stats: capture.stats() }, 'capture stopped')
+        // After the last batch: sends the events still waiting for their pod.
+        await enrichment.stop()
+        logger.info(
+          { stats: capture.stats(), enrichment: enrichment.enricher.stats() },
+          'capture stopped',
+        )
       })()
       return stopping
     },

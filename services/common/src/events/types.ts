@@ -8,6 +8,51 @@
 export type Family = 'exec' | 'net' | 'syscall'
 export const FAMILIES: readonly Family[] = ['exec', 'net', 'syscall']
 
+/**
+ * Who caused an event, added by the collector's enrichment stage (absent before it). Fields
+ * are absent when unknown: host mode has no pod fields; a process outside any container has
+ * `systemdUnit` instead of a container.
+ */
+export interface EventMeta {
+  /** The node (NODE_NAME, else the host name). */
+  node: string
+  /** The cgroup path below the cgroup v2 mount. */
+  cgroupPath?: string
+  namespace?: string
+  pod?: string
+  podUid?: string
+  container?: string
+  /** 64 hex digits, without the `containerd://` prefix. */
+  containerId?: string
+  /** containerd, cri-o, docker, podman. */
+  runtime?: string
+  image?: string
+  qosClass?: string
+  /** Deployment (through its ReplicaSet), StatefulSet, DaemonSet, Job, CronJob, Pod (no owner)… */
+  workloadKind?: string
+  workloadName?: string
+  serviceAccount?: string
+  /** The pod's labels, after the allowlist and the bound. */
+  labels?: Record<string, string>
+  /** The serverless function (Knative, OpenFaaS, Fission, Kubeless labels, or configured keys). */
+  function?: string
+  /** Knative's revision of the function. */
+  functionRevision?: string
+  /** The innermost systemd unit, for a process on the host outside any container. */
+  systemdUnit?: string
+  /**
+   * The exec session (`kubectl exec`, `kubectl debug`) this process belongs to: started by a
+   * process that entered the container from outside its process tree, inherited by its
+   * descendants. The session's first exec is its start, that process's exit its end.
+   */
+  session?: string
+  /**
+   * Sent without all it should carry: the cgroup was not found, or it is a pod's and the pod
+   * (or this container in it) was still unknown when the late-metadata wait ran out.
+   */
+  unresolved?: true
+}
+
 /** The task an event happened in. */
 export interface TaskFields {
   /** cgroup v2 id: the inode number of the cgroup's directory. */
@@ -20,6 +65,7 @@ export interface TaskFields {
   pidnsIno: number
   mntnsIno: number
   comm: string
+  meta?: EventMeta
 }
 
 export interface ExecEvent extends TaskFields {
@@ -75,6 +121,7 @@ export interface TcpEvent {
   durationNs: number
   bytesSent: number
   bytesReceived: number
+  meta?: EventMeta
 }
 
 export interface SyscallEvent extends TaskFields {
@@ -98,6 +145,7 @@ export interface SyscallCountDelta {
   syscallNr: number
   syscall: string
   count: number
+  meta?: EventMeta
 }
 
 export interface TrafficDelta {
@@ -113,6 +161,7 @@ export interface TrafficDelta {
   localPort: number
   packets: number
   bytes: number
+  meta?: EventMeta
 }
 
 export type DropReason = 'buffer_full' | 'map_full' | 'read_failed'
@@ -124,6 +173,7 @@ export interface DropDelta {
   family: Family
   reason: DropReason
   count: number
+  meta?: EventMeta
 }
 
 export type CounterEvent = SyscallCountDelta | TrafficDelta | DropDelta

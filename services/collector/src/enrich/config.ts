@@ -1,0 +1,113 @@
+// Configuration of the enrichment stage. It reads process.env only through loadEnrichConfig's
+// default argument; services/collector/src/config.ts is to absorb this schema (and its
+// environment names) so that it stays the only reader of the environment.
+import { existsSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { ConfigError } from '@ebbflow/common'
+import { z } from 'zod'
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+)
+
+const ms = (max: number) => z.coerce.number().int().min(0).max(max)
+
+export const enrichConfigSchema = z.object({
+  /** Where pod metadata comes from: `auto` uses Kubernetes when a kubeconfig is given or the
+   * collector runs in a pod (service account mounted), else host mode; `on` requires it; `off`
+   * is host mode (systemd units and container ids only). Default: auto. A missing or
+   * unreachable API server never stops capture. */
+  kubernetes: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Kubeconfig file (KUBECONFIG). Default: none; the in-cluster service account when present.
+   * ~/.kube/config is deliberately not read in auto mode: on a laptop it names a remote
+   * cluster whose pods are not on this machine. */
+  kubeconfig: z.string().min(1).optional(),
+  /** This node's name, for `fieldSelector=spec.nodeName=…` and the `node` field (NODE_NAME).
+   * Default: the host name. */
+  nodeName: z.string().min(1).default(hostname()),
+  /** Longest an event from a container whose pod is not yet known waits for it before it is
+   * sent with what is known and `unresolved`. Default: 2000 ms. */
+  lateMetadataMs: ms(60_000).default(2000),
+  /** How long a deleted pod stays resolvable, for the last events of short-lived pods.
+   * Default: 120000 ms. */
+  deletedPodGraceMs: ms(24 * 3_600_000).default(120_000),
+  /** Most pods cached (deleted ones included; those go first). A node runs at most a few
+   * hundred; short-lived function pods in their grace period add to it. Default: 5000. */
+  maxPods: z.coerce.number().int().min(1).max(1_000_000).default(5000),
+  /** Most events held for late metadata; past it the oldest are sent unresolved.
+   * Default: 50000. */
+  maxPendingEvents: z.coerce.number().int().min(0).max(10_000_000).default(50_000),
+  /** Pod label keys kept on events; empty keeps all, up to maxLabels. Default: all. */
+  labelAllowlist: list.prefault(''),
+  /** Most labels kept per pod (keys in sorted order). Default: 32. */
+  maxLabels: z.coerce.number().int().min(0).max(1024).default(32),
+  /** Extra label keys naming a function, tried before the Knative, OpenFaaS, Fission and
+   * Kubeless ones. Default: none. */
+  functionLabels: list.prefault(''),
+  /** Most cgroups remembered by id. Default: 65536. */
+  cgroupCacheMax: z.coerce.number().int().min(16).max(10_000_000).default(65_536),
+  /** Shortest time between two walks of the cgroup mount on a cache miss. Default: 250 ms. */
+  cgroupRescanMinMs: ms(60_000).default(250),
+  /** First wait before a failed pod list/watch is retried; doubles up to 30 s. Default: 500 ms. */
+  kubeBackoffMs: z.coerce.number().int().min(10).max(60_000).default(500),
+})
+
+export type EnrichConfig = z.output<typeof enrichConfigSchema>
+export type EnrichConfigInput = { [K in keyof z.input<typeof enrichConfigSchema>]?: string }
+
+export const enrichEnvNames: Readonly<Record<keyof EnrichConfigInput, string>> = {
+  kubernetes: 'EBBFLOW_KUBERNETES',
+  kubeconfig: 'KUBECONFIG',
+  nodeName: 'NODE_NAME',
+  lateMetadataMs: 'EBBFLOW_LATE_METADATA_MS',
+  deletedPodGraceMs: 'EBBFLOW_DELETED_POD_GRACE_MS',
+  maxPods: 'EBBFLOW_MAX_PODS',
+  maxPendingEvents: 'EBBFLOW_MAX_PENDING_EVENTS',
+  labelAllowlist: 'EBBFLOW_LABEL_ALLOWLIST',
+  maxLabels: 'EBBFLOW_MAX_LABELS',
+  functionLabels: 'EBBFLOW_FUNCTION_LABELS',
+  cgroupCacheMax: 'EBBFLOW_CGROUP_CACHE_MAX',
+  cgroupRescanMinMs: 'EBBFLOW_CGROUP_RESCAN_MIN_MS',
+  kubeBackoffMs: 'EBBFLOW_KUBE_BACKOFF_MS',
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
+
+/** Explicit values, then the environment, then defaults; throws ConfigError listing every problem. */
+export function loadEnrichConfig(
+  explicit: EnrichConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): EnrichConfig {
+  const raw: Record<string, string> = {}
+  for (const [key, name] of Object.entries(enrichEnvNames)) {
+    const value = explicit[key as keyof EnrichConfigInput] ?? env[name]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const parsed = enrichConfigSchema.safeParse(raw)
+  const problems: string[] = []
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '')
+      const name = enrichEnvNames[key as keyof EnrichConfigInput]
+      problems.push(
+        `${key}${name ? ` (${name})` : ''}: ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`,
+      )
+    }
+  } else if (parsed.data.kubeconfig && !existsSync(parsed.data.kubeconfig)) {
+    problems.push(`kubeconfig (KUBECONFIG): no such file ${JSON.stringify(parsed.data.kubeconfig)}`)
+  } else if (parsed.data.kubernetes === 'on' && !parsed.data.kubeconfig && !inCluster(env)) {
+    problems.push(
+      'kubernetes (EBBFLOW_KUBERNETES): "on" needs KUBECONFIG or an in-cluster service account',
+    )
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems)
+  return parsed.data
+}
+
+/** Running in a pod with its service account token mounted. */
+export function inCluster(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(SERVICE_ACCOUNT_TOKEN)
+}

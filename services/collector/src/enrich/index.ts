@@ -1,0 +1,5 @@
+export * from './cgroup-path.ts'
+export * from './config.ts'
+export * from './enricher.ts'
+export * from './pods.ts'
+export * from './sessions.ts'

@@ -1,0 +1,395 @@
+// The pods of this node, by pod uid and by container id, from the API server's list+watch
+// (through @kubernetes/client-node's ListWatch, restricted with spec.nodeName=<node>).
+// Deleted pods stay resolvable for a grace period, so the last events of a short-lived pod
+// or function still carry its name; the cache is bounded.
+
+import type { Logger } from '@ebbflow/common'
+import {
+  CoreV1Api,
+  type KubeConfig,
+  ListWatch,
+  type V1ContainerStatus,
+  type V1Pod,
+  Watch,
+} from '@kubernetes/client-node'
+
+export interface ContainerMeta {
+  name: string
+  image?: string
+  /** containerd, cri-o, docker… from the `<runtime>://` prefix of the status' containerID. */
+  runtime?: string
+  kind: 'container' | 'init' | 'ephemeral'
+}
+
+export interface PodMeta {
+  uid: string
+  namespace: string
+  name: string
+  node?: string
+  serviceAccount?: string
+  workloadKind: string
+  workloadName: string
+  labels: Record<string, string>
+  function?: string
+  functionRevision?: string
+  /** container id (no runtime prefix) → container. */
+  containers: Map<string, ContainerMeta>
+  /** Container name → image from the spec, for containers whose status has no id yet. */
+  images: Map<string, string>
+  /** When the watch said DELETED (ms, the cache's clock); undefined while it exists. */
+  deletedAt?: number
+}
+
+export interface Workload {
+  kind: string
+  name: string
+}
+
+// Characters of the pod-template-hash (k8s.io/apimachinery rand.SafeEncodeString: no vowels,
+// no 0/1/3, so a hash never spells a word).
+const TEMPLATE_HASH = /^(.+)-[bcdfghjklmnpqrstvwxz2456789]{1,10}$/
+// The CronJob controller names each Job `<cronjob>-<scheduled time in Unix minutes>`: eight
+// digits or more since 1973; requiring eight keeps `migrate-2` a Job.
+const CRONJOB_JOB = /^(.+)-\d{8,}$/
+
+/** The workload a pod belongs to: through its controller owner, ReplicaSet → Deployment, Job → CronJob. */
+export function workloadOf(pod: V1Pod): Workload {
+  const meta = pod.metadata ?? {}
+  const owners = meta.ownerReferences ?? []
+  const owner = owners.find((o) => o.controller) ?? owners[0]
+  if (!owner) return { kind: 'Pod', name: meta.name ?? '' }
+  if (owner.kind === 'ReplicaSet') {
+    const hash = meta.labels?.['pod-template-hash']
+    if (hash && owner.name.endsWith(`-${hash}`))
+      return { kind: 'Deployment', name: owner.name.slice(0, -(hash.length + 1)) }
+    if (!hash) {
+      const m = TEMPLATE_HASH.exec(owner.name)
+      if (m) return { kind: 'Deployment', name: m[1]! }
+    }
+    return { kind: 'ReplicaSet', name: owner.name }
+  }
+  if (owner.kind === 'Job') {
+    const m = CRONJOB_JOB.exec(owner.name)
+    if (m) return { kind: 'CronJob', name: m[1]! }
+  }
+  return { kind: owner.kind, name: owner.name }
+}
+
+/** Label keys that serverless platforms put on their function pods, in the order tried. */
+export const FUNCTION_LABELS: readonly string[] = [
+  'serving.knative.dev/service', // Knative Serving
+  'faas_function', // OpenFaaS
+  'functionName', // Fission
+  'function', // Kubeless
+]
+
+/** The function a pod serves: user-configured keys first, then the platforms' labels. */
+export function functionOf(
+  labels: Record<string, string> | undefined,
+  extraKeys: readonly string[] = [],
+): { function?: string; functionRevision?: string } {
+  if (!labels) return {}
+  const out: { function?: string; functionRevision?: string } = {}
+  for (const key of [...extraKeys, ...FUNCTION_LABELS]) {
+    const v = labels[key]
+    if (v) {
+      out.function = v
+      break
+    }
+  }
+  const revision = labels['serving.knative.dev/revision']
+  if (revision) {
+    out.functionRevision = revision
+    // A Knative revision without its service label (a bare Configuration) still names a function.
+    out.function ??= labels['serving.knative.dev/configuration'] ?? revision
+  }
+  return out
+}
+
+/** `containerd://<id>` → { runtime, id }. */
+export function parseContainerId(
+  containerID: string | undefined,
+): { runtime: string; id: string } | undefined {
+  if (!containerID) return undefined
+  const at = containerID.indexOf('://')
+  if (at < 0) return { runtime: '', id: containerID }
+  return { runtime: containerID.slice(0, at), id: containerID.slice(at + 3) }
+}
+
+export interface PodIndexOptions {
+  /** Label keys kept; empty keeps all, up to maxLabels. */
+  labelAllowlist: readonly string[]
+  maxLabels: number
+  functionLabels: readonly string[]
+  /** How long a deleted pod stays resolvable. */
+  deletedGraceMs: number
+  /** Most pods kept, deleted ones counted; the longest-deleted are forgotten first. */
+  maxPods: number
+  now?: () => number
+}
+
+/** Most container ids remembered per pod (restarts make new ones; old ones stay for late events). */
+const MAX_CONTAINERS_PER_POD = 64
+const MAX_LABEL_VALUE = 256
+
+export class PodIndex {
+  private readonly pods = new Map<string, PodMeta>()
+  private readonly byContainer = new Map<string, string>()
+  private readonly options: Required<PodIndexOptions>
+  private readonly allow: Set<string> | undefined
+  /** Bumped on every change, so callers can cache what they derived from the index. */
+  version = 0
+
+  constructor(options: PodIndexOptions) {
+    this.options = { now: () => Date.now(), ...options }
+    this.allow = options.labelAllowlist.length > 0 ? new Set(options.labelAllowlist) : undefined
+  }
+
+  get size(): number {
+    return this.pods.size
+  }
+
+  byUid(uid: string): PodMeta | undefined {
+    return this.pods.get(uid)
+  }
+
+  byContainerId(id: string): { pod: PodMeta; container: ContainerMeta } | undefined {
+    const uid = this.byContainer.get(id)
+    const pod = uid === undefined ? undefined : this.pods.get(uid)
+    const container = pod?.containers.get(id)
+    return pod && container ? { pod, container } : undefined
+  }
+
+  upsert(pod: V1Pod): void {
+    const uid = pod.metadata?.uid
+    if (!uid) return
+    const previous = this.pods.get(uid)
+    const meta = this.toMeta(pod, previous)
+    // Re-insert so Map order stays "least recently changed first" for eviction.
+    this.pods.delete(uid)
+    this.pods.set(uid, meta)
+    for (const id of meta.containers.keys()) this.byContainer.set(id, uid)
+    this.version++
+    this.enforceBound()
+  }
+
+  /** The watch said DELETED: keep it resolvable for the grace period. */
+  markDeleted(pod: V1Pod): void {
+    const uid = pod.metadata?.uid
+    if (!uid) return
+    // Its final status may carry container ids the cache has not seen (or the pod itself,
+    // when it came and went between two lists).
+    this.upsert(pod)
+    const meta = this.pods.get(uid)
+    if (meta) meta.deletedAt = this.options.now()
+    this.version++
+  }
+
+  /** Forgets pods deleted longer ago than the grace period. */
+  sweep(): void {
+    const now = this.options.now()
+    for (const [uid, meta] of this.pods) {
+      if (meta.deletedAt !== undefined && now - meta.deletedAt >= this.options.deletedGraceMs)
+        this.forget(uid)
+    }
+  }
+
+  private forget(uid: string): void {
+    const meta = this.pods.get(uid)
+    if (!meta) return
+    this.pods.delete(uid)
+    for (const id of meta.containers.keys()) {
+      if (this.byContainer.get(id) === uid) this.byContainer.delete(id)
+    }
+    this.version++
+  }
+
+  private enforceBound(): void {
+    if (this.pods.size <= this.options.maxPods) return
+    this.sweep()
+    // Deleted pods go first (longest-deleted first), then the least recently changed.
+    const deleted = [...this.pods.values()]
+      .filter((p) => p.deletedAt !== undefined)
+      .sort((a, b) => a.deletedAt! - b.deletedAt!)
+    for (const p of deleted) {
+      if (this.pods.size <= this.options.maxPods) return
+      this.forget(p.uid)
+    }
+    for (const uid of this.pods.keys()) {
+      if (this.pods.size <= this.options.maxPods) return
+      this.forget(uid)
+    }
+  }
+
+  private toMeta(pod: V1Pod, previous: PodMeta | undefined): PodMeta {
+    const m = pod.metadata!
+    const workload = workloadOf(pod)
+    const labels: Record<string, string> = {}
+    let n = 0
+    for (const key of Object.keys(m.labels ?? {}).sort()) {
+      if (n >= this.options.maxLabels) break
+      if (this.allow && !this.allow.has(key)) continue
+      labels[key] = m.labels![key]!.slice(0, MAX_LABEL_VALUE)
+      n++
+    }
+    const fn = functionOf(m.labels, this.options.functionLabels)
+    const images = new Map<string, string>()
+    for (const c of [
+      ...(pod.spec?.initContainers ?? []),
+      ...(pod.spec?.containers ?? []),
+      ...(pod.spec?.ephemeralContainers ?? []),
+    ]) {
+      if (c.image) images.set(c.name, c.image)
+    }
+    const containers = new Map(previous?.containers)
+    const add = (statuses: V1ContainerStatus[] | undefined, kind: ContainerMeta['kind']) => {
+      for (const s of statuses ?? []) {
+        for (const containerID of [s.containerID, s.lastState?.terminated?.containerID]) {
+          const parsed = parseContainerId(containerID)
+          if (!parsed) continue
+          const c: ContainerMeta = { name: s.name, kind }
+          const image = s.image || images.get(s.name)
+          if (image) c.image = image
+          if (parsed.runtime) c.runtime = parsed.runtime
+          containers.delete(parsed.id)
+          containers.set(parsed.id, c)
+        }
+      }
+    }
+    add(pod.status?.initContainerStatuses, 'init')
+    add(pod.status?.containerStatuses, 'container')
+    add(pod.status?.ephemeralContainerStatuses, 'ephemeral')
+    while (containers.size > MAX_CONTAINERS_PER_POD) {
+      const oldest = containers.keys().next().value!
+      containers.delete(oldest)
+      if (this.byContainer.get(oldest) === m.uid) this.byContainer.delete(oldest)
+    }
+    const meta: PodMeta = {
+      uid: m.uid!,
+      namespace: m.namespace ?? 'default',
+      name: m.name ?? '',
+      workloadKind: workload.kind,
+      workloadName: workload.name,
+      labels,
+      containers,
+      images,
+    }
+    if (pod.spec?.nodeName) meta.node = pod.spec.nodeName
+    if (pod.spec?.serviceAccountName) meta.serviceAccount = pod.spec.serviceAccountName
+    if (fn.function) meta.function = fn.function
+    if (fn.functionRevision) meta.functionRevision = fn.functionRevision
+    return meta
+  }
+}
+
+export interface PodWatcherOptions {
+  nodeName: string
+  /** First and longest wait before restarting a failed list or watch. */
+  backoffMinMs: number
+  backoffMaxMs: number
+  /** How often deleted pods past their grace period are swept. */
+  sweepIntervalMs: number
+}
+
+export interface PodWatcherStats {
+  listsOrWatchesFailed: number
+  restarts: number
+  connected: boolean
+}
+
+/**
+ * Feeds a PodIndex from list+watch of this node's pods. ListWatch relists by itself on 410
+ * Gone and after a watch ends; after any other failure (API server down at start, a refused
+ * connection) it stops, so this restarts it with exponential backoff: capture never waits for it.
+ */
+export class PodWatcher {
+  private readonly lw: ListWatch<V1Pod>
+  private readonly options: PodWatcherOptions
+  private readonly logger: Logger
+  private readonly listeners: (() => void)[] = []
+  private backoffMs: number
+  private retryTimer: NodeJS.Timeout | undefined
+  private readonly sweepTimer: NodeJS.Timeout
+  private stopped = false
+  private readonly stats_: PodWatcherStats = {
+    listsOrWatchesFailed: 0,
+    restarts: 0,
+    connected: false,
+  }
+
+  constructor(kc: KubeConfig, index: PodIndex, options: PodWatcherOptions, logger: Logger) {
+    this.options = options
+    this.logger = logger
+    this.backoffMs = options.backoffMinMs
+    const api = kc.makeApiClient(CoreV1Api)
+    const fieldSelector = `spec.nodeName=${options.nodeName}`
+    this.lw = new ListWatch<V1Pod>(
+      '/api/v1/pods',
+      new Watch(kc),
+      () => api.listPodForAllNamespaces({ fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    )
+    const changed = () => {
+      this.backoffMs = this.options.backoffMinMs
+      this.stats_.connected = true
+      for (const l of this.listeners) l()
+    }
+    this.lw.on('add', (pod) => {
+      index.upsert(pod)
+      changed()
+    })
+    this.lw.on('update', (pod) => {
+      index.upsert(pod)
+      changed()
+    })
+    this.lw.on('delete', (pod) => {
+      index.markDeleted(pod)
+      changed()
+    })
+    this.lw.on('error', (err) => this.onError(err))
+    this.sweepTimer = setInterval(() => index.sweep(), options.sweepIntervalMs)
+    this.sweepTimer.unref()
+  }
+
+  /** Starts list+watch; never throws for an unreachable API server (it retries). */
+  start(): void {
+    this.lw.start().catch((err: unknown) => this.onError(err))
+  }
+
+  /** Called after every change the watch applied to the index. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener)
+  }
+
+  stats(): PodWatcherStats {
+    return { ...this.stats_ }
+  }
+
+  private onError(err: unknown): void {
+    if (this.stopped) return
+    this.stats_.listsOrWatchesFailed++
+    this.stats_.connected = false
+    const delay = this.backoffMs
+    this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs)
+    this.logger.warn(
+      { err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+      'pod list/watch failed; events keep flowing with what is known',
+    )
+    clearTimeout(this.retryTimer)
+    this.retryTimer = setTimeout(() => {
+      if (this.stopped) return
+      this.stats_.restarts++
+      this.start()
+    }, delay)
+    this.retryTimer.unref()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.retryTimer)
+    clearInterval(this.sweepTimer)
+    await this.lw.stop()
+  }
+}
