@@ -8,8 +8,10 @@ cd "$EBBFLOW_ROOT"
 
 NODE_VERSION=24.21.0
 # clang/llvm build the BPF objects; bpftool writes vmlinux.h from the kernel's BTF;
-# libbpf-dev (static libbpf.a), libelf-dev and zlib1g-dev link the native addon.
-APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ pkg-config ca-certificates)
+# libbpf-dev (static libbpf.a), libelf-dev and zlib1g-dev link the native addon; perl runs
+# test workloads; kcat and protobuf-compiler are the third-party reader of the Kafka records.
+APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ pkg-config ca-certificates
+  perl kcat protobuf-compiler)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -18,6 +20,9 @@ for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+# The local Kafka broker runs from its jars: Java 17+ and Maven to resolve them.
+if ! command -v java >/dev/null 2>&1; then missing+=(openjdk-17-jre-headless); fi
+if ! command -v mvn >/dev/null 2>&1; then missing+=(maven); fi
 if ((${#missing[@]})); then
   log "installing system packages: ${missing[*]}"
   apt-get update -qq
