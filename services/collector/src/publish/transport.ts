@@ -23,14 +23,20 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number
   /** Per request. Default: 10000 ms. */
   requestTimeoutMs?: number
+  /** Record batch compression: gzip is built into kafkajs (lz4 and zstd need codec packages,
+   * not measured yet). Default: gzip. */
+  compression?: 'gzip' | 'none'
 }
 
 /** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
 export class KafkaTransport implements Transport {
   private readonly kafka: Kafka
   private producer: Producer | undefined
+  private readonly compression: CompressionTypes
 
   constructor(options: KafkaTransportOptions) {
+    this.compression =
+      options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'ebbflow-collector',
       brokers: options.brokers,
@@ -69,7 +75,7 @@ export class KafkaTransport implements Transport {
     try {
       await this.producer.sendBatch({
         acks: -1,
-        compression: CompressionTypes.GZIP,
+        compression: this.compression,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       })
     } catch (err) {
