@@ -145,10 +145,16 @@ describe('pod list+watch through @kubernetes/client-node', () => {
   })
 })
 
-/** A cgroup at `<mount>/kubepods/burstable/pod<uid>/<id>`, as kubelet's cgroupfs driver makes it. */
-function kubeletCgroup(podUid: string, containerId: string) {
+/**
+ * A cgroup as kubelet makes it: by default `<mount>/kubepods/burstable/pod<uid>/<id>` (the
+ * cgroupfs driver), or the given levels (the systemd driver's slices and scopes).
+ */
+function kubeletCgroup(
+  podUid: string,
+  containerId: string,
+  levels = ['kubepods', 'burstable', `pod${podUid}`, containerId],
+) {
   const mount = findCgroup2Mount()
-  const levels = ['kubepods', 'burstable', `pod${podUid}`, containerId]
   const made: string[] = []
   let dir = mount
   for (const level of levels) {
@@ -275,6 +281,41 @@ describe('exec events named after their pod (real kernel capture)', { skip }, ()
       container: 'api',
       image: 'ghcr.io/shop/checkout:1.4.2',
     })
+  })
+
+  it('names a CRI-O container under the systemd driver (slices and a crio-<id>.scope)', async () => {
+    const uid = randomUUID()
+    const id = randomBytes(32).toString('hex')
+    api.add(
+      makePod({
+        uid,
+        name: 'ledger-0',
+        namespace: 'bank',
+        nodeName: NODE,
+        owner: { kind: 'StatefulSet', name: 'ledger' },
+        containers: [{ name: 'db', id, image: 'quay.io/bank/ledger:7', runtime: 'cri-o' }],
+      }),
+    )
+    await until('the pod in the cache', () => enrichment.pods!.byContainerId(id) !== undefined)
+    const slice = `kubepods-besteffort-pod${uid.replaceAll('-', '_')}.slice`
+    const cg = kubeletCgroup(uid, id, [
+      'kubepods.slice',
+      'kubepods-besteffort.slice',
+      slice,
+      `crio-${id}.scope`,
+    ])
+    cgroups.push(cg)
+    const exec = await execIn(cg)
+    assert.equal(exec.meta?.namespace, 'bank')
+    assert.equal(exec.meta?.pod, 'ledger-0')
+    assert.equal(exec.meta?.podUid, uid)
+    assert.equal(exec.meta?.container, 'db')
+    assert.equal(exec.meta?.containerId, id)
+    assert.equal(exec.meta?.runtime, 'cri-o', 'as the pod status names it')
+    assert.equal(exec.meta?.qosClass, 'besteffort')
+    assert.equal(exec.meta?.workloadKind, 'StatefulSet')
+    assert.equal(exec.meta?.workloadName, 'ledger')
+    assert.equal(exec.meta?.unresolved, undefined)
   })
 
   it('follows MODIFIED: new labels and revision on the next events', async () => {
