@@ -17,7 +17,8 @@ const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 const missing = ['java', 'kcat', 'protoc'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 )
-const skip = missing.length > 0 ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)` : false
+const skip =
+  missing.length > 0 ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)` : false
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -50,7 +51,9 @@ describe('third-party reader (kcat + protoc)', { skip }, () => {
     }
   })
 
-  it('decodes a published EventBatch with protoc and proto/ alone', { timeout: 60_000 }, async () => {
+  it('decodes a published EventBatch with protoc and proto/ alone', {
+    timeout: 60_000,
+  }, async () => {
     const node = `node-${randomUUID().slice(0, 8)}`
     const publisher = new Publisher(new KafkaTransport({ brokers: [bootstrap] }), {
       node,
@@ -70,13 +73,31 @@ describe('third-party reader (kcat + protoc)', { skip }, () => {
     // One message, raw value bytes (kcat undoes the producer's gzip).
     const raw = execFileSync(
       'kcat',
-      ['-C', '-b', bootstrap, '-t', TOPICS.exec, '-o', 'beginning', '-c', '1', '-e', '-q', '-f', '%s'],
+      [
+        '-C',
+        '-b',
+        bootstrap,
+        '-t',
+        TOPICS.exec,
+        '-o',
+        'beginning',
+        '-c',
+        '1',
+        '-e',
+        '-q',
+        '-f',
+        '%s',
+      ],
       { maxBuffer: 16 * 1024 * 1024 },
     )
     assert.ok(raw.length > 0, 'kcat fetched a record')
     const text = execFileSync(
       'protoc',
-      [`--proto_path=${join(repo, 'proto')}`, '--decode=ebbflow.v1.EventBatch', 'ebbflow/v1/events.proto'],
+      [
+        `--proto_path=${join(repo, 'proto')}`,
+        '--decode=ebbflow.v1.EventBatch',
+        'ebbflow/v1/events.proto',
+      ],
       { input: raw, encoding: 'utf8' },
     )
     assert.match(text, new RegExp(`node: "${node}"`))
