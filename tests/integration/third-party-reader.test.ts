@@ -3,52 +3,33 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { KafkaTransport, Publisher, TOPICS, WallClock } from '@ebbflow/collector'
 import { bootTimeNs } from '@ebbflow/native'
+import { brokerUnavailable, startBroker, type TestBroker } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const repo = join(import.meta.dirname, '../..')
-const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
-const missing = ['java', 'kcat', 'protoc'].filter(
+const missing = ['kcat', 'protoc'].filter(
   (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
 )
 const skip =
-  missing.length > 0 ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)` : false
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
+  missing.length > 0
+    ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)`
+    : (brokerUnavailable() ?? false)
 
 describe('third-party reader (kcat + protoc)', { skip }, () => {
-  let dir: string
+  let broker: TestBroker | undefined
   let bootstrap: string
 
   before(async () => {
-    execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
-    dir = mkdtempSync(join(tmpdir(), 'ebbflow-kcat-'))
-    const port = await freePort()
-    bootstrap = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    }).trim()
+    broker = await startBroker()
+    bootstrap = broker.bootstrap
   })
 
-  after(() => {
-    if (dir) {
-      spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
-      rmSync(dir, { recursive: true, force: true })
-    }
+  after(async () => {
+    await broker?.stop()
   })
 
   it('decodes a published EventBatch with protoc and proto/ alone', {

@@ -1,0 +1,90 @@
+// A real Kafka broker for tests: a container through testcontainers where a Docker
+// engine answers, the local KRaft broker from its jars (infra/kafka/kafka.sh) everywhere else.
+// Both run the same Kafka version (KAFKA_VERSION below, infra/kafka/pom.xml, docker-compose.yml).
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const KAFKA_VERSION = '4.4.0'
+const kafkaSh = join(import.meta.dirname, '../../infra/kafka/kafka.sh')
+
+export interface TestBroker {
+  kind: 'local' | 'container'
+  bootstrap: string
+  stop(): Promise<void>
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/** A Docker engine that answers `docker info` (the client alone is not enough). */
+export function dockerAvailable(): boolean {
+  return spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 5000 }).status === 0
+}
+
+/** Why no broker can run here, or undefined when one can. */
+export function brokerUnavailable(): string | undefined {
+  if (dockerAvailable()) return undefined
+  if (spawnSync('java', ['-version'], { stdio: 'ignore' }).status !== 0) {
+    return 'needs a Docker engine or Java 17+ for the local Kafka broker'
+  }
+  return undefined
+}
+
+export async function startBroker(): Promise<TestBroker> {
+  if (dockerAvailable()) {
+    // @testcontainers/kafka drives Confluent's images; the official apache/kafka image of the
+    // same version as the local broker is configured through its KAFKA_* variables instead.
+    const { GenericContainer, Wait } = await import('testcontainers')
+    const port = await freePort()
+    const container = await new GenericContainer(`apache/kafka:${KAFKA_VERSION}`)
+      .withExposedPorts({ container: 9092, host: port })
+      .withEnvironment({
+        KAFKA_NODE_ID: '1',
+        KAFKA_PROCESS_ROLES: 'broker,controller',
+        KAFKA_LISTENERS: 'PLAINTEXT://:9092,CONTROLLER://:9093',
+        KAFKA_ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${port}`,
+        KAFKA_CONTROLLER_LISTENER_NAMES: 'CONTROLLER',
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP: 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+        KAFKA_CONTROLLER_QUORUM_VOTERS: '1@localhost:9093',
+        KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: '1',
+        KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: '1',
+        KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: '1',
+        KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
+      })
+      .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
+      .withStartupTimeout(120_000)
+      .start()
+    return {
+      kind: 'container',
+      bootstrap: `127.0.0.1:${port}`,
+      async stop() {
+        await container.stop()
+      },
+    }
+  }
+  execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const dir = mkdtempSync(join(tmpdir(), 'ebbflow-broker-'))
+  const port = await freePort()
+  const bootstrap = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim()
+  return {
+    kind: 'local',
+    bootstrap,
+    async stop() {
+      spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
