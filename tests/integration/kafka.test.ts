@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { isDeepStrictEqual } from 'node:util'
 import {
   type DecodedBatch,
   decodeEventBatch,
@@ -62,7 +63,12 @@ interface Consumed {
   batch: DecodedBatch
 }
 
-/** Reads every topic from the beginning until `done` holds for this instance's batches. */
+/**
+ * Reads every topic from the beginning until `done` holds for this instance's batches. A batch
+ * whose id was already seen is a redelivery (a retry after a broker outage can come from a new
+ * producer id, which the broker cannot deduplicate): it must repeat the first copy exactly and
+ * is dropped, as a consumer downstream drops it.
+ */
 async function consume(
   brokers: string[],
   instanceId: string,
@@ -73,6 +79,7 @@ async function consume(
   const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING })
   const consumer = kafka.consumer({ groupId: `test-${randomUUID()}` })
   const batches: Consumed[] = []
+  const seen = new Map<string, DecodedBatch>()
   await consumer.connect()
   try {
     await consumer.subscribe({ topics: Object.values(TOPICS), fromBeginning: true })
@@ -86,6 +93,15 @@ async function consume(
           eachMessage: async ({ topic, message }) => {
             const batch = decodeEventBatch(message.value!, clock)
             if (batch.collectorInstanceId !== instanceId) return
+            const first = seen.get(batch.batchId)
+            if (first) {
+              if (!isDeepStrictEqual(batch, first)) {
+                clearTimeout(timer)
+                reject(new Error(`redelivered batch ${batch.batchId} differs from its first copy`))
+              }
+              return
+            }
+            seen.set(batch.batchId, batch)
             batches.push({ topic, key: message.key?.toString() ?? '', batch })
             if (done(batches)) {
               clearTimeout(timer)
