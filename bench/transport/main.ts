@@ -4,29 +4,17 @@
 // ones (tests/integration/events-fixture.ts); bytes on the wire are the topic logs' size on
 // the broker, which stores record batches as they were sent.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { familyOf, KafkaTransport, Publisher, TOPICS, WallClock } from '@ebbflow/collector'
+import { familyOf, TOPICS } from '@ebbflow/collector'
 import type { CapturedEvent } from '@ebbflow/common'
-import { bootTimeNs } from '@ebbflow/native'
 import { syntheticEvents } from '../../tests/integration/events-fixture.ts'
+import { freePort, testPublisher } from '../../tests/support/kafka-broker.ts'
 
 const EVENTS = Number(process.env.EBBFLOW_BENCH_TRANSPORT_EVENTS ?? 500_000)
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
 function topicBytes(dataDir: string, topic: string): number {
   let total = 0
@@ -59,17 +47,17 @@ try {
     // in <dir>/data).
     const data = join(dir, 'data')
     const before = Object.fromEntries(Object.values(TOPICS).map((t) => [t, topicBytes(data, t)]))
-    const publisher = new Publisher(new KafkaTransport({ brokers: [bootstrap], compression }), {
-      node: 'bench-node',
-      clock: WallClock.fromBootTime(bootTimeNs()),
-      bootNow: bootTimeNs,
-      queueBudgetBytes: 512 * 1024 * 1024,
-      batchMaxEvents: 5000,
-      batchMaxBytes: 512 * 1024,
-      lingerMs: 100,
-      instanceId: randomUUID(),
-      maxBackoffMs: 500,
-    })
+    const { publisher } = testPublisher(
+      [bootstrap],
+      {
+        node: 'bench-node',
+        queueBudgetBytes: 512 * 1024 * 1024,
+        batchMaxEvents: 5000,
+        batchMaxBytes: 512 * 1024,
+        lingerMs: 100,
+      },
+      { compression },
+    )
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     for (let i = 0; i < events.length; i += 10_000) publisher.publish(events.slice(i, i + 10_000))

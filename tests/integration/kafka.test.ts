@@ -5,7 +5,6 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -14,48 +13,19 @@ import {
   type DecodedBatch,
   decodeEventBatch,
   familyOf,
-  KafkaTransport,
-  Publisher,
-  type PublisherOptions,
   TOPICS,
-  WallClock,
+  type WallClock,
 } from '@ebbflow/collector'
 import type { CapturedEvent, CounterEvent, Family, RecordEvent } from '@ebbflow/common'
-import { bootTimeNs } from '@ebbflow/native'
 import { Kafka, logLevel } from 'kafkajs'
 import { isRoot, startCapture } from '../support/capture.ts'
+import { freePort, testPublisher as publisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 const hasJava = spawnSync('java', ['-version']).status === 0
 const skip = hasJava ? false : 'needs Java 17+ for the local Kafka broker'
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
-
-function publisher(brokers: string[], over: Partial<PublisherOptions> = {}) {
-  const options: PublisherOptions = {
-    node: 'node-a',
-    clock: WallClock.fromBootTime(bootTimeNs()),
-    bootNow: bootTimeNs,
-    queueBudgetBytes: 64 * 1024 * 1024,
-    batchMaxEvents: 500,
-    batchMaxBytes: 256 * 1024,
-    lingerMs: 20,
-    instanceId: randomUUID(),
-    maxBackoffMs: 500,
-    ...over,
-  }
-  return { options, publisher: new Publisher(new KafkaTransport({ brokers }), options) }
-}
 
 interface Consumed {
   topic: string

@@ -5,9 +5,13 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { KafkaTransport, Publisher, TOPICS, WallClock } from '@ebbflow/collector'
-import { bootTimeNs } from '@ebbflow/native'
-import { brokerUnavailable, startBroker, type TestBroker } from '../support/kafka-broker.ts'
+import { TOPICS } from '@ebbflow/collector'
+import {
+  brokerUnavailable,
+  startBroker,
+  type TestBroker,
+  testPublisher,
+} from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const repo = join(import.meta.dirname, '../..')
@@ -36,17 +40,7 @@ describe('third-party reader (kcat + protoc)', { skip }, () => {
     timeout: 60_000,
   }, async () => {
     const node = `node-${randomUUID().slice(0, 8)}`
-    const publisher = new Publisher(new KafkaTransport({ brokers: [bootstrap] }), {
-      node,
-      clock: WallClock.fromBootTime(bootTimeNs()),
-      bootNow: bootTimeNs,
-      queueBudgetBytes: 16 * 1024 * 1024,
-      batchMaxEvents: 500,
-      batchMaxBytes: 256 * 1024,
-      lingerMs: 20,
-      instanceId: randomUUID(),
-      maxBackoffMs: 500,
-    })
+    const { publisher } = testPublisher([bootstrap], { node, queueBudgetBytes: 16 * 1024 * 1024 })
     publisher.publish(syntheticEvents(200))
     assert.ok(await publisher.drain(30_000), 'the broker acknowledged every batch')
     await publisher.close()

@@ -2,10 +2,19 @@
 // engine answers, the local KRaft broker from its jars (infra/kafka/kafka.sh) everywhere else.
 // Both run the same Kafka version (KAFKA_VERSION below, infra/kafka/pom.xml, docker-compose.yml).
 import { execFileSync, spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import {
+  KafkaTransport,
+  type KafkaTransportOptions,
+  Publisher,
+  type PublisherOptions,
+  WallClock,
+} from '@ebbflow/collector'
+import { bootTimeNs } from '@ebbflow/native'
 
 export const KAFKA_VERSION = '4.4.0'
 const kafkaSh = join(import.meta.dirname, '../../infra/kafka/kafka.sh')
@@ -86,5 +95,29 @@ export async function startBroker(): Promise<TestBroker> {
       spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
       rmSync(dir, { recursive: true, force: true })
     },
+  }
+}
+
+/** A Publisher to `brokers` with test-sized defaults; `over` changes any option. */
+export function testPublisher(
+  brokers: string[],
+  over: Partial<PublisherOptions> = {},
+  transport: Omit<KafkaTransportOptions, 'brokers'> = {},
+): { options: PublisherOptions; publisher: Publisher } {
+  const options: PublisherOptions = {
+    node: 'node-a',
+    clock: WallClock.fromBootTime(bootTimeNs()),
+    bootNow: bootTimeNs,
+    queueBudgetBytes: 64 * 1024 * 1024,
+    batchMaxEvents: 500,
+    batchMaxBytes: 256 * 1024,
+    lingerMs: 20,
+    instanceId: randomUUID(),
+    maxBackoffMs: 500,
+    ...over,
+  }
+  return {
+    options,
+    publisher: new Publisher(new KafkaTransport({ brokers, ...transport }), options),
   }
 }
