@@ -106,14 +106,21 @@ export function functionOf(
   return out
 }
 
-/** `containerd://<id>` → { runtime, id }. */
+/**
+ * The status' runtime scheme in the spelling cgroup paths give it (ContainerRuntime), so an
+ * event names its runtime the same way whether its pod is known yet or not.
+ */
+const RUNTIME_SPELLING: Readonly<Record<string, string>> = { 'cri-o': 'crio' }
+
+/** `containerd://<id>` → { runtime, id }; `cri-o://` is spelled `crio`. */
 export function parseContainerId(
   containerID: string | undefined,
 ): { runtime: string; id: string } | undefined {
   if (!containerID) return undefined
   const at = containerID.indexOf('://')
   if (at < 0) return { runtime: '', id: containerID }
-  return { runtime: containerID.slice(0, at), id: containerID.slice(at + 3) }
+  const runtime = containerID.slice(0, at)
+  return { runtime: RUNTIME_SPELLING[runtime] ?? runtime, id: containerID.slice(at + 3) }
 }
 
 export interface PodIndexOptions {

@@ -120,7 +120,7 @@ describe('functionOf', () => {
 describe('parseContainerId', () => {
   it('splits the runtime prefix', () => {
     assert.deepEqual(parseContainerId('containerd://abc'), { runtime: 'containerd', id: 'abc' })
-    assert.deepEqual(parseContainerId('cri-o://abc'), { runtime: 'cri-o', id: 'abc' })
+    assert.deepEqual(parseContainerId('cri-o://abc'), { runtime: 'crio', id: 'abc' })
     assert.equal(parseContainerId(''), undefined)
   })
 })
