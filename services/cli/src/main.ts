@@ -107,7 +107,6 @@ for (const [name, issue] of [
   ['ingest', 'write events to ClickHouse'],
   ['api', 'serve the GraphQL API'],
   ['alert', 'run alert rules'],
-  ['migrate', 'apply ClickHouse migrations'],
 ] as const) {
   program
     .command(name)
@@ -120,6 +119,54 @@ for (const [name, issue] of [
       )
     })
 }
+
+program
+  .command('migrate')
+  .description('apply pending ClickHouse schema migrations (infra/clickhouse/migrations)')
+  .addOption(
+    new Option(
+      '--data-dir <dir>',
+      "chDB's data folder (env EBBFLOW_DATA_DIR; default ./.ebbflow-data)",
+    ),
+  )
+  .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL (env EBBFLOW_CLICKHOUSE)'))
+  .addOption(
+    new Option(
+      '--retention-days <n>',
+      'days rows are kept (env EBBFLOW_RETENTION_DAYS; default 30)',
+    ),
+  )
+  .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const explicit = definedOnly(flags)
+    // Loaded here, not at the top: chDB is a large native library the collector never needs.
+    const { ChdbStore, loadStoreConfig, migrate } = await import('@ebbflow/common/store/index')
+    const config = loadStoreConfig(explicit)
+    if (config.clickhouse !== undefined)
+      throw new EbbflowError(
+        'NOT_IMPLEMENTED',
+        'the ClickHouse server store is not built yet; `ebbflow migrate` works on chDB only (--data-dir)',
+      )
+    const logger = createLogger('migrate', config.logLevel)
+    const store = await ChdbStore.open(config.dataDir)
+    try {
+      const result = await migrate(store, {
+        retentionDays: config.retentionDays,
+        onApplied: (m) =>
+          logger.info({ version: m.version, migration: m.name }, 'migration applied'),
+      })
+      logger.info(
+        {
+          dataDir: config.dataDir,
+          applied: result.applied.length,
+          upToDate: result.skipped.length,
+        },
+        result.applied.length === 0 ? 'schema up to date' : 'schema migrated',
+      )
+    } finally {
+      await store.close()
+    }
+  })
 
 function definedOnly(flags: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(

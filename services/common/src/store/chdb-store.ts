@@ -1,0 +1,100 @@
+// The embedded store: chDB (ClickHouse in-process) with its data in one folder.
+import { mkdirSync } from 'node:fs'
+import { EbbflowError } from '../errors.ts'
+import { type InsertOptions, type Store, toJsonEachRow } from './store.ts'
+
+type ChdbModule = typeof import('chdb')
+type Session = InstanceType<ChdbModule['Session']>
+
+/** chDB's errors carry ClickHouse's numeric code; keep it, and say whether a retry can help. */
+function storeError(what: string, err: unknown): EbbflowError {
+  const code = (err as { clickhouseCode?: number })?.clickhouseCode
+  const message = err instanceof Error ? err.message : String(err)
+  return new EbbflowError(
+    code === undefined ? 'STORE_FAILED' : `CLICKHOUSE_${code}`,
+    `${what}: ${message}`,
+    { cause: err, retriable: false },
+  )
+}
+
+export class ChdbStore implements Store {
+  readonly dataDir: string
+  private readonly session: Session
+
+  private constructor(dataDir: string, session: Session) {
+    this.dataDir = dataDir
+    this.session = session
+  }
+
+  /**
+   * Opens (creating it when absent) the chDB data folder. chDB is loaded here, not at import,
+   * so services that never use it do not load its ~200 MB library.
+   */
+  static async open(dataDir: string): Promise<ChdbStore> {
+    mkdirSync(dataDir, { recursive: true })
+    const chdb: ChdbModule = await import('chdb')
+    const session = new chdb.Session(dataDir, {
+      // ClickHouse server's default: 64-bit integers as strings in JSON, so none loses
+      // precision past 2^53 in either store. chDB's own default is unquoted.
+      connectionArgs: ['--output_format_json_quote_64bit_integers=1'],
+    })
+    return new ChdbStore(dataDir, session)
+  }
+
+  async exec(sql: string): Promise<void> {
+    try {
+      await this.session.queryAsync(sql)
+    } catch (err) {
+      throw storeError('statement failed', err)
+    }
+  }
+
+  async query<T = Record<string, unknown>>(
+    sql: string,
+    params?: Record<string, unknown>,
+  ): Promise<T[]> {
+    try {
+      const result = params
+        ? await this.session.queryBindAsync(sql, params, { format: 'JSON' })
+        : await this.session.queryAsync(sql, { format: 'JSON' })
+      const text = result.text()
+      // A statement without a result set (or an empty one with no header) prints nothing.
+      if (text.trim() === '') return []
+      return (JSON.parse(text) as { data: T[] }).data
+    } catch (err) {
+      if (err instanceof EbbflowError) throw err
+      throw storeError('query failed', err)
+    }
+  }
+
+  async insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {
+    if (rows.length === 0) return
+    // With non_replicated_deduplication_window set, ClickHouse also drops a block whose
+    // content hash it has seen, token or not: two honest, identical untokened inserts would
+    // lose one. Deduplicate only when the caller names the batch. ClickHouse 26 governs this
+    // with `deduplicate_insert` (default 'enable'); the older `insert_deduplicate = 0` no longer
+    // turns it off for a plain MergeTree (seen with chDB 3.4.0, ClickHouse 26.7.2).
+    const settings: Record<string, string> =
+      options.dedupToken === undefined
+        ? { deduplicate_insert: 'disable' }
+        : { insert_deduplication_token: options.dedupToken }
+    try {
+      await this.session.insert({
+        table,
+        values: Buffer.from(toJsonEachRow(rows)),
+        format: 'JSONEachRow',
+        settings,
+      })
+    } catch (err) {
+      throw storeError(`insert into ${table} failed`, err)
+    }
+  }
+
+  async close(): Promise<void> {
+    this.session.close()
+    const chdb: ChdbModule = await import('chdb')
+    // close() can return before the native connection is gone; a later open of the same
+    // folder in this process would be refused until it is.
+    await chdb.drainPending()
+  }
+}

@@ -1,0 +1,46 @@
+// Where the store lives and how long it keeps rows: the only reader of EBBFLOW_DATA_DIR,
+// EBBFLOW_CLICKHOUSE, EBBFLOW_RETENTION_DAYS (and EBBFLOW_LOG_LEVEL for
+// the commands that only use the store). Every invalid value is reported at once.
+import { z } from 'zod'
+import { ConfigError } from '../errors.ts'
+
+export const storeConfigSchema = z.object({
+  /** chDB's data folder (embedded mode). Default: ./.ebbflow-data. */
+  dataDir: z.string().min(1).default('./.ebbflow-data'),
+  /** ClickHouse server URL (distributed mode); when set, it is the store. Default: none. */
+  clickhouse: z.url({ protocol: /^https?$/ }).optional(),
+  /** Days rows are kept (each table's TTL, set when its migration runs). Default: 30. */
+  retentionDays: z.coerce.number().int().min(1).max(36_500).default(30),
+  /** Log level of the command using the store (migrate, ingest). Default: info. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type StoreConfig = z.output<typeof storeConfigSchema>
+export type StoreConfigInput = { [K in keyof z.input<typeof storeConfigSchema>]?: string }
+
+const ENV: Record<keyof StoreConfigInput, string> = {
+  dataDir: 'EBBFLOW_DATA_DIR',
+  clickhouse: 'EBBFLOW_CLICKHOUSE',
+  retentionDays: 'EBBFLOW_RETENTION_DAYS',
+  logLevel: 'EBBFLOW_LOG_LEVEL',
+}
+
+/** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */
+export function loadStoreConfig(
+  explicit: StoreConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): StoreConfig {
+  const raw: Record<string, string> = {}
+  for (const [key, name] of Object.entries(ENV)) {
+    const value = explicit[key as keyof StoreConfigInput] ?? env[name]
+    if (value !== undefined) raw[key] = value
+  }
+  const parsed = storeConfigSchema.safeParse(raw)
+  if (parsed.success) return parsed.data
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '') as keyof StoreConfigInput
+      return `${key} (${ENV[key]}): ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`
+    }),
+  )
+}

@@ -1,0 +1,148 @@
+// Forward-only schema migrations: infra/clickhouse/migrations/NNNN_name.sql, applied in
+// order and recorded in ebbflow.schema_migrations. A migration that was applied and has
+// since been edited stops the migrator: the database no longer matches the files.
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { EbbflowError } from '../errors.ts'
+import type { Store } from './store.ts'
+
+/** infra/clickhouse/migrations of this checkout. */
+export const DEFAULT_MIGRATIONS_DIR = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../../../infra/clickhouse/migrations',
+)
+
+export interface Migration {
+  version: number
+  name: string
+  /** sha256 of the file's text before placeholders are substituted. */
+  checksum: string
+  sql: string
+}
+
+export interface MigrateOptions {
+  /** Folder of NNNN_name.sql files. Default: infra/clickhouse/migrations. */
+  dir?: string
+  /** Substituted for `{retention_days}`. Default: 30. */
+  retentionDays?: number
+  /** Told about each migration applied. */
+  onApplied?: (m: Migration) => void
+}
+
+export interface MigrateResult {
+  applied: Migration[]
+  /** Versions already in the database, unchanged. */
+  skipped: number[]
+}
+
+const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/
+
+export function readMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Migration[] {
+  const migrations: Migration[] = []
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith('.sql')) continue
+    const m = FILE.exec(file)
+    if (!m) throw new EbbflowError('MIGRATION_NAME', `${file}: expected NNNN_name.sql`)
+    const sql = readFileSync(join(dir, file), 'utf8')
+    const version = Number(m[1])
+    if (migrations.some((x) => x.version === version))
+      throw new EbbflowError('MIGRATION_NAME', `${file}: version ${version} appears twice`)
+    migrations.push({
+      version,
+      name: m[2]!,
+      checksum: createHash('sha256').update(sql).digest('hex'),
+      sql,
+    })
+  }
+  return migrations
+}
+
+/** Substitutes `{retention_days}`; any other `{word}` placeholder is a mistake in the file. */
+export function renderMigration(sql: string, values: { retentionDays: number }): string {
+  return sql.replace(/\{([a-z_]+)\}/g, (whole, key: string) => {
+    if (key === 'retention_days') return String(values.retentionDays)
+    throw new EbbflowError('MIGRATION_PLACEHOLDER', `unknown placeholder ${whole}`)
+  })
+}
+
+/** The statements of a file: `--` comments dropped, split at a `;` that ends a line. */
+export function splitStatements(sql: string): string[] {
+  const withoutComments = sql
+    .split('\n')
+    .filter((line) => !line.trimStart().startsWith('--'))
+    .join('\n')
+  return withoutComments
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+}
+
+const LEDGER = `CREATE TABLE IF NOT EXISTS ebbflow.schema_migrations
+(
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY version`
+
+/**
+ * Applies the pending migrations in order; idempotent. Refuses (before applying anything)
+ * when an applied migration's file changed or disappeared. A migration is recorded only after
+ * all its statements ran; the statements are `IF NOT EXISTS`, so one interrupted half way is
+ * simply run again.
+ */
+export async function migrate(store: Store, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const retentionDays = options.retentionDays ?? 30
+  if (!Number.isInteger(retentionDays) || retentionDays < 1)
+    throw new EbbflowError('MIGRATION_RETENTION', `retention days must be a positive integer`)
+  const migrations = readMigrations(options.dir)
+  await store.exec('CREATE DATABASE IF NOT EXISTS ebbflow')
+  await store.exec(LEDGER)
+  const applied = await store.query<{ version: number; name: string; checksum: string }>(
+    'SELECT version, name, checksum FROM ebbflow.schema_migrations ORDER BY version',
+  )
+  const byVersion = new Map(migrations.map((m) => [m.version, m]))
+  const problems: string[] = []
+  for (const a of applied) {
+    const file = byVersion.get(Number(a.version))
+    if (!file) problems.push(`migration ${a.version} (${a.name}) was applied but its file is gone`)
+    else if (file.checksum !== a.checksum)
+      problems.push(
+        `migration ${a.version} (${a.name}) was applied with checksum ${a.checksum.slice(0, 12)}… but its file now has ${file.checksum.slice(0, 12)}…; migrations are forward-only: add a new one instead of editing`,
+      )
+  }
+  if (problems.length > 0)
+    throw new EbbflowError(
+      'MIGRATION_CHANGED',
+      `refusing to migrate:\n  - ${problems.join('\n  - ')}`,
+    )
+  const done = new Set(applied.map((a) => Number(a.version)))
+  const result: MigrateResult = { applied: [], skipped: [] }
+  for (const m of migrations) {
+    if (done.has(m.version)) {
+      result.skipped.push(m.version)
+      continue
+    }
+    for (const statement of splitStatements(renderMigration(m.sql, { retentionDays }))) {
+      try {
+        await store.exec(statement)
+      } catch (err) {
+        throw new EbbflowError(
+          'MIGRATION_FAILED',
+          `migration ${m.version} (${m.name}) failed: ${(err as Error).message}`,
+          { cause: err },
+        )
+      }
+    }
+    await store.insert('ebbflow.schema_migrations', [
+      { version: m.version, name: m.name, checksum: m.checksum },
+    ])
+    result.applied.push(m)
+    options.onApplied?.(m)
+  }
+  return result
+}

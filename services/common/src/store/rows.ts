@@ -1,0 +1,239 @@
+// Decoded events (with their enrichment meta) → rows of the ebbflow tables, and one insert
+// per table. Column names are those of infra/clickhouse/migrations.
+import type { CapturedEvent, DropDelta, EventMeta, TaskFields } from '../events/types.ts'
+import type { Store } from './store.ts'
+
+/** Where a batch came from: turns boot-time timestamps into wall time and names the node. */
+export interface RowContext {
+  /** Wall-clock ns since the epoch minus CLOCK_BOOTTIME ns (the collector's WallClock). */
+  offsetNs: bigint
+  /** The node, when an event's meta does not name it. Default: ''. */
+  node?: string
+  /** The node's boot (EventBatch.bootId): with node and tgid it names one process. */
+  bootId?: string
+}
+
+/** A drop count as the wire carries it: the kernel's reasons and the publisher's queue_full. */
+export type StoredDrops = Omit<DropDelta, 'reason'> & { reason: string }
+export type StorableEvent = CapturedEvent | StoredDrops
+
+export type Table =
+  | 'process_events'
+  | 'tcp_connections'
+  | 'traffic'
+  | 'syscall_counts'
+  | 'syscall_events'
+  | 'collector_stats'
+
+export const TABLES: readonly Table[] = [
+  'process_events',
+  'tcp_connections',
+  'traffic',
+  'syscall_counts',
+  'syscall_events',
+  'collector_stats',
+]
+
+export type Row = Record<string, unknown>
+export type RowsByTable = Record<Table, Row[]>
+
+const NS_PER_S = 1_000_000_000n
+
+/** DateTime64(9) as JSONEachRow reads it exactly: "seconds.nanoseconds". */
+export function wallTime(bootNs: number, offsetNs: bigint): string {
+  const ns = offsetNs + BigInt(Math.round(bootNs))
+  return `${ns / NS_PER_S}.${(ns % NS_PER_S).toString().padStart(9, '0')}`
+}
+
+function metaColumns(m: EventMeta | undefined, ctx: RowContext): Row {
+  return {
+    node: m?.node || ctx.node || '',
+    boot_id: ctx.bootId ?? '',
+    namespace: m?.namespace ?? '',
+    pod: m?.pod ?? '',
+    pod_uid: m?.podUid ?? '',
+    container: m?.container ?? '',
+    container_id: m?.containerId ?? '',
+    workload_kind: m?.workloadKind ?? '',
+    workload_name: m?.workloadName ?? '',
+    function: m?.function ?? '',
+    function_revision: m?.functionRevision ?? '',
+    image: m?.image ?? '',
+    systemd_unit: m?.systemdUnit ?? '',
+    cgroup_path: m?.cgroupPath ?? '',
+    session: m?.session ?? '',
+    labels: m?.labels ?? {},
+    unresolved: m?.unresolved === true,
+  }
+}
+
+function taskColumns(e: TaskFields): Row {
+  return {
+    cgroup_id: e.cgroupId,
+    pid: e.pid,
+    tgid: e.tgid,
+    ppid: e.ppid,
+    uid: e.uid,
+    gid: e.gid,
+    pidns_ino: e.pidnsIno,
+    mntns_ino: e.mntnsIno,
+    comm: e.comm,
+  }
+}
+
+/** One row per event, grouped by table. Columns an event kind does not have take defaults. */
+export function toRows(events: Iterable<StorableEvent>, ctx: RowContext): RowsByTable {
+  const out: RowsByTable = {
+    process_events: [],
+    tcp_connections: [],
+    traffic: [],
+    syscall_counts: [],
+    syscall_events: [],
+    collector_stats: [],
+  }
+  for (const e of events) {
+    const time = wallTime(e.bootNs, ctx.offsetNs)
+    switch (e.kind) {
+      case 'exec':
+        out.process_events.push({
+          time,
+          kind: 'exec',
+          ...metaColumns(e.meta, ctx),
+          ...taskColumns(e),
+          parent_comm: e.parentComm,
+          filename: e.filename,
+          args: e.args,
+          args_total_bytes: e.argsTotalBytes,
+          args_truncated: e.argsTruncated,
+          filename_truncated: e.filenameTruncated,
+          args_read_failed: e.argsReadFailed,
+        })
+        break
+      case 'exit':
+        out.process_events.push({
+          time,
+          kind: 'exit',
+          ...metaColumns(e.meta, ctx),
+          ...taskColumns(e),
+          duration_ns: e.durationNs,
+          duration_from_fork: e.durationFromFork,
+          exit_code: e.exitCode,
+          signal: e.signal,
+          core_dumped: e.coreDumped,
+        })
+        break
+      case 'fork':
+        out.process_events.push({
+          time,
+          kind: 'fork',
+          ...metaColumns(e.meta, ctx),
+          ...taskColumns(e),
+          child_pid: e.childPid,
+          child_tgid: e.childTgid,
+        })
+        break
+      case 'tcp':
+        out.tcp_connections.push({
+          time,
+          event: e.tcp,
+          role: e.role,
+          ...metaColumns(e.meta, ctx),
+          cgroup_id: e.cgroupId,
+          sock_id: e.sockId,
+          pid: e.pid,
+          comm: e.comm,
+          netns_ino: e.netnsIno,
+          ip_family: e.family,
+          saddr: e.saddr,
+          daddr: e.daddr,
+          sport: e.sport,
+          dport: e.dport,
+          duration_ns: e.durationNs,
+          bytes_sent: e.bytesSent,
+          bytes_received: e.bytesReceived,
+        })
+        break
+      case 'traffic':
+        out.traffic.push({
+          time,
+          interval_ns: e.intervalNs,
+          ...metaColumns(e.meta, ctx),
+          cgroup_id: e.cgroupId,
+          direction: e.direction,
+          protocol: e.protocol,
+          ip_family: e.family,
+          remote_addr: e.remoteAddr,
+          remote_port: e.remotePort,
+          local_port: e.localPort,
+          packets: e.packets,
+          bytes: e.bytes,
+        })
+        break
+      case 'syscall_count':
+        out.syscall_counts.push({
+          time,
+          interval_ns: e.intervalNs,
+          ...metaColumns(e.meta, ctx),
+          cgroup_id: e.cgroupId,
+          syscall_nr: e.syscallNr,
+          syscall: e.syscall,
+          count: e.count,
+        })
+        break
+      case 'syscall':
+        out.syscall_events.push({
+          time,
+          ...metaColumns(e.meta, ctx),
+          ...taskColumns(e),
+          syscall_nr: e.syscallNr,
+          syscall: e.syscall,
+          args: e.args.map((a) => a.toString()),
+          string_args: e.strings.map((s) => s.arg),
+          string_values: e.strings.map((s) => s.value),
+        })
+        break
+      case 'drops':
+        out.collector_stats.push({
+          time,
+          node: e.meta?.node || ctx.node || '',
+          boot_id: ctx.bootId ?? '',
+          metric: 'drops',
+          family: e.family,
+          reason: e.reason,
+          value: e.count,
+        })
+        break
+    }
+  }
+  return out
+}
+
+export interface InsertEventsOptions {
+  /**
+   * The batch's id: each table's insert uses `${dedupToken}:${table}` as its deduplication
+   * token, so the same batch sent again adds no rows to any table.
+   */
+  dedupToken?: string
+}
+
+/** Writes events to their tables (one insert per table that has rows); returns rows per table. */
+export async function insertEvents(
+  store: Store,
+  events: Iterable<StorableEvent>,
+  ctx: RowContext,
+  options: InsertEventsOptions = {},
+): Promise<Record<Table, number>> {
+  const rows = toRows(events, ctx)
+  const counts = {} as Record<Table, number>
+  for (const table of TABLES) {
+    const tableRows = rows[table]
+    counts[table] = tableRows.length
+    if (tableRows.length === 0) continue
+    await store.insert(
+      `ebbflow.${table}`,
+      tableRows,
+      options.dedupToken === undefined ? {} : { dedupToken: `${options.dedupToken}:${table}` },
+    )
+  }
+  return counts
+}

@@ -1,0 +1,33 @@
+// The store interface: one shape for chDB (embedded) and ClickHouse server, so callers never
+// fork on which one they write to. SQL text is the same for both.
+
+export interface InsertOptions {
+  /**
+   * Same token, same rows: the store keeps one copy (insert_deduplication_token). Needs
+   * `non_replicated_deduplication_window` on a plain MergeTree (the migrations set it).
+   * Without a token nothing is deduplicated: identical rows inserted twice are kept twice.
+   */
+  dedupToken?: string
+}
+
+export interface Store {
+  /** Runs one statement that returns nothing (DDL, INSERT … SELECT). */
+  exec(sql: string): Promise<void>
+  /**
+   * Runs one SELECT and returns its rows. `params` bind `{name:Type}` placeholders on the
+   * engine's side. 64-bit integers come back as strings (exact), as ClickHouse server sends
+   * them by default.
+   */
+  query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>
+  /** Inserts rows (column name → value; UInt64 as string or bigint) as JSONEachRow. */
+  insert(table: string, rows: readonly object[], options?: InsertOptions): Promise<void>
+  close(): Promise<void>
+}
+
+/** JSON with bigint as a decimal string (ClickHouse reads quoted numbers into number columns). */
+export function toJsonEachRow(rows: readonly object[]): string {
+  let out = ''
+  for (const row of rows)
+    out += `${JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`
+  return out
+}
