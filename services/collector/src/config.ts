@@ -10,6 +10,7 @@ import {
   type Family,
   LIMITS,
   type LogLevel,
+  parseConfig,
   syscallNumber,
 } from '@ebbflow/common'
 import { z } from 'zod'
@@ -130,33 +131,19 @@ export function loadCollectorConfig(
   explicit: CollectorConfigInput = {},
   env: NodeJS.ProcessEnv = process.env,
 ): CollectorConfig {
-  const raw: Record<string, string> = {}
-  for (const [key, name] of Object.entries(ENV)) {
-    const value = explicit[key as keyof CollectorConfigInput] ?? env[name]
-    if (value !== undefined) raw[key] = value
-  }
-  const parsed = collectorConfigSchema.safeParse(raw)
-  const problems: string[] = []
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? '')
-      const name = ENV[key as keyof CollectorConfigInput]
-      problems.push(
-        `${key}${name ? ` (${name})` : ''}: ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`,
-      )
-    }
-  } else {
-    if (parsed.data.output === 'kafka' && parsed.data.kafkaBrokers.length === 0)
+  const { data, problems } = parseConfig(collectorConfigSchema, ENV, explicit, env)
+  if (data) {
+    if (data.output === 'kafka' && data.kafkaBrokers.length === 0)
       problems.push(`kafkaBrokers (${ENV.kafkaBrokers}): required when output is kafka`)
-    for (const name of parsed.data.securitySyscalls) {
+    for (const name of data.securitySyscalls) {
       if (syscallNumber(name) === undefined)
         problems.push(
           `securitySyscalls (${ENV.securitySyscalls}): unknown syscall ${JSON.stringify(name)}`,
         )
     }
   }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems)
-  return parsed.data
+  if (problems.length > 0 || !data) throw new ConfigError(problems)
+  return data
 }
 
 export type { LogLevel }

@@ -1,4 +1,5 @@
 export * from './cgroup.ts'
+export * from './config.ts'
 export * from './errors.ts'
 export * from './events/decode.ts'
 export * from './events/layout.generated.ts'

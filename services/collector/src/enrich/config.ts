@@ -3,7 +3,7 @@
 // environment names) so that it stays the only reader of the environment.
 import { existsSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { ConfigError } from '@ebbflow/common'
+import { ConfigError, parseConfig } from '@ebbflow/common'
 import { z } from 'zod'
 
 const list = z.string().transform((s) =>
@@ -81,30 +81,19 @@ export function loadEnrichConfig(
   explicit: EnrichConfigInput = {},
   env: NodeJS.ProcessEnv = process.env,
 ): EnrichConfig {
-  const raw: Record<string, string> = {}
-  for (const [key, name] of Object.entries(enrichEnvNames)) {
-    const value = explicit[key as keyof EnrichConfigInput] ?? env[name]
-    if (value !== undefined && value !== '') raw[key] = value
-  }
-  const parsed = enrichConfigSchema.safeParse(raw)
-  const problems: string[] = []
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? '')
-      const name = enrichEnvNames[key as keyof EnrichConfigInput]
-      problems.push(
-        `${key}${name ? ` (${name})` : ''}: ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`,
-      )
-    }
-  } else if (parsed.data.kubeconfig && !existsSync(parsed.data.kubeconfig)) {
-    problems.push(`kubeconfig (KUBECONFIG): no such file ${JSON.stringify(parsed.data.kubeconfig)}`)
-  } else if (parsed.data.kubernetes === 'on' && !parsed.data.kubeconfig && !inCluster(env)) {
+  // An empty KUBECONFIG or NODE_NAME (as a manifest may set) means unset here.
+  const { data, problems } = parseConfig(enrichConfigSchema, enrichEnvNames, explicit, env, {
+    emptyIsUnset: true,
+  })
+  if (data?.kubeconfig && !existsSync(data.kubeconfig)) {
+    problems.push(`kubeconfig (KUBECONFIG): no such file ${JSON.stringify(data.kubeconfig)}`)
+  } else if (data?.kubernetes === 'on' && !data.kubeconfig && !inCluster(env)) {
     problems.push(
       'kubernetes (EBBFLOW_KUBERNETES): "on" needs KUBECONFIG or an in-cluster service account',
     )
   }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems)
-  return parsed.data
+  if (problems.length > 0 || !data) throw new ConfigError(problems)
+  return data
 }
 
 /** Running in a pod with its service account token mounted. */

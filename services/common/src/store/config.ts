@@ -2,6 +2,7 @@
 // EBBFLOW_CLICKHOUSE, EBBFLOW_RETENTION_DAYS (and EBBFLOW_LOG_LEVEL for
 // the commands that only use the store). Every invalid value is reported at once.
 import { z } from 'zod'
+import { parseConfig } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 
 export const storeConfigSchema = z.object({
@@ -30,17 +31,7 @@ export function loadStoreConfig(
   explicit: StoreConfigInput = {},
   env: NodeJS.ProcessEnv = process.env,
 ): StoreConfig {
-  const raw: Record<string, string> = {}
-  for (const [key, name] of Object.entries(ENV)) {
-    const value = explicit[key as keyof StoreConfigInput] ?? env[name]
-    if (value !== undefined) raw[key] = value
-  }
-  const parsed = storeConfigSchema.safeParse(raw)
-  if (parsed.success) return parsed.data
-  throw new ConfigError(
-    parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0] ?? '') as keyof StoreConfigInput
-      return `${key} (${ENV[key]}): ${issue.message}${key in raw ? ` (got ${JSON.stringify(raw[key])})` : ''}`
-    }),
-  )
+  const { data, problems } = parseConfig(storeConfigSchema, ENV, explicit, env)
+  if (!data) throw new ConfigError(problems)
+  return data
 }
