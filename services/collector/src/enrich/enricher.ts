@@ -14,9 +14,10 @@ import {
   type Logger,
   type RecordEvent,
 } from '@ebbflow/common'
-import { KubeConfig } from '@kubernetes/client-node'
+import type { KubeConfig } from '@kubernetes/client-node'
 import type { CaptureSink } from '../capture.ts'
 import { CgroupPathCache } from './cgroup-path.ts'
+import { clientNode } from './client-node.ts'
 import { type EnrichConfig, inCluster } from './config.ts'
 import { PodIndex, PodWatcher } from './pods.ts'
 import { SessionTracker } from './sessions.ts'
@@ -306,7 +307,7 @@ const MAX_PROCESSES_PER_CONTAINER = 65_536
 /** The KubeConfig to use, or undefined for host mode. */
 export function kubeConfigFor(config: EnrichConfig): KubeConfig | undefined {
   if (config.kubernetes === 'off') return undefined
-  const kc = new KubeConfig()
+  const kc = new (clientNode().KubeConfig)()
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig)
   else if (inCluster()) kc.loadFromCluster()
   else return undefined

@@ -4,14 +4,8 @@
 // or function still carry its name; the cache is bounded.
 
 import type { Logger } from '@ebbflow/common'
-import {
-  CoreV1Api,
-  type KubeConfig,
-  ListWatch,
-  type V1ContainerStatus,
-  type V1Pod,
-  Watch,
-} from '@kubernetes/client-node'
+import type { KubeConfig, ListWatch, V1ContainerStatus, V1Pod } from '@kubernetes/client-node'
+import { clientNode } from './client-node.ts'
 
 export interface ContainerMeta {
   name: string
@@ -328,6 +322,7 @@ export class PodWatcher {
     this.options = options
     this.logger = logger
     this.backoffMs = options.backoffMinMs
+    const { CoreV1Api, ListWatch, Watch } = clientNode()
     const api = kc.makeApiClient(CoreV1Api)
     const fieldSelector = `spec.nodeName=${options.nodeName}`
     this.lw = new ListWatch<V1Pod>(
