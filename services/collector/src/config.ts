@@ -9,6 +9,7 @@ import {
   FAMILIES,
   type Family,
   LIMITS,
+  LOG_LEVELS,
   type LogLevel,
   parseConfig,
   syscallNumber,
@@ -92,7 +93,7 @@ export const collectorConfigSchema = z.object({
   /** Longest a record waits in a partial batch. Default: 50 ms. */
   flushMs: z.coerce.number().int().min(1).max(10_000).default(50),
   /** Log level. Default: info. */
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
 })
 
 export type CollectorConfig = z.output<typeof collectorConfigSchema>

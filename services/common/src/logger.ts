@@ -4,7 +4,9 @@ import { type Logger, pino } from 'pino'
 
 export type { Logger }
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+/** pino's levels, for every service's `logLevel` setting. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
 
 const REDACT = [
   '*.password',

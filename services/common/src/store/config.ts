@@ -4,6 +4,7 @@
 import { z } from 'zod'
 import { parseConfig } from '../config.ts'
 import { ConfigError } from '../errors.ts'
+import { LOG_LEVELS } from '../logger.ts'
 
 export const storeConfigSchema = z.object({
   /** chDB's data folder (embedded mode). Default: ./.ebbflow-data. */
@@ -13,7 +14,7 @@ export const storeConfigSchema = z.object({
   /** Days rows are kept (each table's TTL, set when its migration runs). Default: 30. */
   retentionDays: z.coerce.number().int().min(1).max(36_500).default(30),
   /** Log level of the command using the store (migrate, ingest). Default: info. */
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
 })
 
 export type StoreConfig = z.output<typeof storeConfigSchema>
