@@ -67,7 +67,19 @@ describe('chDB store', () => {
     const tables = await store.query<{ name: string }>(
       "SELECT name FROM system.tables WHERE database = 'ebbflow' ORDER BY name",
     )
-    assert.deepEqual(tables.map((t) => t.name).sort(), [...TABLES, 'schema_migrations'].sort())
+    assert.deepEqual(
+      tables.map((t) => t.name).sort(),
+      [
+        ...TABLES,
+        'schema_migrations',
+        'schema_settings',
+        'dead_letters',
+        ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions'].flatMap((t) => [
+          t,
+          `${t}_mv`,
+        ]),
+      ].sort(),
+    )
   })
 
   it('has daily partitions, the configured TTL and the sort key in every table', async () => {
@@ -253,7 +265,7 @@ describe('ebbflow migrate', () => {
       encoding: 'utf8',
     })
     assert.equal(second.status, 0, second.stderr)
-    assert.match(second.stderr + second.stdout, /"applied":0,"upToDate":1.*schema up to date/)
+    assert.match(second.stderr + second.stdout, /"applied":0,"upToDate":2.*schema up to date/)
   })
 
   it('says the ClickHouse server store is not built yet instead of pretending', () => {

@@ -1,4 +1,4 @@
+export * from '@ebbflow/common/wire'
 export * from './kafka-publisher.ts'
 export * from './publisher.ts'
 export * from './transport.ts'
-export * from './wire.ts'

@@ -1,10 +1,10 @@
 // The publishers the collector's config asks for: Kafka (distributed) or in-process (embedded).
 import type { Logger } from '@ebbflow/common'
+import { WallClock } from '@ebbflow/common/wire'
 import { bootTimeNs } from '@ebbflow/native'
 import type { CollectorConfig } from '../config.ts'
 import { Publisher } from './publisher.ts'
 import { InProcessTransport, KafkaTransport } from './transport.ts'
-import { WallClock } from './wire.ts'
 
 type PublishConfig = Pick<
   CollectorConfig,

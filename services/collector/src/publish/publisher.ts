@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { CapturedEvent, CounterEvent, Family, Logger, RecordEvent } from '@ebbflow/common'
 import { FAMILIES } from '@ebbflow/common'
+import { familyOf, TOPICS, type WallClock, writeEvent, writeQueueDrops } from '@ebbflow/common/wire'
 import { v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
 import type { CaptureSink } from '../capture.ts'
 import type { Transport } from './transport.ts'
-import { familyOf, TOPICS, type WallClock, writeEvent, writeQueueDrops } from './wire.ts'
 
 export interface PublisherOptions {
   node: string

@@ -2,6 +2,7 @@
 // mapping of decoded events to rows. Imported as `@ebbflow/common/store/index` (not from the
 // package root) so services that never store anything do not load chDB.
 export * from './chdb-store.ts'
+export * from './cluster.ts'
 export * from './config.ts'
 export * from './migrate.ts'
 export * from './rows.ts'

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EbbflowError } from '../errors.ts'
+import { clusterBookkeeping, toClusterStatements } from './cluster.ts'
 import type { Store } from './store.ts'
 
 /** infra/clickhouse/migrations of this checkout. */
@@ -27,14 +28,23 @@ export interface MigrateOptions {
   dir?: string
   /** Substituted for `{retention_days}`. Default: 30. */
   retentionDays?: number
+  /**
+   * A ClickHouse cluster name: tables become Replicated*MergeTree `T_local` on every node with
+   * a Distributed `T` over them (`ON CLUSTER`). Default: none (one server, or chDB).
+   */
+  cluster?: string
   /** Told about each migration applied. */
   onApplied?: (m: Migration) => void
+  /** Told about each table whose TTL was changed to a new retention. */
+  onRetentionChanged?: (table: string, from: number | undefined, to: number) => void
 }
 
 export interface MigrateResult {
   applied: Migration[]
   /** Versions already in the database, unchanged. */
   skipped: number[]
+  /** Tables whose TTL was altered because the retention changed since the last run. */
+  retentionChanged: string[]
 }
 
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/
@@ -79,6 +89,40 @@ export function splitStatements(sql: string): string[] {
     .filter((s) => s.length > 0)
 }
 
+/** A migration's statements as they run: placeholders filled, in cluster form if asked. */
+export function renderStatements(
+  m: Migration,
+  values: { retentionDays: number; cluster?: string | undefined },
+): string[] {
+  const statements = splitStatements(renderMigration(m.sql, values))
+  return values.cluster
+    ? statements.flatMap((s) => toClusterStatements(s, values.cluster!))
+    : statements
+}
+
+const TTL_TABLE =
+  /^CREATE TABLE IF NOT EXISTS (\w+\.\w+)[\s\S]*?\nTTL (.+?) \+ INTERVAL \{retention_days\} DAY/
+
+/** Tables with a retention TTL and the time expression it adds the interval to. */
+export function retentionTables(migrations: readonly Migration[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const m of migrations)
+    for (const s of splitStatements(m.sql)) {
+      const t = TTL_TABLE.exec(s)
+      if (t) out.set(t[1]!, t[2]!)
+    }
+  return out
+}
+
+const SETTINGS_TABLE = `CREATE TABLE IF NOT EXISTS ebbflow.schema_settings
+(
+    name String,
+    value String,
+    at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(at)
+ORDER BY name`
+
 const LEDGER = `CREATE TABLE IF NOT EXISTS ebbflow.schema_migrations
 (
     version UInt32,
@@ -100,8 +144,19 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
   if (!Number.isInteger(retentionDays) || retentionDays < 1)
     throw new EbbflowError('MIGRATION_RETENTION', `retention days must be a positive integer`)
   const migrations = readMigrations(options.dir)
-  await store.exec('CREATE DATABASE IF NOT EXISTS ebbflow')
-  await store.exec(LEDGER)
+  const cluster = options.cluster
+  const run = async (sql: string) => {
+    for (const statement of cluster ? toClusterStatements(sql, cluster) : [sql])
+      await store.exec(statement)
+  }
+  await run('CREATE DATABASE IF NOT EXISTS ebbflow')
+  if (cluster) {
+    await store.exec(clusterBookkeeping(LEDGER, cluster))
+    await store.exec(clusterBookkeeping(SETTINGS_TABLE, cluster))
+  } else {
+    await store.exec(LEDGER)
+    await store.exec(SETTINGS_TABLE)
+  }
   const applied = await store.query<{ version: number; name: string; checksum: string }>(
     'SELECT version, name, checksum FROM ebbflow.schema_migrations ORDER BY version',
   )
@@ -121,13 +176,13 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
       `refusing to migrate:\n  - ${problems.join('\n  - ')}`,
     )
   const done = new Set(applied.map((a) => Number(a.version)))
-  const result: MigrateResult = { applied: [], skipped: [] }
+  const result: MigrateResult = { applied: [], skipped: [], retentionChanged: [] }
   for (const m of migrations) {
     if (done.has(m.version)) {
       result.skipped.push(m.version)
       continue
     }
-    for (const statement of splitStatements(renderMigration(m.sql, { retentionDays }))) {
+    for (const statement of renderStatements(m, { retentionDays, cluster })) {
       try {
         await store.exec(statement)
       } catch (err) {
@@ -144,5 +199,40 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
     result.applied.push(m)
     options.onApplied?.(m)
   }
+  await applyRetention(store, migrations, retentionDays, done.size === 0, result, options)
   return result
+}
+
+/**
+ * Keeps every table's TTL at the configured retention: the tables take it when created;
+ * a later run with another retention alters them (MODIFY TTL; with ttl_only_drop_parts it
+ * drops whole expired parts, it does not rewrite them).
+ */
+async function applyRetention(
+  store: Store,
+  migrations: readonly Migration[],
+  retentionDays: number,
+  freshDatabase: boolean,
+  result: MigrateResult,
+  options: MigrateOptions,
+): Promise<void> {
+  const [stored] = await store.query<{ value: string }>(
+    "SELECT argMax(value, at) AS value FROM ebbflow.schema_settings WHERE name = 'retention_days' HAVING count() > 0",
+  )
+  const previous = stored ? Number(stored.value) : undefined
+  if (previous === retentionDays) return
+  if (!(previous === undefined && freshDatabase)) {
+    for (const [table, timeExpr] of retentionTables(migrations)) {
+      const alter = `ALTER TABLE ${table} MODIFY TTL ${timeExpr} + INTERVAL ${retentionDays} DAY`
+      for (const statement of options.cluster
+        ? toClusterStatements(alter, options.cluster)
+        : [alter])
+        await store.exec(statement)
+      result.retentionChanged.push(table)
+      options.onRetentionChanged?.(table, previous, retentionDays)
+    }
+  }
+  await store.insert('ebbflow.schema_settings', [
+    { name: 'retention_days', value: String(retentionDays) },
+  ])
 }

@@ -81,9 +81,8 @@ function taskColumns(e: TaskFields): Row {
   }
 }
 
-/** One row per event, grouped by table. Columns an event kind does not have take defaults. */
-export function toRows(events: Iterable<StorableEvent>, ctx: RowContext): RowsByTable {
-  const out: RowsByTable = {
+export function emptyRows(): RowsByTable {
+  return {
     process_events: [],
     tcp_connections: [],
     traffic: [],
@@ -91,6 +90,19 @@ export function toRows(events: Iterable<StorableEvent>, ctx: RowContext): RowsBy
     syscall_events: [],
     collector_stats: [],
   }
+}
+
+/** One row per event, grouped by table. Columns an event kind does not have take defaults. */
+export function toRows(events: Iterable<StorableEvent>, ctx: RowContext): RowsByTable {
+  return appendRows(emptyRows(), events, ctx)
+}
+
+/** Adds the rows of `events` to `out` (batches from several nodes into one insert); returns it. */
+export function appendRows(
+  out: RowsByTable,
+  events: Iterable<StorableEvent>,
+  ctx: RowContext,
+): RowsByTable {
   for (const e of events) {
     const time = wallTime(e.bootNs, ctx.offsetNs)
     switch (e.kind) {
@@ -223,7 +235,15 @@ export async function insertEvents(
   ctx: RowContext,
   options: InsertEventsOptions = {},
 ): Promise<Record<Table, number>> {
-  const rows = toRows(events, ctx)
+  return insertRows(store, toRows(events, ctx), options)
+}
+
+/** Writes rows already grouped by table: one insert per table that has rows. */
+export async function insertRows(
+  store: Store,
+  rows: RowsByTable,
+  options: InsertEventsOptions = {},
+): Promise<Record<Table, number>> {
   const counts = {} as Record<Table, number>
   for (const table of TABLES) {
     const tableRows = rows[table]

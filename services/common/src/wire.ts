@@ -2,6 +2,8 @@
 // carries wall-clock ns since the epoch, converted with one offset taken at start (as the
 // JSON sink does) so a later clock step cannot reorder records. uint64 values are exact: the
 // offset and the sums are Long, raw syscall arguments go through bigint.
+
+import { Long, type pb, v1 } from '@ebbflow/proto'
 import type {
   CapturedEvent,
   DropDelta,
@@ -17,8 +19,7 @@ import type {
   TcpEvent,
   TcpKind,
   TrafficDelta,
-} from '@ebbflow/common'
-import { Long, type pb, v1 } from '@ebbflow/proto'
+} from './events/types.ts'
 
 type WireMeta = pb.v1.Metadata.$Properties
 type U64 = number | Long | null | undefined
@@ -158,7 +159,8 @@ export class WallClock {
   }
 
   toBoot(wallNs: U64): number {
-    if (wallNs == null) return 0
+    // An untimed event (0) maps to the clock's origin instead of wrapping below it.
+    if (wallNs == null || wallNs === 0 || (typeof wallNs !== 'number' && wallNs.isZero())) return 0
     const l = typeof wallNs === 'number' ? Long.fromNumber(wallNs, true) : wallNs
     return l.subtract(this.offset).toNumber()
   }
@@ -355,6 +357,10 @@ export interface DecodedBatch {
   /** Wall-clock ns since the epoch of the batch's first and last event (0 when none). */
   firstTimeNs: bigint
   lastTimeNs: bigint
+  /** The clock the events' bootNs are relative to: `bootNs + offsetNs` is wall-clock ns. */
+  offsetNs: bigint
+  /** Events without a timestamp (a valid collector never sends one). */
+  untimed: number
   exec: ExecEvent[]
   exit: ExitEvent[]
   fork: ForkEvent[]
@@ -371,9 +377,44 @@ function withMeta<T extends object>(e: T, meta: WireMeta | null | undefined): T 
   return e
 }
 
-/** Decodes an EventBatch; `clock` maps wall time back to the collector's boot time. */
-export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBatch {
+type PbBatch = ReturnType<typeof v1.EventBatch.decode>
+
+const EVENT_LISTS = [
+  'exec',
+  'exit',
+  'fork',
+  'tcp',
+  'traffic',
+  'syscall',
+  'syscallCount',
+  'drops',
+] as const
+
+/**
+ * A clock for a batch read far from its collector (the ingester): the offset is the earliest
+ * event time, so every bootNs is a small exact number (wall ns do not fit a double).
+ */
+function batchClock(b: PbBatch): { clock: WallClock; untimed: number } {
+  let min: bigint | undefined
+  let untimed = 0
+  for (const list of EVENT_LISTS)
+    for (const e of b[list] as { timeNs?: U64 }[]) {
+      const t = u64(e.timeNs)
+      if (t === 0n) untimed++
+      else if (min === undefined || t < min) min = t
+    }
+  return { clock: new WallClock(min ?? 0n), untimed }
+}
+
+/**
+ * Decodes an EventBatch. `clock` maps wall time back to the collector's boot time; without
+ * one the batch gets its own (see `offsetNs`).
+ */
+export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedBatch {
   const b = v1.EventBatch.decode(bytes)
+  let untimed = 0
+  if (!clock) ({ clock, untimed } = batchClock(b))
+  const c = clock
   return {
     node: b.node,
     collectorInstanceId: b.collectorInstanceId,
@@ -382,9 +423,11 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
     batchId: b.batchId,
     firstTimeNs: u64(b.firstTimeNs),
     lastTimeNs: u64(b.lastTimeNs),
+    offsetNs: c.offsetNs,
+    untimed,
     exec: b.exec.map((x) => ({
       kind: 'exec',
-      bootNs: clock.toBoot(x.timeNs),
+      bootNs: c.toBoot(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       parentComm: x.parentComm ?? '',
       filename: x.filename ?? '',
@@ -396,7 +439,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
     })),
     exit: b.exit.map((x) => ({
       kind: 'exit',
-      bootNs: clock.toBoot(x.timeNs),
+      bootNs: c.toBoot(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       durationNs: num(x.durationNs),
       durationFromFork: x.durationFromFork ?? false,
@@ -406,7 +449,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
     })),
     fork: b.fork.map((x) => ({
       kind: 'fork',
-      bootNs: clock.toBoot(x.timeNs),
+      bootNs: c.toBoot(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       childPid: x.childPid ?? 0,
       childTgid: x.childTgid ?? 0,
@@ -415,7 +458,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
       withMeta<TcpEvent>(
         {
           kind: 'tcp',
-          bootNs: clock.toBoot(x.timeNs),
+          bootNs: c.toBoot(x.timeNs),
           tcp: TCP_KIND_NAME[x.kind ?? 0] || 'connect',
           role: x.role === 2 ? 'passive' : 'active',
           cgroupId: num(x.cgroupId),
@@ -439,7 +482,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
       withMeta<TrafficDelta>(
         {
           kind: 'traffic',
-          bootNs: clock.toBoot(x.timeNs),
+          bootNs: c.toBoot(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
           direction: x.direction === 1 ? 'ingress' : 'egress',
@@ -456,7 +499,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
     ),
     syscall: b.syscall.map((x) => ({
       kind: 'syscall',
-      bootNs: clock.toBoot(x.timeNs),
+      bootNs: c.toBoot(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       syscallNr: x.syscallNr ?? 0,
       syscall: x.syscall ?? '',
@@ -467,7 +510,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
       withMeta<SyscallCountDelta>(
         {
           kind: 'syscall_count',
-          bootNs: clock.toBoot(x.timeNs),
+          bootNs: c.toBoot(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
           syscallNr: x.syscallNr ?? 0,
@@ -481,7 +524,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock: WallClock): DecodedBa
       withMeta<WireDrops>(
         {
           kind: 'drops',
-          bootNs: clock.toBoot(x.timeNs),
+          bootNs: c.toBoot(x.timeNs),
           family: FAMILY_NAME[x.family ?? 0] || 'exec',
           reason: REASON_NAME[x.reason ?? 0] || 'buffer_full',
           count: num(x.count),
