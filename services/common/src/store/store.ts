@@ -31,3 +31,22 @@ export function toJsonEachRow(rows: readonly object[]): string {
     out += `${JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`
   return out
 }
+
+/**
+ * ClickHouse error codes a retry can cure: overload, timeouts, the network, a replica in read
+ * only mode, coordination hiccups. Anything else (a type the table refuses, a missing table)
+ * will fail the same way again.
+ */
+export const RETRIABLE_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
+  159, // TIMEOUT_EXCEEDED
+  164, // READONLY (a replica without Keeper)
+  202, // TOO_MANY_SIMULTANEOUS_QUERIES
+  209, // SOCKET_TIMEOUT
+  210, // NETWORK_ERROR
+  241, // MEMORY_LIMIT_EXCEEDED
+  242, // TABLE_IS_READ_ONLY
+  252, // TOO_MANY_PARTS
+  319, // UNKNOWN_STATUS_OF_INSERT
+  425, // SYSTEM_ERROR
+  999, // KEEPER_EXCEPTION
+])

@@ -1,0 +1,103 @@
+// The distributed mode's store: a ClickHouse server over HTTP through @clickhouse/client.
+// Same SQL and the same Store contract as chDB; errors keep ClickHouse's numeric code and say
+// whether a retry can help (network failures and overload can; a refused value cannot).
+import { type ClickHouseClient, createClient } from '@clickhouse/client'
+import { EbbflowError } from '../errors.ts'
+import { type InsertOptions, RETRIABLE_CLICKHOUSE_CODES, type Store } from './store.ts'
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'])
+
+function storeError(what: string, err: unknown): EbbflowError {
+  const e = err as { code?: string | number; message?: string }
+  const chCode = e?.code !== undefined && /^\d+$/.test(String(e.code)) ? Number(e.code) : undefined
+  const network = typeof e?.code === 'string' && NETWORK_CODES.has(e.code)
+  const timeout = /timeout/i.test(e?.message ?? '')
+  return new EbbflowError(
+    chCode !== undefined ? `CLICKHOUSE_${chCode}` : network ? 'STORE_UNREACHABLE' : 'STORE_FAILED',
+    `${what}: ${e?.message ?? String(err)}`,
+    {
+      cause: err,
+      retriable:
+        network || timeout || (chCode !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(chCode)),
+    },
+  )
+}
+
+export interface ClickHouseStoreOptions {
+  /** http(s)://[user:password@]host:port — credentials may also come in `username`/`password`. */
+  url: string
+  username?: string
+  password?: string
+  /** Per request. Default: 30000 ms. */
+  requestTimeoutMs?: number
+}
+
+export class ClickHouseStore implements Store {
+  private readonly client: ClickHouseClient
+
+  constructor(options: ClickHouseStoreOptions) {
+    const url = new URL(options.url)
+    const username = options.username ?? (decodeURIComponent(url.username) || 'default')
+    const password = options.password ?? decodeURIComponent(url.password)
+    url.username = ''
+    url.password = ''
+    this.client = createClient({
+      url: url.toString(),
+      username,
+      password,
+      request_timeout: options.requestTimeoutMs ?? 30_000,
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
+      // bigint columns (UInt64 ids, raw syscall arguments) as exact decimal strings, as in chDB.
+      json: {
+        parse: JSON.parse,
+        stringify: (v: unknown) =>
+          JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x)),
+      },
+    })
+  }
+
+  async exec(sql: string): Promise<void> {
+    try {
+      await this.client.command({ query: sql })
+    } catch (err) {
+      throw storeError('statement failed', err)
+    }
+  }
+
+  async query<T = Record<string, unknown>>(
+    sql: string,
+    params?: Record<string, unknown>,
+  ): Promise<T[]> {
+    try {
+      const rs = await this.client.query({
+        query: sql,
+        format: 'JSONEachRow',
+        ...(params ? { query_params: params } : {}),
+      })
+      return await rs.json<T>()
+    } catch (err) {
+      throw storeError('query failed', err)
+    }
+  }
+
+  async insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {
+    if (rows.length === 0) return
+    try {
+      await this.client.insert({
+        table,
+        values: rows as object[],
+        format: 'JSONEachRow',
+        clickhouse_settings:
+          options.dedupToken === undefined
+            ? { insert_deduplicate: 0 }
+            : { insert_deduplicate: 1, insert_deduplication_token: options.dedupToken },
+      })
+    } catch (err) {
+      throw storeError(`insert into ${table} failed`, err)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close()
+  }
+}

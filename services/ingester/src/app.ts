@@ -1,0 +1,136 @@
+// Builds the ingester from its configuration: the store (migrated when asked), the dead-letter
+// sink, metrics, and the source — a Kafka consumer group or a Knative KafkaSource sink.
+import { createServer, type Server } from 'node:http'
+import type { Logger } from '@ebbflow/common'
+import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
+import type { IngesterConfig } from './config.ts'
+import { type DeadLetterSink, KafkaDeadLetters } from './dead-letters.ts'
+import { handleKafkaBatch, recordFromKnative } from './handler.ts'
+import { Ingestor } from './ingest.ts'
+import { KafkaIngester } from './kafka-ingester.ts'
+import { IngestMetrics, serveMetrics } from './metrics.ts'
+
+export interface RunningIngester {
+  metrics: IngestMetrics
+  metricsPort: number | undefined
+  knativePort: number | undefined
+  store: Store
+  /** Finishes the block in flight, commits it, and closes everything. */
+  stop(): Promise<void>
+}
+
+export async function startIngester(
+  config: IngesterConfig,
+  logger: Logger,
+): Promise<RunningIngester> {
+  const { store, where, kind } = await openStore(config.store)
+  const closers: (() => Promise<void>)[] = [() => store.close()]
+  const stop = async () => {
+    for (const close of closers.reverse().splice(0))
+      await close().catch((err) => logger.warn({ err }, 'closing'))
+  }
+  try {
+    if (config.migrate) {
+      const r = await migrate(store, { retentionDays: config.store.retentionDays })
+      logger.info({ applied: r.applied.length, upToDate: r.skipped.length }, 'schema checked')
+    }
+    const metrics = new IngestMetrics()
+    let metricsPort: number | undefined
+    if (config.metricsPort >= 0) {
+      const served = await serveMetrics(metrics, config.metricsPort, config.metricsHost)
+      metricsPort = served.port
+      closers.push(() => new Promise((resolve) => served.server.close(() => resolve())))
+    }
+    // Dead letters go to Kafka when there is one; a Knative sink without brokers keeps them in
+    // the store's dead_letters table.
+    let deadLetters: DeadLetterSink
+    if (config.kafkaBrokers.length > 0) {
+      deadLetters = new KafkaDeadLetters(config.kafkaBrokers, config.dlqTopic)
+    } else {
+      const { StoreDeadLetters } = await import('./dead-letters.ts')
+      deadLetters = new StoreDeadLetters(store)
+    }
+    closers.push(() => deadLetters.close())
+    let knativePort: number | undefined
+    if (config.knativePort !== undefined) {
+      const ingestor = new Ingestor({ store, deadLetters, metrics, logger, source: 'knative' })
+      const server = knativeSink(ingestor, logger)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(config.knativePort, '0.0.0.0', resolve)
+      })
+      const address = server.address()
+      knativePort = typeof address === 'object' && address ? address.port : config.knativePort
+      closers.push(() => new Promise((resolve) => server.close(() => resolve())))
+      logger.info(
+        { port: knativePort, store: where, storeKind: kind },
+        'Knative KafkaSource sink listening',
+      )
+    } else {
+      const ingestor = new Ingestor({ store, deadLetters, metrics, logger, source: 'kafka' })
+      const consumer = new KafkaIngester(
+        {
+          brokers: config.kafkaBrokers,
+          groupId: config.groupId,
+          topics: config.topics,
+          maxRows: config.maxRows,
+          maxBytes: config.maxBytes,
+          maxWaitMs: config.maxWaitMs,
+          slowInsertMs: config.slowInsertMs,
+          concurrency: config.concurrency,
+        },
+        ingestor,
+        metrics,
+        logger,
+      )
+      await consumer.start()
+      closers.push(() => consumer.stop())
+      logger.info(
+        {
+          brokers: config.kafkaBrokers,
+          group: config.groupId,
+          topics: config.topics,
+          store: where,
+          storeKind: kind,
+          metricsPort,
+        },
+        'ingesting',
+      )
+    }
+    return { metrics, metricsPort, knativePort, store, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+/**
+ * The Knative sink: one CloudEvent per POST. 200 once stored (or dead-lettered), 400 for a
+ * request that is not a KafkaSource event, 503 when the store failed (Knative retries).
+ */
+function knativeSink(ingestor: Ingestor, logger: Logger): Server {
+  return createServer((req, res) => {
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST' }).end()
+      return
+    }
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      let record: ReturnType<typeof recordFromKnative>
+      try {
+        record = recordFromKnative(req.headers, Buffer.concat(chunks))
+      } catch (err) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`)
+        return
+      }
+      handleKafkaBatch(ingestor, [record]).then(
+        (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
+        (err: Error) => {
+          logger.warn({ err }, 'storing a Knative event failed; the source will retry')
+          res.writeHead(503, { 'content-type': 'text/plain' }).end(`${err.message}\n`)
+        },
+      )
+    })
+  })
+}

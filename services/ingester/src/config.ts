@@ -1,0 +1,99 @@
+// The ingester's configuration: the only reader of process.env in this service (the store's
+// settings are read by the shared store config). Every invalid value is reported at once.
+import { ConfigError, parseConfig } from '@ebbflow/common'
+import {
+  loadStoreConfig,
+  type StoreConfig,
+  type StoreConfigInput,
+} from '@ebbflow/common/store/index'
+import { TOPICS } from '@ebbflow/common/wire'
+import { z } from 'zod'
+import { DLQ_TOPIC } from './dead-letters.ts'
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+)
+
+export const ingesterConfigSchema = z.object({
+  /** Kafka bootstrap brokers, host:port, comma-separated. Required (unless knativePort). */
+  kafkaBrokers: list.default([]),
+  /** Consumer group. Default: ebbflow-ingester. */
+  groupId: z.string().min(1).default('ebbflow-ingester'),
+  /** Topics read. Default: ebbflow.exec.v1, ebbflow.net.v1, ebbflow.syscall.v1. */
+  topics: list.pipe(z.array(z.string().min(1)).min(1)).prefault(Object.values(TOPICS).join(',')),
+  /** Where records that cannot be stored go. Default: ebbflow.dlq.v1. */
+  dlqTopic: z.string().min(1).default(DLQ_TOPIC),
+  /** Most events (rows) per insert. Default: 100000. */
+  maxRows: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  /** Most record bytes per insert. Default: 16777216 (16 MiB). */
+  maxBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
+  /** Longest a fetch waits to fill a block. Default: 500 ms. */
+  maxWaitMs: z.coerce.number().int().min(1).max(60_000).default(500),
+  /** An insert slower than this pauses its partition as long again. Default: 2000 ms. */
+  slowInsertMs: z.coerce.number().int().min(1).default(2000),
+  /** Partitions processed at once. Default: 2. */
+  concurrency: z.coerce.number().int().min(1).max(64).default(2),
+  /** Port of /metrics on 127.0.0.1 (0: any free port; -1: off). Default: 9464. */
+  metricsPort: z.coerce.number().int().min(-1).max(65_535).default(9464),
+  /** Address /metrics listens on. Default: 127.0.0.1. */
+  metricsHost: z.string().min(1).default('127.0.0.1'),
+  /** Serve a Knative KafkaSource sink on this port instead of joining a consumer group.
+   * Default: off. */
+  knativePort: z.coerce.number().int().min(0).max(65_535).optional(),
+  /** Apply pending schema migrations at start. Default: true. */
+  migrate: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+})
+
+export type IngesterConfig = z.output<typeof ingesterConfigSchema> & { store: StoreConfig }
+export type IngesterConfigInput = {
+  [K in keyof z.input<typeof ingesterConfigSchema>]?: string
+} & StoreConfigInput
+
+const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
+  kafkaBrokers: 'EBBFLOW_KAFKA',
+  groupId: 'EBBFLOW_GROUP_ID',
+  topics: 'EBBFLOW_TOPICS',
+  dlqTopic: 'EBBFLOW_DLQ_TOPIC',
+  maxRows: 'EBBFLOW_INGEST_MAX_ROWS',
+  maxBytes: 'EBBFLOW_INGEST_MAX_BYTES',
+  maxWaitMs: 'EBBFLOW_INGEST_MAX_WAIT_MS',
+  slowInsertMs: 'EBBFLOW_SLOW_INSERT_MS',
+  concurrency: 'EBBFLOW_INGEST_CONCURRENCY',
+  metricsPort: 'EBBFLOW_METRICS_PORT',
+  metricsHost: 'EBBFLOW_METRICS_HOST',
+  knativePort: 'EBBFLOW_KNATIVE_PORT',
+  migrate: 'EBBFLOW_MIGRATE',
+}
+
+export const ingesterEnvNames: Readonly<Record<string, string>> = ENV
+
+export function loadIngesterConfig(
+  explicit: IngesterConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): IngesterConfig {
+  const { data, problems } = parseConfig(ingesterConfigSchema, ENV, explicit, env)
+  let store: StoreConfig | undefined
+  try {
+    store = loadStoreConfig(explicit, env)
+  } catch (err) {
+    if (err instanceof ConfigError) problems.push(...err.problems)
+    else throw err
+  }
+  if (data && data.kafkaBrokers.length === 0 && data.knativePort === undefined)
+    problems.push(
+      `kafkaBrokers (${ENV.kafkaBrokers}): required (or knativePort for a Knative sink)`,
+    )
+  if (problems.length > 0 || !data || !store) throw new ConfigError(problems)
+  return { ...data, store }
+}

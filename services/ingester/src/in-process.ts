@@ -1,0 +1,133 @@
+// The embedded mode's ingester: reads the in-process queue the collector publishes to (same
+// EventBatch records as on Kafka) and stores blocks bounded by rows, bytes and time. Nothing
+// is redelivered here (the queue lives and dies with the process), so a block's token only has
+// to be unique: a store failure a retry can cure is retried, the queue meanwhile backs up into
+// the collector's publisher, which counts what it has to drop.
+import { randomUUID } from 'node:crypto'
+import type { Logger } from '@ebbflow/common'
+import type { Ingestor } from './ingest.ts'
+import { type Decoded, decodeRecord, type InRecord } from './records.ts'
+
+/** What the in-process transport yields (structurally; the ingester imports no collector). */
+export interface QueuedRecord {
+  topic: string
+  key: string
+  value: Buffer
+}
+
+export interface InProcessIngesterOptions {
+  /** Default: 100,000 events. */
+  maxRows?: number
+  /** Default: 16 MiB. */
+  maxBytes?: number
+  /** A block is stored at most this long after its first record arrived. Default: 250 ms. */
+  maxWaitMs?: number
+}
+
+export interface InProcessStats {
+  blocks: number
+  records: number
+  rows: number
+  deadLetters: number
+}
+
+const TIMEOUT: unique symbol = Symbol('timeout')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class InProcessIngester {
+  readonly stats: InProcessStats = { blocks: 0, records: 0, rows: 0, deadLetters: 0 }
+  private readonly o: Required<InProcessIngesterOptions>
+  private readonly ingestor: Ingestor
+  private readonly logger: Logger
+  private readonly run = randomUUID()
+  private readonly offsets = new Map<string, bigint>()
+  private stopping = false
+
+  constructor(ingestor: Ingestor, logger: Logger, options: InProcessIngesterOptions = {}) {
+    this.ingestor = ingestor
+    this.logger = logger
+    this.o = { maxRows: 100_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 250, ...options }
+  }
+
+  /** Consumes until the source ends (the transport closed), storing every record it yields. */
+  async consume(source: AsyncIterable<QueuedRecord>): Promise<void> {
+    const it = source[Symbol.asyncIterator]()
+    let pending: Promise<IteratorResult<QueuedRecord>> | undefined
+    let done = false
+    while (!done) {
+      const records: InRecord[] = []
+      const decoded: Decoded[] = []
+      let rows = 0
+      let bytes = 0
+      let deadline = 0
+      for (;;) {
+        pending ??= it.next()
+        const r =
+          records.length === 0
+            ? await pending
+            : await Promise.race([
+                pending,
+                sleep(Math.max(0, deadline - Date.now())).then((): typeof TIMEOUT => TIMEOUT),
+              ])
+        if (r === TIMEOUT) break
+        pending = undefined
+        if (r.done) {
+          done = true
+          break
+        }
+        const record = this.toRecord(r.value)
+        const d = decodeRecord(record)
+        records.push(record)
+        decoded.push(d)
+        if (records.length === 1) deadline = Date.now() + this.o.maxWaitMs
+        rows += d.ok ? d.events : 0
+        bytes += r.value.value.length
+        if (rows >= this.o.maxRows || bytes >= this.o.maxBytes) break
+      }
+      if (records.length > 0) await this.store(records, decoded)
+    }
+  }
+
+  /** Gives up retrying a failing store (the records in hand are then lost, and logged). */
+  stop(): void {
+    this.stopping = true
+  }
+
+  private toRecord(q: QueuedRecord): InRecord {
+    const offset = this.offsets.get(q.topic) ?? 0n
+    this.offsets.set(q.topic, offset + 1n)
+    return {
+      topic: q.topic,
+      partition: 0,
+      offset: offset.toString(),
+      key: Buffer.from(q.key),
+      value: q.value,
+    }
+  }
+
+  private async store(records: InRecord[], decoded: Decoded[]): Promise<void> {
+    const token = `in-process:${this.run}:${this.stats.blocks}`
+    let delay = 250
+    for (;;) {
+      try {
+        const r = await this.ingestor.ingestBlock(records, token, decoded)
+        this.stats.blocks++
+        this.stats.records += r.records
+        this.stats.deadLetters += r.deadLetters
+        for (const n of Object.values(r.rows)) this.stats.rows += n
+        return
+      } catch (err) {
+        if (this.stopping) {
+          this.logger.error(
+            { err, records: records.length },
+            'stopping with a block the store did not take; its records are lost',
+          )
+          return
+        }
+        this.logger.warn({ err, retryInMs: delay }, 'storing a block failed; retrying')
+        await sleep(delay)
+        delay = Math.min(delay * 2, 5000)
+      }
+    }
+  }
+}

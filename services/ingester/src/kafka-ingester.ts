@@ -1,0 +1,306 @@
+// `ebbflow ingest`: a kafkajs consumer group from the event topics into the store.
+//
+// Effectively once. Offsets are committed only after a block's rows are stored, so a crash
+// repeats a block, never skips one; a repeated block must then add nothing. ClickHouse drops an
+// insert whose deduplication token it has seen, so a block is named by its partition and
+// offset range — but after a crash the consumer may fetch a different amount and cut a
+// different block. So the cut is written down first: before inserting offsets [from, to], the
+// ingester commits offset `from` again with the plan `to` in the commit's metadata. A consumer
+// that takes the partition over (the same process restarted, or another member after a
+// rebalance) reads the plan and cuts its first block at exactly `to`, under the same token:
+// stored already, ClickHouse drops it; not stored, it is stored now.
+import type { Logger } from '@ebbflow/common'
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaMessage,
+  logLevel as kafkaLogLevel,
+} from 'kafkajs'
+import type { Ingestor } from './ingest.ts'
+import type { IngestMetrics } from './metrics.ts'
+import { type Decoded, decodeRecord, type InRecord } from './records.ts'
+
+export interface KafkaIngesterOptions {
+  brokers: string[]
+  /** Consumer group. Default: ebbflow-ingester. */
+  groupId?: string
+  topics: string[]
+  /** A block holds at most this many events (rows). Default: 100,000. */
+  maxRows?: number
+  /** … and at most this many bytes of records. Default: 16 MiB. */
+  maxBytes?: number
+  /** The broker answers a fetch after this long even with less than `minBytes`: the time bound
+   * on a block. Default: 500 ms. */
+  maxWaitMs?: number
+  /** Default: 1 MiB. */
+  minBytes?: number
+  /** An insert slower than this pauses the partition for as long again. Default: 2000 ms. */
+  slowInsertMs?: number
+  /** Partitions processed at once. Default: 2. */
+  concurrency?: number
+  clientId?: string
+}
+
+interface Plan {
+  from: string
+  to: string
+}
+
+const PLAN_VERSION = 1
+
+function encodePlan(to: string): string {
+  return JSON.stringify({ v: PLAN_VERSION, to })
+}
+
+function decodePlan(from: string, metadata: string | null | undefined): Plan | undefined {
+  if (!metadata) return undefined
+  try {
+    const p = JSON.parse(metadata) as { v?: number; to?: unknown }
+    if (p.v === PLAN_VERSION && typeof p.to === 'string' && /^\d+$/.test(p.to))
+      return { from, to: p.to }
+  } catch {}
+  return undefined
+}
+
+const next = (offset: string): string => (BigInt(offset) + 1n).toString()
+
+function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
+  return { topic, partition, offset: m.offset, key: m.key, value: m.value }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class KafkaIngester {
+  private readonly kafka: Kafka
+  private readonly consumer: Consumer
+  private readonly admin: Admin
+  private readonly o: Required<Omit<KafkaIngesterOptions, 'clientId'>>
+  private readonly ingestor: Ingestor
+  private readonly metrics: IngestMetrics
+  private readonly logger: Logger
+  /** Partitions whose committed plan has been read since the last rebalance. */
+  private readonly planned = new Map<string, Plan | undefined>()
+  /** Records read past the committed offset while waiting for the rest of a plan. */
+  private readonly carry = new Map<string, { records: InRecord[]; decoded: Decoded[] }>()
+  private pausedCount = 0
+  private readonly timers = new Set<NodeJS.Timeout>()
+
+  constructor(
+    options: KafkaIngesterOptions,
+    ingestor: Ingestor,
+    metrics: IngestMetrics,
+    logger: Logger,
+  ) {
+    this.o = {
+      groupId: 'ebbflow-ingester',
+      maxRows: 100_000,
+      maxBytes: 16 * 1024 * 1024,
+      maxWaitMs: 500,
+      minBytes: 1024 * 1024,
+      slowInsertMs: 2000,
+      concurrency: 2,
+      ...options,
+    }
+    this.ingestor = ingestor
+    this.metrics = metrics
+    this.logger = logger
+    this.kafka = new Kafka({
+      clientId: options.clientId ?? 'ebbflow-ingester',
+      brokers: options.brokers,
+      connectionTimeout: 3000,
+      logLevel: kafkaLogLevel.NOTHING,
+    })
+    this.consumer = this.kafka.consumer({
+      groupId: this.o.groupId,
+      minBytes: this.o.minBytes,
+      maxWaitTimeInMs: this.o.maxWaitMs,
+      maxBytesPerPartition: this.o.maxBytes,
+      maxBytes: this.o.maxBytes * 2,
+      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5000 },
+    })
+    this.admin = this.kafka.admin()
+  }
+
+  /** Joins the group and consumes until stop(); resolves once consuming has started. */
+  async start(): Promise<void> {
+    await this.admin.connect()
+    await this.consumer.connect()
+    // A rebalance may hand this member partitions another member was halfway through: their
+    // plans are read again, and records carried for a plan are dropped (re-read from Kafka).
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      this.planned.clear()
+      this.carry.clear()
+      this.logger.info({ memberAssignment: e.payload.memberAssignment }, 'joined the group')
+    })
+    this.consumer.on(this.consumer.events.CRASH, (e) => {
+      this.logger.error({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it')
+    })
+    await this.consumer.subscribe({ topics: this.o.topics, fromBeginning: true })
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.o.concurrency,
+      eachBatch: (payload) => this.eachBatch(payload),
+    })
+  }
+
+  /** Finishes the block in flight (stored and committed), leaves the group, disconnects. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    await this.consumer.disconnect()
+    await this.admin.disconnect()
+  }
+
+  private async planOf(topic: string, partition: number, firstOffset: string) {
+    const key = `${topic}:${partition}`
+    if (!this.planned.has(key)) {
+      const [t] = await this.admin.fetchOffsets({ groupId: this.o.groupId, topics: [topic] })
+      const p = t?.partitions.find((x) => x.partition === partition)
+      const plan = p ? decodePlan(p.offset, p.metadata) : undefined
+      if (plan) this.logger.info({ topic, partition, ...plan }, 'resuming a planned block')
+      this.planned.set(key, plan)
+    }
+    const plan = this.planned.get(key)
+    // A plan only binds the block that starts where it was made.
+    if (plan && BigInt(plan.from) < BigInt(firstOffset) && !this.carry.has(key)) {
+      this.planned.set(key, undefined)
+      return undefined
+    }
+    return plan
+  }
+
+  private async eachBatch(p: EachBatchPayload): Promise<void> {
+    const { batch } = p
+    const { topic, partition } = batch
+    const key = `${topic}:${partition}`
+    let records = batch.messages.map((m) => toRecord(topic, partition, m))
+    if (records.length === 0) return
+    let decoded = records.map(decodeRecord)
+    const carried = this.carry.get(key)
+    if (carried) {
+      records = [...carried.records, ...records]
+      decoded = [...carried.decoded, ...decoded]
+      this.carry.delete(key)
+    }
+    let i = 0
+    while (i < records.length && p.isRunning() && !p.isStale()) {
+      const plan = await this.planOf(topic, partition, records[i]!.offset)
+      let end: number
+      if (plan && plan.from === records[i]!.offset) {
+        const j = records.findIndex((r, k) => k >= i && r.offset === plan.to)
+        if (j < 0) {
+          // The plan reaches past this fetch: hold the records (not committed) until it is whole.
+          this.carry.set(key, { records: records.slice(i), decoded: decoded.slice(i) })
+          p.resolveOffset(records[records.length - 1]!.offset)
+          return
+        }
+        end = j + 1
+      } else {
+        end = this.cut(records, decoded, i)
+      }
+      const block = records.slice(i, end)
+      const from = block[0]!.offset
+      const to = block[block.length - 1]!.offset
+      if (!plan)
+        await this.consumer.commitOffsets([
+          { topic, partition, offset: from, metadata: encodePlan(to) },
+        ])
+      const stored = await this.store(
+        p,
+        block,
+        decoded.slice(i, end),
+        `${this.o.groupId}:${topic}:${partition}:${from}-${to}`,
+      )
+      if (!stored) return
+      await this.consumer.commitOffsets([{ topic, partition, offset: next(to), metadata: null }])
+      this.planned.set(key, undefined)
+      p.resolveOffset(to)
+      await p.heartbeat()
+      this.metrics.lag.set(
+        { topic, partition: String(partition) },
+        Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(next(to)))),
+      )
+      i = end
+    }
+  }
+
+  /** Where the block starting at `i` ends: within maxRows events and maxBytes of records. */
+  private cut(records: readonly InRecord[], decoded: readonly Decoded[], i: number): number {
+    let rows = 0
+    let bytes = 0
+    let k = i
+    for (; k < records.length; k++) {
+      const d = decoded[k]!
+      const r = d.ok ? d.events : 0
+      const b = records[k]!.value?.length ?? 0
+      if (k > i && (rows + r > this.o.maxRows || bytes + b > this.o.maxBytes)) break
+      rows += r
+      bytes += b
+    }
+    return k
+  }
+
+  /**
+   * Stores a block, retrying what a retry can cure with the partition paused (other partitions
+   * go on). Returns false when the consumer is stopping or lost the partition first.
+   */
+  private async store(
+    p: EachBatchPayload,
+    block: InRecord[],
+    decoded: Decoded[],
+    token: string,
+  ): Promise<boolean> {
+    let resume: (() => void) | undefined
+    let delay = 250
+    try {
+      for (;;) {
+        const started = performance.now()
+        try {
+          await this.ingestor.ingestBlock(block, token, decoded)
+          const took = performance.now() - started
+          if (took > this.o.slowInsertMs && !resume) this.pauseFor(p, took)
+          return true
+        } catch (err) {
+          if (!resume) {
+            resume = p.pause()
+            this.setPaused(+1)
+          }
+          this.logger.warn(
+            { err, token, retryInMs: delay },
+            'storing a block failed; partition paused, retrying',
+          )
+          await sleep(delay)
+          delay = Math.min(delay * 2, 5000)
+          if (!p.isRunning() || p.isStale()) return false
+          await p.heartbeat()
+        }
+      }
+    } finally {
+      if (resume) {
+        resume()
+        this.setPaused(-1)
+      }
+    }
+  }
+
+  /** The store is keeping up slower than it should: give it `ms` before the next fetch. */
+  private pauseFor(p: EachBatchPayload, ms: number): void {
+    const resume = p.pause()
+    this.setPaused(+1)
+    this.logger.warn({ pausedMs: Math.round(ms) }, 'slow insert; partition paused')
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      resume()
+      this.setPaused(-1)
+    }, ms)
+    this.timers.add(t)
+  }
+
+  private setPaused(delta: number): void {
+    this.pausedCount += delta
+    this.metrics.paused.set(this.pausedCount)
+  }
+}

@@ -1,0 +1,79 @@
+// The ingester's metrics (prom-client), one registry per ingester so several can live in one
+// process (tests, `ebbflow up`), and an optional /metrics endpoint.
+import { createServer, type Server } from 'node:http'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+export class IngestMetrics {
+  readonly registry = new Registry()
+  readonly records = new Counter({
+    name: 'ebbflow_ingest_records_total',
+    help: 'Records read, by topic and outcome (stored or dead_letter).',
+    labelNames: ['topic', 'outcome'] as const,
+    registers: [this.registry],
+  })
+  readonly rows = new Counter({
+    name: 'ebbflow_ingest_rows_total',
+    help: 'Rows inserted, by table.',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  })
+  readonly deadLetters = new Counter({
+    name: 'ebbflow_ingest_dead_letters_total',
+    help: 'Records sent to the dead letters, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly insertSeconds = new Histogram({
+    name: 'ebbflow_ingest_insert_duration_seconds',
+    help: 'Time to insert one block (every table it touches).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  })
+  readonly insertFailures = new Counter({
+    name: 'ebbflow_ingest_insert_failures_total',
+    help: 'Failed inserts, by whether a retry can help.',
+    labelNames: ['retriable'] as const,
+    registers: [this.registry],
+  })
+  readonly eventAgeSeconds = new Histogram({
+    name: 'ebbflow_ingest_event_age_seconds',
+    help: 'From the newest event of a batch to its rows being queryable.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  })
+  readonly lag = new Gauge({
+    name: 'ebbflow_ingest_consumer_lag',
+    help: 'Records behind the partition high watermark, as of the last batch.',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  })
+  readonly paused = new Gauge({
+    name: 'ebbflow_ingest_paused_partitions',
+    help: 'Partitions paused because the store is slow or failing.',
+    registers: [this.registry],
+  })
+}
+
+/** Serves the registry at /metrics on 127.0.0.1:port (0: any free port). */
+export async function serveMetrics(
+  metrics: IngestMetrics,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('not found\n')
+      return
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    )
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, resolve)
+  })
+  const address = server.address()
+  return { server, port: typeof address === 'object' && address ? address.port : port }
+}
