@@ -268,11 +268,31 @@ describe('ebbflow migrate', () => {
     assert.match(second.stderr + second.stdout, /"applied":0,"upToDate":2.*schema up to date/)
   })
 
-  it('says the ClickHouse server store is not built yet instead of pretending', () => {
-    const r = spawnSync(bin, ['migrate', '--clickhouse', 'http://127.0.0.1:8123'], {
+  it('names an unreachable ClickHouse server and exits 1', async () => {
+    const { freePort } = await import('../support/kafka-broker.ts')
+    const port = await freePort()
+    const r = spawnSync(bin, ['migrate', '--clickhouse', `http://127.0.0.1:${port}`], {
       encoding: 'utf8',
     })
-    assert.equal(r.status, 1)
-    assert.match(r.stderr, /ClickHouse server store is not built yet/)
+    assert.equal(r.status, 1, r.stderr)
+    assert.match(r.stderr, /ebbflow: statement failed: .*ECONNREFUSED|connect ECONNREFUSED/)
+  })
+
+  it('prints the cluster form with --print --cluster, without a store', () => {
+    const r = spawnSync(bin, ['migrate', '--print', '--cluster', 'prod'], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(
+      r.stdout,
+      /CREATE TABLE IF NOT EXISTS ebbflow\.process_events_local ON CLUSTER 'prod'/,
+    )
+    assert.match(
+      r.stdout,
+      /ENGINE = Distributed\('prod', 'ebbflow', 'process_events_local', rand\(\)\)/,
+    )
+    const bad = spawnSync(bin, ['migrate', '--print', '--cluster', "x'; DROP"], {
+      encoding: 'utf8',
+    })
+    assert.equal(bad.status, 1)
+    assert.match(bad.stderr, /cluster name/)
   })
 })

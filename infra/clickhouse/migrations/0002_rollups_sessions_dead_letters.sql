@@ -1,10 +1,12 @@
 -- 0002: per-minute rollups for dashboards and alerts, exec sessions, and the embedded mode's
 -- dead letters.
 --
--- The rollups are fed by materialized views on insert, so they cost nothing to query and
--- stay exact under the ingester's deduplication: a block ClickHouse drops as a duplicate of
--- a re-sent batch never reaches the views (checked by a test that compares them with the raw
--- tables after a redelivery). Summing tables keep one row per key once merged; readers still
+-- The rollups are fed by materialized views on insert, so they cost nothing to query. They
+-- stay exact under the ingester's deduplication only because each target table deduplicates
+-- too: ClickHouse 26 still runs the views for a block the source table dropped as a re-sent
+-- batch, and the view's block then carries a token derived from the insert's
+-- (deduplicate_blocks_in_dependent_materialized_views), which the target's own window catches.
+-- A test compares the rollups with the raw tables after a redelivery. Summing tables keep one row per key once merged; readers still
 -- `sum()` with GROUP BY, because parts merge when ClickHouse chooses.
 
 -- Traffic per pod and peer (remote address and ports), per minute.
@@ -29,7 +31,7 @@ ENGINE = SummingMergeTree((bytes, packets))
 PARTITION BY toDate(minute)
 ORDER BY (namespace, pod, minute, node, workload_kind, workload_name, function, direction, protocol, remote_addr, remote_port, local_port)
 TTL minute + INTERVAL {retention_days} DAY
-SETTINGS ttl_only_drop_parts = 1;
+SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ebbflow.traffic_1m_mv TO ebbflow.traffic_1m AS
 SELECT
@@ -60,7 +62,7 @@ ENGINE = SummingMergeTree(count)
 PARTITION BY toDate(minute)
 ORDER BY (namespace, pod, container, minute, node, workload_kind, workload_name, function, syscall)
 TTL minute + INTERVAL {retention_days} DAY
-SETTINGS ttl_only_drop_parts = 1;
+SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ebbflow.syscalls_1m_mv TO ebbflow.syscalls_1m AS
 SELECT
@@ -91,7 +93,7 @@ ENGINE = SummingMergeTree((execs, exits, failed, forks, duration_ns))
 PARTITION BY toDate(minute)
 ORDER BY (namespace, workload_kind, workload_name, function, minute, node, comm)
 TTL minute + INTERVAL {retention_days} DAY
-SETTINGS ttl_only_drop_parts = 1;
+SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ebbflow.execs_1m_mv TO ebbflow.execs_1m AS
 SELECT
@@ -128,7 +130,7 @@ ENGINE = AggregatingMergeTree
 PARTITION BY day
 ORDER BY (namespace, pod, session, container, node, day)
 TTL day + INTERVAL {retention_days} DAY
-SETTINGS ttl_only_drop_parts = 1;
+SETTINGS ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ebbflow.exec_sessions_mv TO ebbflow.exec_sessions AS
 SELECT

@@ -102,9 +102,58 @@ program
     if (publisher) logger.info({ stats: await publisher.close() }, 'publisher closed')
   })
 
+program
+  .command('ingest')
+  .description(
+    'read EventBatches from Kafka (a consumer group) into ClickHouse or chDB; dead letters to ebbflow.dlq.v1',
+  )
+  .addOption(new Option('--kafka <brokers>', 'Kafka brokers, host:port,... (env EBBFLOW_KAFKA)'))
+  .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL (env EBBFLOW_CLICKHOUSE)'))
+  .addOption(
+    new Option(
+      '--data-dir <dir>',
+      "chDB's data folder when no --clickhouse (env EBBFLOW_DATA_DIR; default ./.ebbflow-data)",
+    ),
+  )
+  .addOption(new Option('--group-id <id>', 'consumer group (env EBBFLOW_GROUP_ID)'))
+  .addOption(new Option('--topics <list>', 'topics read (env EBBFLOW_TOPICS)'))
+  .addOption(new Option('--dlq-topic <topic>', 'dead-letter topic (env EBBFLOW_DLQ_TOPIC)'))
+  .addOption(new Option('--max-rows <n>', 'most rows per insert (env EBBFLOW_INGEST_MAX_ROWS)'))
+  .addOption(
+    new Option('--max-bytes <n>', 'most record bytes per insert (env EBBFLOW_INGEST_MAX_BYTES)'),
+  )
+  .addOption(
+    new Option('--max-wait-ms <n>', 'longest a fetch waits (env EBBFLOW_INGEST_MAX_WAIT_MS)'),
+  )
+  .addOption(
+    new Option('--metrics-port <n>', 'port of /metrics, -1 for none (env EBBFLOW_METRICS_PORT)'),
+  )
+  .addOption(
+    new Option(
+      '--knative-port <n>',
+      'serve a Knative KafkaSource sink on this port instead of joining a group (env EBBFLOW_KNATIVE_PORT)',
+    ),
+  )
+  .addOption(new Option('--retention-days <n>', 'days rows are kept (env EBBFLOW_RETENTION_DAYS)'))
+  .addOption(
+    new Option('--migrate <bool>', 'apply pending migrations at start (env EBBFLOW_MIGRATE)'),
+  )
+  .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const { kafka, ...rest } = definedOnly(flags)
+    const explicit: Record<string, string> = rest
+    if (kafka !== undefined) explicit.kafkaBrokers = kafka
+    const { loadIngesterConfig, startIngester } = await import('@ebbflow/ingester')
+    const config = loadIngesterConfig(explicit)
+    const logger = createLogger('ingest', config.store.logLevel)
+    const ingester = await startIngester(config, logger)
+    const signal = await waitForSignal()
+    logger.info({ signal }, 'stopping: finishing the block in flight')
+    await ingester.stop()
+  })
+
 for (const [name, issue] of [
   ['up', 'run everything in one process'],
-  ['ingest', 'write events to ClickHouse'],
   ['api', 'serve the GraphQL API'],
   ['alert', 'run alert rules'],
 ] as const) {
@@ -136,30 +185,59 @@ program
       'days rows are kept (env EBBFLOW_RETENTION_DAYS; default 30)',
     ),
   )
+  .addOption(
+    new Option(
+      '--cluster <name>',
+      'ClickHouse cluster: Replicated tables ON CLUSTER with Distributed tables over them (env EBBFLOW_CLUSTER)',
+    ),
+  )
+  .addOption(
+    new Option('--print', 'print the statements instead of running them (no store needed)'),
+  )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
-  .action(async (flags: Record<string, string | undefined>) => {
-    const explicit = definedOnly(flags)
+  .action(async (flags: Record<string, string | boolean | undefined>) => {
+    const { print, cluster: clusterFlag, ...rest } = flags
+    const explicit = definedOnly(rest as Record<string, string | undefined>)
     // Loaded here, not at the top: chDB is a large native library the collector never needs.
-    const { ChdbStore, loadStoreConfig, migrate } = await import('@ebbflow/common/store/index')
+    const {
+      checkClusterName,
+      loadStoreConfig,
+      migrate,
+      openStore,
+      readMigrations,
+      renderStatements,
+    } = await import('@ebbflow/common/store/index')
     const config = loadStoreConfig(explicit)
-    if (config.clickhouse !== undefined)
-      throw new EbbflowError(
-        'NOT_IMPLEMENTED',
-        'the ClickHouse server store is not built yet; `ebbflow migrate` works on chDB only (--data-dir)',
-      )
+    const clusterValue = (clusterFlag as string | undefined) ?? process.env.EBBFLOW_CLUSTER
+    const cluster = clusterValue ? checkClusterName(clusterValue) : undefined
+    if (print) {
+      for (const m of readMigrations()) {
+        process.stdout.write(`-- ${String(m.version).padStart(4, '0')}_${m.name}\n`)
+        for (const statement of renderStatements(m, {
+          retentionDays: config.retentionDays,
+          cluster,
+        }))
+          process.stdout.write(`${statement};\n\n`)
+      }
+      return
+    }
     const logger = createLogger('migrate', config.logLevel)
-    const store = await ChdbStore.open(config.dataDir)
+    const { store, where } = await openStore(config)
     try {
       const result = await migrate(store, {
         retentionDays: config.retentionDays,
+        cluster,
         onApplied: (m) =>
           logger.info({ version: m.version, migration: m.name }, 'migration applied'),
+        onRetentionChanged: (table, from, to) =>
+          logger.info({ table, from, to }, 'retention changed (MODIFY TTL)'),
       })
       logger.info(
         {
-          dataDir: config.dataDir,
+          store: where,
           applied: result.applied.length,
           upToDate: result.skipped.length,
+          retentionChanged: result.retentionChanged.length,
         },
         result.applied.length === 0 ? 'schema up to date' : 'schema migrated',
       )

@@ -90,7 +90,13 @@ export class ClickHouseStore implements Store {
         clickhouse_settings:
           options.dedupToken === undefined
             ? { insert_deduplicate: 0 }
-            : { insert_deduplicate: 1, insert_deduplication_token: options.dedupToken },
+            : {
+                insert_deduplicate: 1,
+                insert_deduplication_token: options.dedupToken,
+                // The rollup views' targets deduplicate by tokens derived from this one (the
+                // default on ClickHouse 26, not on older servers).
+                deduplicate_blocks_in_dependent_materialized_views: 1,
+              },
       })
     } catch (err) {
       throw storeError(`insert into ${table} failed`, err)
