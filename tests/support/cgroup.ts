@@ -54,6 +54,10 @@ export function createCgroup(label: string): TestCgroup {
         })
         child.on('error', reject)
         child.on('close', (code) => resolve({ code, stdout, stderr, pid: child.pid! }))
+        // A workload that exits before reading its stdin closes the pipe: not an error.
+        child.stdin!.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EPIPE') reject(err)
+        })
         child.stdin!.end(options.input ?? '')
       })
     },

@@ -85,6 +85,7 @@ export class KafkaIngester {
   /** Records read past the committed offset while waiting for the rest of a plan. */
   private readonly carry = new Map<string, { records: InRecord[]; decoded: Decoded[] }>()
   private pausedCount = 0
+  private stopped = false
   private readonly timers = new Set<NodeJS.Timeout>()
 
   constructor(
@@ -118,7 +119,14 @@ export class KafkaIngester {
       maxWaitTimeInMs: this.o.maxWaitMs,
       maxBytesPerPartition: this.o.maxBytes,
       maxBytes: this.o.maxBytes * 2,
-      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5000 },
+      retry: {
+        retries: 8,
+        initialRetryTime: 300,
+        maxRetryTime: 5000,
+        // kafkajs restarts a crashed consumer even after disconnect() when the crash raced it
+        // (a stop during the first join); a stopped ingester stays stopped.
+        restartOnFailure: async () => !this.stopped,
+      },
     })
     this.admin = this.kafka.admin()
   }
@@ -126,6 +134,7 @@ export class KafkaIngester {
   /** Joins the group and consumes until stop(); resolves once consuming has started. */
   async start(): Promise<void> {
     await this.admin.connect()
+    await this.ensureTopics()
     await this.consumer.connect()
     // A rebalance may hand this member partitions another member was halfway through: their
     // plans are read again, and records carried for a plan are dropped (re-read from Kafka).
@@ -146,8 +155,25 @@ export class KafkaIngester {
     })
   }
 
+  /**
+   * Creates the topics that do not exist yet (broker defaults for partitions and replication),
+   * so an ingester started before any collector has published waits for records instead of
+   * failing its subscription.
+   */
+  private async ensureTopics(): Promise<void> {
+    const existing = new Set(await this.admin.listTopics())
+    const missing = this.o.topics.filter((t) => !existing.has(t))
+    if (missing.length === 0) return
+    await this.admin.createTopics({
+      topics: missing.map((topic) => ({ topic })),
+      waitForLeaders: true,
+    })
+    this.logger.info({ topics: missing }, 'created missing topics')
+  }
+
   /** Finishes the block in flight (stored and committed), leaves the group, disconnects. */
   async stop(): Promise<void> {
+    this.stopped = true
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     await this.consumer.disconnect()
