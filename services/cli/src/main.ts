@@ -152,11 +152,74 @@ program
     await ingester.stop()
   })
 
-for (const [name, issue] of [
-  ['up', 'run everything in one process'],
-  ['api', 'serve the GraphQL API'],
-  ['alert', 'run alert rules'],
-] as const) {
+program
+  .command('api')
+  .description('serve the GraphQL API at /graphql (port 4000 on 127.0.0.1 by default)')
+  .addOption(new Option('--port <n>', 'port, 0 for any free one (env EBBFLOW_PORT)'))
+  .addOption(new Option('--host <addr>', 'address to listen on (env EBBFLOW_HOST)'))
+  .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL (env EBBFLOW_CLICKHOUSE)'))
+  .addOption(new Option('--data-dir <dir>', "chDB's data folder (env EBBFLOW_DATA_DIR)"))
+  .addOption(
+    new Option(
+      '--tokens-file <file>',
+      'JSON {"<token>": ["namespace", ...]} (env EBBFLOW_API_TOKENS_FILE)',
+    ),
+  )
+  .addOption(
+    new Option('--open <bool>', 'serve every namespace without tokens (env EBBFLOW_API_OPEN)'),
+  )
+  .addOption(new Option('--graphiql <bool>', 'GraphiQL in a browser (env EBBFLOW_GRAPHIQL)'))
+  .addOption(
+    new Option('--introspection <bool>', 'answer introspection (env EBBFLOW_INTROSPECTION)'),
+  )
+  .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const { runApi } = await import('@ebbflow/api')
+    const server = await runApi(definedOnly(flags))
+    await waitForSignal()
+    await server.close()
+  })
+
+program
+  .command('up')
+  .description(
+    'everything in one process: capture → in-process queue → ingester → chDB → GraphQL API',
+  )
+  .addOption(new Option('--data-dir <dir>', "chDB's data folder (env EBBFLOW_DATA_DIR)"))
+  .addOption(new Option('--port <n>', 'GraphQL port (env EBBFLOW_PORT; default 4000)'))
+  .addOption(new Option('--host <addr>', 'GraphQL address (env EBBFLOW_HOST; default 127.0.0.1)'))
+  .addOption(new Option('--families <list>', 'exec,net,syscall (env EBBFLOW_FAMILIES)'))
+  .addOption(
+    new Option(
+      '--kafka <brokers>',
+      'publish to and ingest from these brokers instead of the in-process queue (env EBBFLOW_KAFKA)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--clickhouse <url>',
+      'store in this ClickHouse server instead of chDB (env EBBFLOW_CLICKHOUSE)',
+    ),
+  )
+  .addOption(new Option('--retention-days <n>', 'days rows are kept (env EBBFLOW_RETENTION_DAYS)'))
+  .addOption(
+    new Option(
+      '--tokens-file <file>',
+      'require bearer tokens for the API (env EBBFLOW_API_TOKENS_FILE; default: open on 127.0.0.1)',
+    ),
+  )
+  .addOption(
+    new Option('--status <bool>', 'log a status line every 2 s (default: on a terminal only)'),
+  )
+  .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .action(async (flags: Record<string, string | undefined>) => {
+    const { startUp } = await import('./up.ts')
+    const up = await startUp(definedOnly(flags))
+    await waitForSignal()
+    await up.stop()
+  })
+
+for (const [name, issue] of [['alert', 'run alert rules']] as const) {
   program
     .command(name)
     .description(`${issue} (not built yet)`)
@@ -164,7 +227,7 @@ for (const [name, issue] of [
     .action(() => {
       throw new EbbflowError(
         'NOT_IMPLEMENTED',
-        `\`ebbflow ${name}\` is not built yet; only \`ebbflow collect\` is available in this version`,
+        `\`ebbflow ${name}\` is not built yet (alert rules are a later issue)`,
       )
     })
 }

@@ -120,6 +120,11 @@ export class Publisher implements CaptureSink {
     for (const e of events) this.add(familyOf(e), e)
   }
 
+  /** The clock that turns the batches' boot times into wall time. */
+  get clock(): WallClock {
+    return this.o.clock
+  }
+
   stats(): PublisherStats {
     return {
       ...this.stats_,

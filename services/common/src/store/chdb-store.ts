@@ -22,9 +22,17 @@ function storeError(what: string, err: unknown): EbbflowError {
   )
 }
 
+/**
+ * One chDB session runs one statement at a time here. chDB 3.4.0 keeps the partial output of a
+ * statement that failed mid-way (a result overflow, a timeout) and prepends it to the next
+ * result on the session; in `ebbflow up` the ingester and the API share the session, so every
+ * statement is queued, and a failed one is followed by a throw-away SELECT that takes the
+ * leftovers before anyone else runs.
+ */
 export class ChdbStore implements Store {
   readonly dataDir: string
   private readonly session: Session
+  private tail: Promise<unknown> = Promise.resolve()
 
   private constructor(dataDir: string, session: Session) {
     this.dataDir = dataDir
@@ -46,18 +54,34 @@ export class ChdbStore implements Store {
     return new ChdbStore(dataDir, session)
   }
 
-  async exec(sql: string): Promise<void> {
-    try {
-      await this.session.queryAsync(sql)
-    } catch (err) {
-      throw storeError('statement failed', err)
-    }
+  private serial<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(async () => {
+      try {
+        return await run()
+      } catch (err) {
+        await this.session.queryAsync('SELECT 1 AS drain').catch(() => undefined)
+        throw err
+      }
+    })
+    this.tail = next.catch(() => undefined)
+    return next
   }
 
-  async query<T = Record<string, unknown>>(
-    sql: string,
-    params?: Record<string, unknown>,
-  ): Promise<T[]> {
+  exec(sql: string): Promise<void> {
+    return this.serial(async () => {
+      try {
+        await this.session.queryAsync(sql)
+      } catch (err) {
+        throw storeError('statement failed', err)
+      }
+    })
+  }
+
+  query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]> {
+    return this.serial(() => this.runQuery<T>(sql, params))
+  }
+
+  private async runQuery<T>(sql: string, params?: Record<string, unknown>): Promise<T[]> {
     try {
       const result = params
         ? await this.session.queryBindAsync(sql, params, { format: 'JSON' })
@@ -72,8 +96,12 @@ export class ChdbStore implements Store {
     }
   }
 
-  async insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {
-    if (rows.length === 0) return
+  insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {
+    if (rows.length === 0) return Promise.resolve()
+    return this.serial(() => this.runInsert(table, rows, options))
+  }
+
+  private async runInsert(table: string, rows: readonly object[], options: InsertOptions) {
     // With non_replicated_deduplication_window set, ClickHouse also drops a block whose
     // content hash it has seen, token or not: two honest, identical untokened inserts would
     // lose one. Deduplicate only when the caller names the batch. ClickHouse 26 governs this
@@ -96,6 +124,7 @@ export class ChdbStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.tail
     this.session.close()
     const chdb: ChdbModule = await import('chdb')
     // close() can return before the native connection is gone; a later open of the same

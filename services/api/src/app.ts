@@ -1,0 +1,145 @@
+// Builds the API (a graphql-yoga instance, itself a Node request handler); server.ts listens.
+import { createLogger, type Logger } from '@ebbflow/common'
+import type { Store } from '@ebbflow/common/store/index'
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor'
+import { GraphQLError, type GraphQLSchema, NoSchemaIntrospectionCustomRule } from 'graphql'
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga'
+import { type ApiContext, type ApiLimits, createContext } from './context.ts'
+import { userError } from './errors.ts'
+import type { LiveSource } from './live.ts'
+import { buildSchema } from './schema.ts'
+import { type QueryLimits, QueryRunner, type Scope } from './sql.ts'
+
+export interface Limits extends ApiLimits, QueryLimits {
+  maxDepth: number
+  maxAliases: number
+  maxCost: number
+  maxTokens: number
+}
+
+/** The defaults config.ts documents; tests and embedders override what they need. */
+export const DEFAULT_LIMITS: Limits = {
+  defaultPageSize: 50,
+  maxPageSize: 500,
+  maxSessionCommands: 10_000,
+  maxSeriesPoints: 10_000,
+  maxExecutionSeconds: 10,
+  maxResultRows: 100_000,
+  maxMemoryBytes: 1024 * 1024 * 1024,
+  maxDepth: 10,
+  maxAliases: 10,
+  // graphql-armor multiplies a field's cost by a literal `first`: a full page of 500 execs
+  // with every field costs about 30 000.
+  maxCost: 100_000,
+  maxTokens: 2000,
+}
+
+export interface ApiOptions {
+  store: Store
+  /** Bearer token → namespaces it may read; `*` among them means every namespace. */
+  tokens: Readonly<Record<string, readonly string[]>>
+  /** No token needed; every caller reads every namespace. For a laptop, never a cluster. */
+  open?: boolean
+  limits?: Partial<Limits>
+  live?: LiveSource
+  graphiql?: boolean
+  introspection?: boolean
+  /**
+   * One store statement at a time. Needed for chDB (see QueryRunner); a ClickHouse server
+   * takes them in parallel. Default: true.
+   */
+  serializeQueries?: boolean
+  logger?: Logger
+}
+
+export type Api = YogaServerInstance<Record<string, unknown>, ApiContext>
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i
+
+/** Who the caller is allowed to read, from the Authorization header. */
+export function authenticate(
+  header: string | null,
+  tokens: ReadonlyMap<string, readonly string[]>,
+  open: boolean,
+): Scope {
+  const token = header === null ? undefined : BEARER.exec(header)?.[1]
+  if (token !== undefined) {
+    const namespaces = tokens.get(token)
+    if (namespaces !== undefined)
+      return namespaces.includes('*')
+        ? { all: true, namespaces: [] }
+        : { all: false, namespaces: [...namespaces] }
+    // A wrong token is refused even on an open server: it is a mistake worth telling.
+    throw userError('UNAUTHENTICATED', 'unknown bearer token', 401)
+  }
+  if (open) return { all: true, namespaces: [] }
+  throw userError('UNAUTHENTICATED', 'a bearer token is required (Authorization: Bearer …)', 401)
+}
+
+/** graphql-armor's refusals, with the limit in the message and a code like our own errors. */
+const refused = {
+  exposeLimits: true,
+  onReject: [
+    (_ctx: unknown, err: GraphQLError) => {
+      ;(err.extensions as Record<string, unknown>).code = 'QUERY_TOO_COMPLEX'
+    },
+  ],
+}
+
+const disableIntrospection: Plugin = {
+  onValidate({ addValidationRule }) {
+    addValidationRule(NoSchemaIntrospectionCustomRule)
+  },
+}
+
+export function createApi(options: ApiOptions): Api {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
+  const logger = options.logger ?? createLogger('api')
+  const runner = new QueryRunner(options.store, limits, {
+    logger,
+    serialize: options.serializeQueries !== false,
+  })
+  const tokens = new Map(Object.entries(options.tokens))
+  const open = options.open === true
+  const plugins: Plugin[] = [
+    EnvelopArmorPlugin({
+      maxDepth: { n: limits.maxDepth, flattenFragments: true, ...refused },
+      maxAliases: { n: limits.maxAliases, ...refused },
+      costLimit: { maxCost: limits.maxCost, ...refused },
+      maxTokens: { n: limits.maxTokens, ...refused },
+      maxDirectives: { n: 20, ...refused },
+      blockFieldSuggestion: { enabled: !options.introspection },
+    }) as Plugin,
+  ]
+  if (!options.introspection) plugins.push(disableIntrospection)
+  return createYoga<Record<string, unknown>, ApiContext>({
+    schema: buildSchema(options.live) as unknown as GraphQLSchema,
+    graphqlEndpoint: '/graphql',
+    graphiql: options.graphiql === true,
+    landingPage: false,
+    // Batching would multiply every limit by the batch size.
+    batching: false,
+    logging: false,
+    plugins,
+    context: ({ request }) =>
+      createContext(
+        authenticate(request.headers.get('authorization'), tokens, open),
+        runner,
+        limits,
+        logger,
+      ),
+    maskedErrors: {
+      maskError(error: unknown) {
+        if (error instanceof GraphQLError) {
+          const original = error.originalError
+          if (original === undefined || original === null || original instanceof GraphQLError)
+            return error
+          logger.error({ err: original, path: error.path }, 'resolver failed')
+        } else logger.error({ err: error }, 'request failed')
+        return new GraphQLError('internal error (the server log has the details)', {
+          extensions: { code: 'INTERNAL_SERVER_ERROR' },
+        })
+      },
+    },
+  }) as Api
+}

@@ -1,0 +1,129 @@
+// The API's configuration: the only reader of process.env in this service. Every field
+// documents its default; every invalid value is reported at once, and nothing falls back.
+import { readFileSync } from 'node:fs'
+import { ConfigError, LOG_LEVELS, parseConfig } from '@ebbflow/common'
+import { z } from 'zod'
+import { DEFAULT_LIMITS, type Limits } from './app.ts'
+
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+
+const count = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback)
+
+export const apiConfigSchema = z.object({
+  /** TCP port of the GraphQL endpoint; 0 picks a free one. Default: 4000. */
+  port: count(0, 65_535, 4000),
+  /** Address to listen on. Default: 127.0.0.1 (this machine only). */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** Serve GraphiQL at /graphql in a browser. Default: false. */
+  graphiql: flag.default(false),
+  /** Answer introspection queries (and suggest field names). Default: false. */
+  introspection: flag.default(false),
+  /** JSON file `{ "<token>": ["namespace", …] }`; `*` reads every namespace. Default: none. */
+  tokensFile: z.string().min(1).optional(),
+  /** Serve without tokens, every namespace to every caller. Default: false. */
+  open: flag.default(false),
+  /** Log level. Default: info. */
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Rows of a page when `first` is not given. Default: 50. */
+  defaultPageSize: count(1, 10_000, DEFAULT_LIMITS.defaultPageSize),
+  /** Largest `first`/`last`; more is refused. Default: 500. */
+  maxPageSize: count(1, 10_000, DEFAULT_LIMITS.maxPageSize),
+  /** Deepest query accepted. Default: 10. */
+  maxDepth: count(2, 100, DEFAULT_LIMITS.maxDepth),
+  /** Aliases per query. Default: 10. */
+  maxAliases: count(0, 1000, DEFAULT_LIMITS.maxAliases),
+  /** graphql-armor's cost of a query (a literal `first` multiplies it), at most. Default:
+   * 100000. */
+  maxCost: count(1, 1_000_000, DEFAULT_LIMITS.maxCost),
+  /** Tokens of a query document, at most. Default: 2000. */
+  maxTokens: count(10, 1_000_000, DEFAULT_LIMITS.maxTokens),
+  /** ClickHouse max_execution_time of each statement, seconds. Default: 10. */
+  queryTimeoutSeconds: count(1, 3600, DEFAULT_LIMITS.maxExecutionSeconds),
+  /** ClickHouse max_result_rows of each statement (more is an error). Default: 100000. */
+  maxResultRows: count(1, 100_000_000, DEFAULT_LIMITS.maxResultRows),
+  /** ClickHouse max_memory_usage of each statement, bytes. Default: 1 GiB. */
+  maxMemoryBytes: count(1024 * 1024, 2 ** 45, DEFAULT_LIMITS.maxMemoryBytes),
+})
+
+export type ApiConfig = z.output<typeof apiConfigSchema>
+export type ApiConfigInput = { [K in keyof z.input<typeof apiConfigSchema>]?: string }
+
+const ENV: Record<keyof ApiConfigInput, string> = {
+  port: 'EBBFLOW_PORT',
+  host: 'EBBFLOW_HOST',
+  graphiql: 'EBBFLOW_GRAPHIQL',
+  introspection: 'EBBFLOW_INTROSPECTION',
+  tokensFile: 'EBBFLOW_API_TOKENS_FILE',
+  open: 'EBBFLOW_API_OPEN',
+  logLevel: 'EBBFLOW_LOG_LEVEL',
+  defaultPageSize: 'EBBFLOW_API_DEFAULT_PAGE_SIZE',
+  maxPageSize: 'EBBFLOW_API_MAX_PAGE_SIZE',
+  maxDepth: 'EBBFLOW_API_MAX_DEPTH',
+  maxAliases: 'EBBFLOW_API_MAX_ALIASES',
+  maxCost: 'EBBFLOW_API_MAX_COST',
+  maxTokens: 'EBBFLOW_API_MAX_TOKENS',
+  queryTimeoutSeconds: 'EBBFLOW_API_QUERY_TIMEOUT_SECONDS',
+  maxResultRows: 'EBBFLOW_API_MAX_RESULT_ROWS',
+  maxMemoryBytes: 'EBBFLOW_API_MAX_MEMORY_BYTES',
+}
+
+const tokensSchema = z.record(
+  z.string().min(16, 'tokens need 16 characters or more'),
+  z.array(z.string()),
+)
+
+/** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */
+export function loadApiConfig(
+  explicit: ApiConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ApiConfig {
+  const { data, problems } = parseConfig(apiConfigSchema, ENV, explicit, env)
+  if (data) {
+    if (data.defaultPageSize > data.maxPageSize)
+      problems.push(
+        `defaultPageSize (${ENV.defaultPageSize}): must not exceed maxPageSize (${data.maxPageSize})`,
+      )
+    if (!data.open && data.tokensFile === undefined)
+      problems.push(
+        `tokensFile (${ENV.tokensFile}): required unless the API is open (${ENV.open}=true)`,
+      )
+  }
+  if (!data || problems.length > 0) throw new ConfigError(problems)
+  return data
+}
+
+/** Reads and checks the tokens file; every problem in it is reported at once. */
+export function readTokens(file: string): Record<string, string[]> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new ConfigError([`tokensFile: cannot read ${file}: ${(err as Error).message}`])
+  }
+  const parsed = tokensSchema.safeParse(raw)
+  if (!parsed.success)
+    throw new ConfigError(
+      parsed.error.issues.map(
+        (i) => `tokensFile ${file}: ${i.path.join('.') || '(root)'}: ${i.message}`,
+      ),
+    )
+  return parsed.data
+}
+
+export function limitsOf(config: ApiConfig): Limits {
+  return {
+    ...DEFAULT_LIMITS,
+    defaultPageSize: config.defaultPageSize,
+    maxPageSize: config.maxPageSize,
+    maxDepth: config.maxDepth,
+    maxAliases: config.maxAliases,
+    maxCost: config.maxCost,
+    maxTokens: config.maxTokens,
+    maxExecutionSeconds: config.queryTimeoutSeconds,
+    maxResultRows: config.maxResultRows,
+    maxMemoryBytes: config.maxMemoryBytes,
+  }
+}

@@ -1,0 +1,153 @@
+// Live events for the `events` subscription. The transport (the in-process queue of embedded
+// mode, or Kafka) is wired in by whoever starts the API; the API only needs something it can
+// subscribe to, and filters each event by the request's filter and the caller's namespaces.
+import type { CapturedEvent, Family } from '@ebbflow/common'
+import type { EventFilter, Scope } from './sql.ts'
+import { nsToTime } from './time.ts'
+
+export interface LiveEvent {
+  /** The decoded event with its enrichment meta (namespace, pod, labels…). */
+  event: CapturedEvent
+  /** Wall-clock time, ns since the epoch, when the transport knows it. */
+  timeNs?: bigint
+}
+
+export interface LiveSource {
+  /** A fresh stream per subscriber; returning from the iterator unsubscribes. */
+  subscribe(): AsyncIterable<LiveEvent>
+}
+
+export function familyOf(event: CapturedEvent): Family | undefined {
+  switch (event.kind) {
+    case 'exec':
+    case 'exit':
+    case 'fork':
+      return 'exec'
+    case 'tcp':
+    case 'traffic':
+      return 'net'
+    case 'syscall':
+    case 'syscall_count':
+      return 'syscall'
+    default:
+      return undefined
+  }
+}
+
+/** ClickHouse DateTime64 text compares in time order, so filter bounds compare as text. */
+export function liveMatches(
+  live: LiveEvent,
+  filter: EventFilter,
+  scope: Scope,
+  families: readonly Family[] | null | undefined,
+): boolean {
+  const family = familyOf(live.event)
+  if (!family) return false
+  if (families && families.length > 0 && !families.includes(family)) return false
+  const meta = live.event.meta
+  const namespace = meta?.namespace ?? ''
+  if (!scope.all && !scope.namespaces.includes(namespace)) return false
+  if (filter.from != null || filter.to != null) {
+    if (live.timeNs === undefined) return false
+    const t = nsToTime(live.timeNs)
+    if (filter.from != null && t < filter.from) return false
+    if (filter.to != null && t >= filter.to) return false
+  }
+  const exact: [string | null | undefined, string | undefined][] = [
+    [filter.namespace, meta?.namespace],
+    [filter.pod, meta?.pod],
+    [filter.container, meta?.container],
+    [filter.function, meta?.function],
+    [filter.node, meta?.node],
+  ]
+  for (const [want, got] of exact) if (want != null && want !== (got ?? '')) return false
+  for (const l of filter.labels ?? []) {
+    const v = meta?.labels?.[l.key]
+    if (v === undefined || (l.value != null && v !== l.value)) return false
+  }
+  return true
+}
+
+/** The subscription's payload: the pod columns up front, the event itself as JSON. */
+export function livePayload(live: LiveEvent) {
+  const { meta, ...rest } = live.event as CapturedEvent & { meta?: CapturedEvent['meta'] }
+  const data = JSON.parse(
+    JSON.stringify(rest, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+  ) as Record<string, unknown>
+  return {
+    family: familyOf(live.event)!.toUpperCase(),
+    kind: live.event.kind,
+    time: live.timeNs === undefined ? null : nsToTime(live.timeNs),
+    node: meta?.node ?? null,
+    namespace: meta?.namespace ?? null,
+    pod: meta?.pod ?? null,
+    container: meta?.container ?? null,
+    function: meta?.function ?? null,
+    data,
+  }
+}
+
+/**
+ * A LiveSource fed by `publish`: each subscriber gets every event published after it
+ * subscribed, buffered up to `bufferSize` (older ones are dropped and counted).
+ */
+export class MemoryLiveSource implements LiveSource {
+  private readonly subscribers = new Set<{
+    queue: LiveEvent[]
+    wake: (() => void) | undefined
+  }>()
+  private readonly bufferSize: number
+  private closed = false
+  dropped = 0
+
+  constructor(bufferSize = 10_000) {
+    this.bufferSize = bufferSize
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size
+  }
+
+  publish(event: LiveEvent): void {
+    for (const s of this.subscribers) {
+      if (s.queue.length >= this.bufferSize) {
+        s.queue.shift()
+        this.dropped++
+      }
+      s.queue.push(event)
+      s.wake?.()
+    }
+  }
+
+  close(): void {
+    this.closed = true
+    for (const s of this.subscribers) s.wake?.()
+  }
+
+  subscribe(): AsyncIterable<LiveEvent> {
+    const sub = { queue: [] as LiveEvent[], wake: undefined as (() => void) | undefined }
+    this.subscribers.add(sub)
+    const self = this
+    return {
+      [Symbol.asyncIterator]() {
+        return {
+          async next(): Promise<IteratorResult<LiveEvent>> {
+            while (sub.queue.length === 0 && !self.closed && self.subscribers.has(sub))
+              await new Promise<void>((resolve) => {
+                sub.wake = resolve
+              })
+            sub.wake = undefined
+            const value = sub.queue.shift()
+            if (value === undefined) return { done: true, value: undefined }
+            return { done: false, value }
+          },
+          async return(): Promise<IteratorResult<LiveEvent>> {
+            self.subscribers.delete(sub)
+            sub.wake?.()
+            return { done: true, value: undefined }
+          },
+        }
+      },
+    }
+  }
+}

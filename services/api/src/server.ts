@@ -1,0 +1,37 @@
+// Listens: the API built by app.ts on a Node HTTP server.
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Api } from './app.ts'
+
+export interface ApiServer {
+  /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
+  url: string
+  close(): Promise<void>
+}
+
+export async function startApiServer(options: {
+  api: Api
+  /** 0 picks a free port. */
+  port: number
+  host: string
+}): Promise<ApiServer> {
+  const server = createServer(options.api)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host
+  return {
+    url: `http://${host}:${port}${options.api.graphqlEndpoint}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        // Server-sent event streams stay open; end them so close() does not wait forever.
+        server.closeAllConnections()
+        server.close((err) => (err ? reject(err) : resolve()))
+      }),
+  }
+}

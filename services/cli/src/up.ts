@@ -1,0 +1,277 @@
+// `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
+// a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
+// real broker and server. This module only composes the services; each keeps its own config.
+import { createApi, limitsOf, loadApiConfig, MemoryLiveSource, startApiServer } from '@ebbflow/api'
+import {
+  type CaptureSink,
+  type CollectorConfig,
+  InProcessPublisher,
+  KafkaPublisher,
+  loadCollectorConfig,
+  loadEnrichConfig,
+  type Publisher,
+  startCollector,
+} from '@ebbflow/collector'
+import {
+  ConfigError,
+  type CounterEvent,
+  createLogger,
+  type Family,
+  type Logger,
+  type RecordEvent,
+} from '@ebbflow/common'
+import { loadStoreConfig, migrate, openStore } from '@ebbflow/common/store/index'
+import { TOPICS } from '@ebbflow/common/wire'
+import {
+  IngestMetrics,
+  Ingestor,
+  InProcessIngester,
+  KafkaDeadLetters,
+  KafkaIngester,
+  StoreDeadLetters,
+} from '@ebbflow/ingester'
+
+export interface UpFlags {
+  kafka?: string
+  clickhouse?: string
+  dataDir?: string
+  port?: string
+  host?: string
+  families?: string
+  retentionDays?: string
+  tokensFile?: string
+  logLevel?: string
+  status?: string
+}
+
+/** Hands every event to the publisher and to the live tail of the API. */
+class Tee implements CaptureSink {
+  private readonly publisher: Publisher
+  private readonly live: MemoryLiveSource
+  private readonly offsetNs: bigint
+
+  constructor(publisher: Publisher, live: MemoryLiveSource, offsetNs: bigint) {
+    this.publisher = publisher
+    this.live = live
+    this.offsetNs = offsetNs
+  }
+
+  records(events: RecordEvent[], family: Family): void {
+    this.publisher.records(events, family)
+    if (this.live.subscriberCount > 0)
+      for (const event of events)
+        this.live.publish({ event, timeNs: this.offsetNs + BigInt(Math.round(event.bootNs)) })
+  }
+
+  counters(events: CounterEvent[]): void {
+    this.publisher.counters(events)
+    if (this.live.subscriberCount > 0)
+      for (const event of events)
+        this.live.publish({ event, timeNs: this.offsetNs + BigInt(Math.round(event.bootNs)) })
+  }
+}
+
+export interface Up {
+  apiUrl: string
+  stop(): Promise<void>
+}
+
+export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.env): Promise<Up> {
+  const problems: string[] = []
+  const attempt = <T>(load: () => T): T | undefined => {
+    try {
+      return load()
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(...err.problems)
+      return undefined
+    }
+  }
+  const collectorInput: Record<string, string> = {
+    output: flags.kafka ? 'kafka' : 'json',
+    ...(flags.kafka ? { kafkaBrokers: flags.kafka } : {}),
+    ...(flags.families ? { families: flags.families } : {}),
+    ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
+  }
+  // Every configuration is read before anything starts, so every problem shows at once.
+  const collectorConfig = attempt(() => loadCollectorConfig(collectorInput, env))
+  const enrichConfig = attempt(() => loadEnrichConfig({}, env))
+  const storeConfig = attempt(() =>
+    loadStoreConfig(
+      Object.fromEntries(
+        Object.entries({
+          dataDir: flags.dataDir,
+          clickhouse: flags.clickhouse,
+          retentionDays: flags.retentionDays,
+          logLevel: flags.logLevel,
+        }).filter((e): e is [string, string] => e[1] !== undefined),
+      ),
+      env,
+    ),
+  )
+  // On 127.0.0.1 `up` serves open by default (one user, one machine); a tokens file closes it.
+  const apiConfig = attempt(() =>
+    loadApiConfig(
+      {
+        open: flags.tokensFile || env.EBBFLOW_API_TOKENS_FILE ? 'false' : 'true',
+        ...Object.fromEntries(
+          Object.entries({
+            port: flags.port,
+            host: flags.host,
+            tokensFile: flags.tokensFile,
+            logLevel: flags.logLevel,
+          }).filter((e): e is [string, string] => e[1] !== undefined),
+        ),
+      },
+      env,
+    ),
+  )
+  if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig)
+    throw new ConfigError(problems)
+  const logger = createLogger('up', collectorConfig.logLevel)
+
+  const closers: (() => Promise<void>)[] = []
+  const stopAll = async () => {
+    for (const close of closers.splice(0).reverse())
+      await close().catch((err: unknown) => logger.warn({ err }, 'while stopping'))
+  }
+  try {
+    const { store, where, kind } = await openStore(storeConfig)
+    closers.push(() => store.close())
+    const migrated = await migrate(store, { retentionDays: storeConfig.retentionDays })
+    const metrics = new IngestMetrics()
+    const live = new MemoryLiveSource()
+    closers.push(async () => live.close())
+
+    // Transport and ingester first, so nothing the collector publishes waits for a reader.
+    let publisher: Publisher
+    let ingesterDone: Promise<void> | undefined
+    let stored: () => Promise<number>
+    if (collectorConfig.output === 'kafka') {
+      const deadLetters = new KafkaDeadLetters(collectorConfig.kafkaBrokers)
+      closers.push(() => deadLetters.close())
+      const consumer = new KafkaIngester(
+        { brokers: collectorConfig.kafkaBrokers, topics: Object.values(TOPICS) },
+        new Ingestor({ store, deadLetters, metrics, logger, source: 'kafka' }),
+        metrics,
+        logger,
+      )
+      await consumer.start()
+      closers.push(() => consumer.stop())
+      publisher = new KafkaPublisher(collectorConfig, logger)
+      stored = () => rowsFrom(metrics)
+    } else {
+      const inProcess = new InProcessPublisher(collectorConfig, logger)
+      const ingester = new InProcessIngester(
+        new Ingestor({
+          store,
+          deadLetters: new StoreDeadLetters(store),
+          metrics,
+          logger,
+          source: 'in-process',
+        }),
+        logger,
+      )
+      ingesterDone = ingester.consume(inProcess.transport.consume())
+      closers.push(async () => {
+        await inProcess.transport.close()
+        await ingesterDone
+      })
+      publisher = inProcess
+      stored = async () => ingester.stats.rows
+    }
+    closers.push(async () => {
+      logger.info({ stats: await publisher.close() }, 'publisher flushed')
+    })
+
+    const api = createApi({
+      store,
+      tokens: {},
+      open: apiConfig.open,
+      limits: limitsOf(apiConfig),
+      graphiql: apiConfig.graphiql,
+      introspection: apiConfig.introspection,
+      logger,
+      serializeQueries: kind === 'chdb',
+      live,
+    })
+    const server = await startApiServer({ api, port: apiConfig.port, host: apiConfig.host })
+    closers.push(() => server.close())
+
+    const collector = startCollector(
+      collectorConfig,
+      enrichConfig,
+      new Tee(publisher, live, publisher.clock.offsetNs),
+      logger,
+    )
+    closers.push(() => collector.stop())
+
+    const report = collector.capture.report
+    logger.info(
+      {
+        families: report.families.map((f) => `${f.family} (${f.programs.join(', ')})`),
+        buffers: report.bufferKind,
+        kernel: report.features.kernelRelease,
+        features: missingFeatures(report.features),
+        enrichment: collector.enrichment.mode,
+        api: server.url,
+        store: `${kind} ${where}`,
+        migrationsApplied: migrated.applied.length,
+      },
+      `ebbflow is up: GraphQL at ${server.url}, data in ${where}`,
+    )
+    const status = startStatus(flags, collectorConfig, collector.capture, stored, logger)
+    closers.push(async () => status())
+    return { apiUrl: server.url, stop: stopAll }
+  } catch (err) {
+    await stopAll()
+    throw err
+  }
+}
+
+async function rowsFrom(metrics: IngestMetrics): Promise<number> {
+  const { values } = await metrics.rows.get()
+  return values.reduce((n, v) => n + v.value, 0)
+}
+
+function missingFeatures(f: { ringbuf: boolean; btf: boolean; cgroupSkb: boolean }): string {
+  const missing = [
+    !f.ringbuf && 'ring buffers (perf buffers used)',
+    !f.btf && 'BTF',
+    !f.cgroupSkb && 'cgroup_skb (no traffic counters)',
+  ].filter(Boolean)
+  return missing.length === 0 ? 'all found' : `without ${missing.join(', ')}`
+}
+
+/**
+ * One status line every 2 s on a terminal (or with --status on): events/s, drops, rows stored.
+ * Returns the function that stops it.
+ */
+function startStatus(
+  flags: UpFlags,
+  _config: CollectorConfig,
+  capture: { stats(): { records: number; dropped: number } },
+  stored: () => Promise<number>,
+  logger: Logger,
+): () => void {
+  const onTerminal = process.stderr.isTTY === true
+  if (!(onTerminal || flags.status === 'true')) return () => {}
+  let last = capture.stats().records
+  let lastAt = performance.now()
+  const timer = setInterval(async () => {
+    const s = capture.stats()
+    const rows = await stored()
+    const now = performance.now()
+    const rate = Math.round(((s.records - last) * 1000) / (now - lastAt))
+    last = s.records
+    lastAt = now
+    const line = `events/s ${rate}  drops ${s.dropped}  rows stored ${rows}`
+    if (onTerminal) process.stderr.write(`\r\x1b[2K${line}`)
+    else logger.info({ eventsPerSecond: rate, drops: s.dropped, rowsStored: rows }, 'status')
+  }, 2000)
+  timer.unref()
+  return () => {
+    clearInterval(timer)
+    if (onTerminal) process.stderr.write('\n')
+  }
+}
