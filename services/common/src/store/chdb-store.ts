@@ -101,6 +101,29 @@ export class ChdbStore implements Store {
     return this.serial(() => this.runInsert(table, rows, options))
   }
 
+  /**
+   * Inserts an already encoded body in any ClickHouse input format (the format comparison of
+   * bench/ingest); no deduplication.
+   */
+  insertEncoded(
+    table: string,
+    body: Buffer,
+    format: 'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated',
+  ): Promise<void> {
+    return this.serial(async () => {
+      try {
+        await this.session.insert({
+          table,
+          values: body,
+          format,
+          settings: { deduplicate_insert: 'disable' },
+        })
+      } catch (err) {
+        throw storeError(`insert into ${table} failed`, err)
+      }
+    })
+  }
+
   private async runInsert(table: string, rows: readonly object[], options: InsertOptions) {
     // With non_replicated_deduplication_window set, ClickHouse also drops a block whose
     // content hash it has seen, token or not: two honest, identical untokened inserts would

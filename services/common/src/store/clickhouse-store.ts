@@ -3,7 +3,12 @@
 // whether a retry can help (network failures and overload can; a refused value cannot).
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
 import { EbbflowError } from '../errors.ts'
-import { type InsertOptions, RETRIABLE_CLICKHOUSE_CODES, type Store } from './store.ts'
+import {
+  type InsertOptions,
+  RETRIABLE_CLICKHOUSE_CODES,
+  type Store,
+  withoutDefaults,
+} from './store.ts'
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'])
 
@@ -85,7 +90,7 @@ export class ClickHouseStore implements Store {
     try {
       await this.client.insert({
         table,
-        values: rows as object[],
+        values: rows.map(withoutDefaults),
         format: 'JSONEachRow',
         clickhouse_settings:
           options.dedupToken === undefined

@@ -1,0 +1,301 @@
+// bench/ingest: how fast rows go into chDB, and how long an event takes from the kernel to a
+// queryable row.
+//   - rows/s per core, syscall-count rows and exec rows: EventBatch records (as they arrive
+//     from Kafka) through the ingester's whole path — decode, rows, JSONEachRow, chDB insert —
+//     in blocks of BLOCK_ROWS; per core = rows / (process CPU seconds), since chDB's insert
+//     threads run in this process too;
+//   - input formats: the same syscall-count rows inserted as JSONEachRow, JSONCompactEachRow
+//     and TabSeparated (encode + insert), through chDB, which parses them with the server's
+//     own input formats;
+//   - end to end: a producer makes RATE getppid records/s (a security-syscall record each)
+//     for SECONDS; capture → publisher → in-process queue → ingester → chDB, and every event's
+//     age (wall clock at the end of its block's insert minus its kernel timestamp).
+// Prints one JSON report and writes bench/reports/ingest.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { InProcessPublisher, KernelCapture, loadCollectorConfig } from '@ebbflow/collector'
+import type { CapturedEvent, EventMeta } from '@ebbflow/common'
+import { createLogger } from '@ebbflow/common'
+import { ChdbStore, migrate, TABLES, toJsonEachRow, toRows } from '@ebbflow/common/store/index'
+import { WallClock, writeEvent } from '@ebbflow/common/wire'
+import {
+  type Decoded,
+  IngestMetrics,
+  Ingestor,
+  InProcessIngester,
+  type InRecord,
+  StoreDeadLetters,
+} from '@ebbflow/ingester'
+import { v1 } from '@ebbflow/proto'
+import protobuf from 'protobufjs'
+import { createCgroup } from '../../tests/support/cgroup.ts'
+
+const env = process.env
+const COUNT_ROWS = Number(env.EBBFLOW_BENCH_COUNT_ROWS ?? 1_000_000)
+const EXEC_ROWS = Number(env.EBBFLOW_BENCH_EXEC_ROWS ?? 300_000)
+const BLOCK_ROWS = Number(env.EBBFLOW_BENCH_BLOCK_ROWS ?? 100_000)
+const BATCH_EVENTS = 5000
+const RATE = Number(env.EBBFLOW_BENCH_INGEST_RATE ?? 50_000)
+const SECONDS = Number(env.EBBFLOW_BENCH_INGEST_SECONDS ?? 20)
+const logger = createLogger('bench', 'warn')
+
+const clock = new WallClock(BigInt(Date.now()) * 1_000_000n - 2_000_000_000_000n)
+const meta = (i: number): EventMeta => ({
+  node: 'bench-node',
+  namespace: `ns-${i % 8}`,
+  pod: `pod-${i % 200}`,
+  container: 'app',
+  workloadKind: 'Deployment',
+  workloadName: `wl-${i % 40}`,
+  labels: { app: `wl-${i % 40}` },
+})
+
+function syscallCounts(n: number): CapturedEvent[] {
+  return Array.from({ length: n }, (_, i) => ({
+    kind: 'syscall_count' as const,
+    bootNs: 1_000_000_000_000 + Math.floor(i / 300) * 1_000_000,
+    intervalNs: 1_000_000_000,
+    cgroupId: 5000 + (i % 200),
+    syscallNr: i % 300,
+    syscall: `sys_${i % 300}`,
+    count: 1 + (i % 977),
+    meta: meta(i),
+  }))
+}
+
+function execs(n: number): CapturedEvent[] {
+  return Array.from({ length: n }, (_, i) => ({
+    kind: 'exec' as const,
+    bootNs: 1_000_000_000_000 + i * 10_000,
+    cgroupId: 5000 + (i % 200),
+    pid: 10_000 + i,
+    tgid: 10_000 + i,
+    ppid: 1,
+    uid: 1000,
+    gid: 1000,
+    pidnsIno: 4026531836,
+    mntnsIno: 4026531841,
+    comm: 'python3',
+    parentComm: 'bash',
+    filename: '/usr/bin/python3',
+    args: ['/usr/bin/python3', '-m', 'app.worker', '--queue', `q-${i % 16}`, `--id=${i}`],
+    argsTotalBytes: 60,
+    argsTruncated: false,
+    filenameTruncated: false,
+    argsReadFailed: false,
+    meta: meta(i),
+  }))
+}
+
+/** EventBatch records of BATCH_EVENTS events each, as a collector publishes them. */
+function records(events: CapturedEvent[], topic: string): InRecord[] {
+  const out: InRecord[] = []
+  for (let i = 0; i < events.length; i += BATCH_EVENTS) {
+    const w = protobuf.Writer.create()
+    const chunk = events.slice(i, i + BATCH_EVENTS)
+    for (const e of chunk) writeEvent(w, e, clock)
+    const head = v1.EventBatch.encode({
+      node: 'bench-node',
+      batchId: `b-${topic}-${i}`,
+      bootId: 'boot',
+      firstTimeNs: clock.toWall(chunk[0]!.bootNs),
+      lastTimeNs: clock.toWall(chunk[chunk.length - 1]!.bootNs),
+    }).finish()
+    out.push({
+      topic,
+      partition: 0,
+      offset: String(out.length),
+      key: null,
+      value: Buffer.concat([head, w.finish()]),
+    })
+  }
+  return out
+}
+
+async function ingestRate(store: ChdbStore, name: string, recs: InRecord[], rows: number) {
+  const ingestor = new Ingestor({
+    store,
+    deadLetters: new StoreDeadLetters(store),
+    metrics: new IngestMetrics(),
+    logger,
+    source: 'bench',
+  })
+  const perBlock = Math.max(1, Math.round(BLOCK_ROWS / BATCH_EVENTS))
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  let stored = 0
+  for (let i = 0; i < recs.length; i += perBlock) {
+    const r = await ingestor.ingestBlock(recs.slice(i, i + perBlock), `${name}-${i}`)
+    for (const n of Object.values(r.rows)) stored += n
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  if (stored !== rows) throw new Error(`${name}: stored ${stored} of ${rows}`)
+  return {
+    rows,
+    blockRows: BLOCK_ROWS,
+    seconds,
+    rowsPerSecondWall: Math.round(rows / seconds),
+    processCpuSeconds: cpuSeconds,
+    rowsPerCpuSecond: Math.round(rows / cpuSeconds),
+  }
+}
+
+function tsvEscape(v: unknown): string {
+  if (typeof v === 'boolean') return v ? 'true' : 'false'
+  if (Array.isArray(v))
+    return `[${v.map((x) => `'${String(x).replace(/[\\']/g, '\\$&')}'`).join(',')}]`
+  if (v && typeof v === 'object')
+    return `{${Object.entries(v)
+      .map(([k, x]) => `'${k.replace(/[\\']/g, '\\$&')}':'${String(x).replace(/[\\']/g, '\\$&')}'`)
+      .join(',')}}`
+  return String(v).replace(/[\\\t\n]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\\\'))
+}
+
+async function formats(store: ChdbStore) {
+  const rows = toRows(syscallCounts(COUNT_ROWS), {
+    offsetNs: clock.offsetNs,
+    node: 'bench-node',
+  }).syscall_counts
+  const columns = Object.keys(rows[0]!)
+  const encoders: Record<'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated', () => Buffer> = {
+    JSONEachRow: () => Buffer.from(toJsonEachRow(rows)),
+    JSONCompactEachRow: () => {
+      let out = ''
+      for (const r of rows)
+        out += `${JSON.stringify(
+          columns.map((c) => r[c]),
+          (_k, v) => (typeof v === 'bigint' ? v.toString() : v),
+        )}\n`
+      return Buffer.from(out)
+    },
+    TabSeparated: () => {
+      let out = ''
+      for (const r of rows) out += `${columns.map((c) => tsvEscape(r[c])).join('\t')}\n`
+      return Buffer.from(out)
+    },
+  }
+  const out: Record<string, unknown> = {}
+  for (const [format, encode] of Object.entries(encoders) as [
+    keyof typeof encoders,
+    () => Buffer,
+  ][]) {
+    await store.exec('TRUNCATE TABLE ebbflow.syscall_counts')
+    const t0 = performance.now()
+    const body = encode()
+    const t1 = performance.now()
+    for (let i = 0; i < 10; i++) {
+      // Ten inserts of a tenth each, as the ingester's blocks would be.
+      const from = Math.floor((body.length * i) / 10)
+      const to = Math.floor((body.length * (i + 1)) / 10)
+      const start = i === 0 ? 0 : body.indexOf(10, from) + 1
+      const end = i === 9 ? body.length : body.indexOf(10, to) + 1
+      await store.insertEncoded('ebbflow.syscall_counts', body.subarray(start, end), format)
+    }
+    const t2 = performance.now()
+    const [c] = await store.query<{ n: string }>('SELECT count() AS n FROM ebbflow.syscall_counts')
+    if (Number(c!.n) !== rows.length) throw new Error(`${format}: ${c!.n} of ${rows.length} rows`)
+    out[format] = {
+      bytesPerRow: Math.round(body.length / rows.length),
+      encodeSeconds: (t1 - t0) / 1000,
+      insertSeconds: (t2 - t1) / 1000,
+      rowsPerSecond: Math.round(rows.length / ((t2 - t0) / 1000)),
+    }
+  }
+  return { rows: rows.length, table: 'syscall_counts', byFormat: out }
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+}
+
+async function endToEnd(store: ChdbStore) {
+  const ages: number[] = []
+  const real = new Ingestor({
+    store,
+    deadLetters: new StoreDeadLetters(store),
+    metrics: new IngestMetrics(),
+    logger,
+    source: 'bench',
+  })
+  const measuring = {
+    async ingestBlock(recs: readonly InRecord[], token: string, decoded?: readonly Decoded[]) {
+      const r = await real.ingestBlock(recs, token, decoded)
+      const nowNs = BigInt(Date.now()) * 1_000_000n
+      for (const d of decoded ?? [])
+        if (d.ok)
+          for (const e of d.batch.syscall)
+            ages.push(Number(nowNs - d.batch.offsetNs - BigInt(Math.round(e.bootNs))) / 1e9)
+      return r
+    },
+  } as unknown as Ingestor
+  const config = loadCollectorConfig(
+    { families: 'syscall', securitySyscalls: 'getppid', counterIntervalMs: '1000', output: 'json' },
+    {},
+  )
+  const publisher = new InProcessPublisher(config, logger)
+  const ingester = new InProcessIngester(measuring, logger)
+  const consuming = ingester.consume(publisher.transport.consume())
+  const capture = KernelCapture.start(config, publisher, logger)
+  const cg = createCgroup('bench-ingest')
+  const producer = `use Time::HiRes qw(time sleep); my ($r, $d) = (${RATE}, ${SECONDS}); my $t0 = time; my $n = 0;
+    while ((my $e = time - $t0) < $d) { my $target = $e * $r; while ($n < $target) { getppid(); $n++ } sleep(0.0005) }
+    print "$n\\n";`
+  try {
+    const result = await cg.run(['perl', '-e', producer])
+    if (result.code !== 0) throw new Error(result.stderr)
+    await new Promise((r) => setTimeout(r, 500))
+    capture.pollCounters()
+    await capture.stop()
+    const stats = await publisher.close()
+    await publisher.transport.close()
+    await consuming
+    const sorted = ages.sort((a, b) => a - b)
+    return {
+      targetEventsPerSecond: RATE,
+      seconds: SECONDS,
+      produced: Number(result.stdout.trim()),
+      captured: capture.stats().records,
+      kernelDrops: capture.stats().dropped,
+      publisherDrops: stats.droppedEvents,
+      measuredEvents: sorted.length,
+      p50Seconds: quantile(sorted, 0.5),
+      p99Seconds: quantile(sorted, 0.99),
+      maxSeconds: sorted.at(-1) ?? Number.NaN,
+      blocks: ingester.stats.blocks,
+    }
+  } finally {
+    await cg.remove()
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ebbflow-bench-ingest-'))
+try {
+  const store = await ChdbStore.open(join(dir, 'data'))
+  await migrate(store)
+  const countRecs = records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1')
+  const execRecs = records(execs(EXEC_ROWS), 'ebbflow.exec.v1')
+  const report = {
+    bench: 'ingest',
+    machine: { cpus: cpus().length, model: cpus()[0]?.model },
+    syscallCountRows: await ingestRate(store, 'counts', countRecs, COUNT_ROWS),
+    execRows: await ingestRate(store, 'execs', execRecs, EXEC_ROWS),
+    formats: await formats(store),
+    endToEnd: process.getuid?.() === 0 ? await endToEnd(store) : 'skipped: needs root',
+    targets: {
+      syscallCountRowsPerSecondPerCore: 1_000_000,
+      execRowsPerSecondPerCore: 300_000,
+      endToEndP99Seconds: 2,
+    },
+    tables: TABLES.length,
+  }
+  await store.close()
+  const text = JSON.stringify(report, null, 2)
+  process.stdout.write(`${text}\n`)
+  mkdirSync(join(import.meta.dirname, '../reports'), { recursive: true })
+  writeFileSync(join(import.meta.dirname, '../reports/ingest.json'), text)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
