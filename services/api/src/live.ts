@@ -2,6 +2,7 @@
 // mode, or Kafka) is wired in by whoever starts the API; the API only needs something it can
 // subscribe to, and filters each event by the request's filter and the caller's namespaces.
 import type { CapturedEvent, Family } from '@ebbflow/common'
+import { familyOf as wireFamilyOf } from '@ebbflow/common/wire'
 import type { EventFilter, Scope } from './sql.ts'
 import { nsToTime } from './time.ts'
 
@@ -17,21 +18,9 @@ export interface LiveSource {
   subscribe(): AsyncIterable<LiveEvent>
 }
 
+/** The family of a live event; drop counts are not events a subscriber asks for. */
 export function familyOf(event: CapturedEvent): Family | undefined {
-  switch (event.kind) {
-    case 'exec':
-    case 'exit':
-    case 'fork':
-      return 'exec'
-    case 'tcp':
-    case 'traffic':
-      return 'net'
-    case 'syscall':
-    case 'syscall_count':
-      return 'syscall'
-    default:
-      return undefined
-  }
+  return event.kind === 'drops' ? undefined : wireFamilyOf(event)
 }
 
 /** ClickHouse DateTime64 text compares in time order, so filter bounds compare as text. */

@@ -9,7 +9,7 @@ import {
   loadEnrichConfig,
   startCollector,
 } from '@ebbflow/collector'
-import { ConfigError, createLogger, EbbflowError } from '@ebbflow/common'
+import { ConfigError, ConfigProblems, createLogger, EbbflowError } from '@ebbflow/common'
 import { Command, Option } from 'commander'
 
 const program = new Command('ebbflow')
@@ -79,20 +79,12 @@ program
     }
     if (nodeName !== undefined) explicit.nodeName = nodeName
     const enrichExplicit = definedOnly({ kubernetes, kubeconfig, nodeName, functionLabels })
-    const problems: string[] = []
-    const attempt = <T>(load: () => T): T | undefined => {
-      try {
-        return load()
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err
-        problems.push(...err.problems)
-        return undefined
-      }
-    }
+    const gathered = new ConfigProblems()
+    const attempt = <T>(load: () => T) => gathered.attempt(load)
     // Both configurations are read before either is used, so every problem shows at once.
     const config = attempt(() => loadCollectorConfig(explicit))
     const enrichConfig = attempt(() => loadEnrichConfig(enrichExplicit))
-    if (!config || !enrichConfig) throw new ConfigError(problems)
+    if (!config || !enrichConfig) throw new ConfigError(gathered.problems)
     const logger = createLogger('collector', config.logLevel)
     const publisher = config.output === 'kafka' ? new KafkaPublisher(config, logger) : undefined
     const sink: CaptureSink = publisher ?? new JsonLinesSink(process.stdout)

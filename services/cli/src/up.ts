@@ -14,6 +14,7 @@ import {
 } from '@ebbflow/collector'
 import {
   ConfigError,
+  ConfigProblems,
   type CounterEvent,
   createLogger,
   type Family,
@@ -77,16 +78,8 @@ export interface Up {
 }
 
 export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.env): Promise<Up> {
-  const problems: string[] = []
-  const attempt = <T>(load: () => T): T | undefined => {
-    try {
-      return load()
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err
-      problems.push(...err.problems)
-      return undefined
-    }
-  }
+  const gathered = new ConfigProblems()
+  const attempt = <T>(load: () => T) => gathered.attempt(load)
   const collectorInput: Record<string, string> = {
     output: flags.kafka ? 'kafka' : 'json',
     ...(flags.kafka ? { kafkaBrokers: flags.kafka } : {}),
@@ -127,7 +120,7 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
     ),
   )
   if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig)
-    throw new ConfigError(problems)
+    throw new ConfigError(gathered.problems)
   const logger = createLogger('up', collectorConfig.logLevel)
 
   const closers: (() => Promise<void>)[] = []

@@ -34,3 +34,22 @@ export function parseConfig<S extends z.ZodType>(
     }),
   }
 }
+
+/**
+ * Reads several configurations and keeps every problem: `attempt` returns undefined for a
+ * configuration that failed, `throwIfAny` then reports all the problems of all of them at once.
+ */
+export class ConfigProblems {
+  readonly problems: string[] = []
+
+  attempt<T>(load: () => T): T | undefined {
+    try {
+      return load()
+    } catch (err) {
+      const problems = (err as { problems?: unknown }).problems
+      if (!(err instanceof Error) || !Array.isArray(problems)) throw err
+      this.problems.push(...(problems as string[]))
+      return undefined
+    }
+  }
+}

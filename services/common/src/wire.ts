@@ -371,6 +371,20 @@ export interface DecodedBatch {
   drops: WireDrops[]
 }
 
+/** Every event of a decoded batch, kind by kind (each kind in its capture order). */
+export function batchEvents(b: DecodedBatch): (CapturedEvent | WireDrops)[] {
+  return [
+    ...b.exec,
+    ...b.exit,
+    ...b.fork,
+    ...b.tcp,
+    ...b.traffic,
+    ...b.syscall,
+    ...b.syscallCount,
+    ...b.drops,
+  ]
+}
+
 function withMeta<T extends object>(e: T, meta: WireMeta | null | undefined): T {
   const m = metaFromWire(meta)
   if (m) (e as { meta?: EventMeta }).meta = m

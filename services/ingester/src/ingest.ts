@@ -12,7 +12,7 @@ import {
   TABLES,
   type Table,
 } from '@ebbflow/common/store/index'
-import type { DecodedBatch } from '@ebbflow/common/wire'
+import { batchEvents, type DecodedBatch } from '@ebbflow/common/wire'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
@@ -46,19 +46,7 @@ function zeroRows(): Record<Table, number> {
 
 function rowsOf(batch: DecodedBatch): RowsByTable {
   const ctx = { offsetNs: batch.offsetNs, node: batch.node, bootId: batch.bootId }
-  const out = emptyRows()
-  for (const list of [
-    batch.exec,
-    batch.exit,
-    batch.fork,
-    batch.tcp,
-    batch.traffic,
-    batch.syscall,
-    batch.syscallCount,
-    batch.drops,
-  ])
-    appendRows(out, list, ctx)
-  return out
+  return appendRows(emptyRows(), batchEvents(batch), ctx)
 }
 
 function merge(parts: readonly RowsByTable[]): RowsByTable {
