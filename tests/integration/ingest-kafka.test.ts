@@ -285,6 +285,57 @@ describe('ingester (real Kafka, chDB)', { skip, timeout: 240_000 }, () => {
     await store.close()
   })
 
+  it('ebbflow ingest: starts, stores, serves /metrics, stops on SIGTERM with exit 0', async () => {
+    const bin = join(import.meta.dirname, '../../bin/ebbflow')
+    const dataDir = join(tmp, 'cli')
+    const refused = spawnSync(bin, ['ingest', '--data-dir', dataDir], { encoding: 'utf8' })
+    assert.equal(refused.status, 2, refused.stderr)
+    assert.match(refused.stderr, /kafkaBrokers \(EBBFLOW_KAFKA\): required/)
+
+    const p = spawn(
+      bin,
+      [
+        'ingest',
+        '--kafka',
+        brokers[0]!,
+        '--data-dir',
+        dataDir,
+        '--metrics-port',
+        '0',
+        '--group-id',
+        `cli-${randomUUID()}`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    let stderr = ''
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    const exited = new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)))
+    try {
+      await waitFor('the ingester to start', async () => /"msg":"ingesting"/.test(stderr), 60_000)
+      const port = Number(/"metricsPort":(\d+)/.exec(stderr)?.[1])
+      const want = publishes.reduce(
+        (n, x) =>
+          n +
+          x.events.filter((e) => e.kind === 'exec' || e.kind === 'exit' || e.kind === 'fork')
+            .length,
+        0,
+      )
+      await waitFor('every exec row', async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+        const rows = Number(
+          /ebbflow_ingest_rows_total\{table="process_events"\} (\d+)/.exec(text)?.[1] ?? 0,
+        )
+        return rows >= want
+      })
+    } finally {
+      p.kill('SIGTERM')
+    }
+    assert.equal(await exited, 0, stderr)
+    assert.match(stderr, /finishing the block in flight/)
+  })
+
   it('SIGKILL after insert and before commit, then a restart: no row is stored twice', async () => {
     const dataDir = join(tmp, 'crash')
     const group = `crash-${randomUUID()}`
