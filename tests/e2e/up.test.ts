@@ -2,9 +2,9 @@
 // child cgroup (execs, a TCP exchange, a burst of syscalls), find each through the GraphQL
 // API, stop it with SIGTERM, start it again on the same folder and find the history again.
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,6 +126,27 @@ describe('ebbflow up (as a new user runs it)', {
     echo?.close()
     await cg?.remove()
     if (tmp) rmSync(tmp, { recursive: true, force: true })
+  })
+
+  it('without the capabilities it names them, exits non-zero and creates nothing', () => {
+    const dataDir = join(tmp, 'refused')
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        join(import.meta.dirname, '../../services/cli/src/main.ts'),
+        'up',
+        '--data-dir',
+        dataDir,
+      ],
+      { encoding: 'utf8', env: { ...process.env, HOME: tmp } },
+    )
+    assert.notEqual(r.status, 0, r.stderr)
+    assert.match(r.stderr, /missing capabilities CAP_BPF, CAP_PERFMON/)
+    assert.equal(existsSync(dataDir), false, 'no data folder was created')
   })
 
   it('captures, stores and answers; stops cleanly; a restart keeps the history', async () => {

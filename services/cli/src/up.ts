@@ -5,6 +5,7 @@ import { createApi, limitsOf, loadApiConfig, MemoryLiveSource, startApiServer } 
 import {
   type CaptureSink,
   type CollectorConfig,
+  checkCapturePrerequisites,
   InProcessPublisher,
   KafkaPublisher,
   loadCollectorConfig,
@@ -121,6 +122,8 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
   )
   if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig)
     throw new ConfigError(gathered.problems)
+  // Before anything is opened or listens: without the capabilities nothing else is worth it.
+  checkCapturePrerequisites({ net: collectorConfig.families.includes('net') })
   const logger = createLogger('up', collectorConfig.logLevel)
 
   const closers: (() => Promise<void>)[] = []
