@@ -539,6 +539,25 @@ describe('docker-compose.yml', () => {
     }
   })
 
+  it('gives each ebbflow service an environment its own configuration reader accepts', async () => {
+    const { loadApiConfig } = await import('@ebbflow/api')
+    const { loadIngesterConfig } = await import('@ebbflow/ingester')
+    const { loadStoreConfig } = await import('@ebbflow/common/store/index')
+    const { loadCollectorConfig } = await import('@ebbflow/collector')
+    const envOf = (name: string): NodeJS.ProcessEnv =>
+      Object.fromEntries(
+        Object.entries(services[name]!.environment as Obj).map(([k, v]) => [
+          k,
+          String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+        ]),
+      )
+    // Each throws a ConfigError naming every problem when the deployment would not start.
+    loadStoreConfig({}, envOf('migrate'))
+    loadIngesterConfig({}, envOf('ingester'))
+    loadApiConfig({}, envOf('api'))
+    loadCollectorConfig({}, envOf('collector'))
+  })
+
   it('runs the collector with the host kernel, the rest unprivileged', () => {
     const collector = services.collector!
     assert.equal(collector.privileged, true)
