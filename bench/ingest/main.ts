@@ -128,7 +128,7 @@ async function ingestRate(store: ChdbStore, name: string, recs: InRecord[], rows
   let stored = 0
   for (let i = 0; i < recs.length; i += perBlock) {
     const r = await ingestor.ingestBlock(recs.slice(i, i + perBlock), `${name}-${i}`)
-    for (const n of Object.values(r.rows)) stored += n
+    for (const t of TABLES) if (t !== 'collector_stats') stored += r.rows[t]
   }
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)

@@ -36,6 +36,8 @@ function batch(id: string, n: number, over: Record<string, unknown> = {}): Buffe
       node: 'node-x',
       batchId: id,
       bootId: 'boot-x',
+      firstTimeNs: Long.fromString(t0.toString(), true),
+      lastTimeNs: Long.fromString((t0 + BigInt(n - 1)).toString(), true),
       exec: Array.from({ length: n }, (_, i) => ({
         timeNs: Long.fromString((t0 + BigInt(i)).toString(), true),
         task: { pid: 10 + i, tgid: 10 + i, comm: 'sh' },
@@ -94,7 +96,8 @@ describe('ingester paths (chDB)', () => {
     const records = recordsFromMsk(event)
     assert.equal(records.length, 3)
     const first = await handleKafkaBatch(ingestor('msk'), records)
-    assert.deepEqual(first, { records: 3, stored: 2, deadLetters: 1, rows: 5 })
+    // 5 exec rows, and one ingest_lag_ms row per stored batch.
+    assert.deepEqual(first, { records: 3, stored: 2, deadLetters: 1, rows: 7 })
     const retried = await handleKafkaBatch(ingestor('msk'), records)
     assert.equal(retried.stored, 2)
     assert.equal(
@@ -158,7 +161,7 @@ describe('ingester paths (chDB)', () => {
     // One CloudEvent per request, as the sink receives them; the source retries the first.
     const a = await handleKafkaBatch(ingestor('knative'), [binary])
     const b = await handleKafkaBatch(ingestor('knative'), [structured])
-    assert.deepEqual([a.rows, b.rows], [4, 1])
+    assert.deepEqual([a.rows, b.rows], [4 + 1, 1 + 1])
     await handleKafkaBatch(ingestor('knative'), [binary])
     assert.equal(
       await count(
@@ -250,7 +253,23 @@ describe('ingester paths (chDB)', () => {
     await consuming
     assert.equal(published.publishedEvents, 3000)
     assert.equal(ingester.stats.deadLetters, 0)
-    assert.equal(ingester.stats.rows, 3000, 'one row per event (drop counts included)')
-    assert.equal((await total()) - before, 3000)
+    assert.equal(
+      ingester.stats.rows,
+      3000 + ingester.stats.records,
+      'one row per event (drop counts included), and one lag row per batch',
+    )
+    assert.equal((await total()) - before, 3000 + ingester.stats.records)
+    const lag = await store.query<{ family: string; n: string; max: string }>(
+      `SELECT family, count() AS n, max(value) AS max FROM ebbflow.collector_stats
+       WHERE metric = 'ingest_lag_ms' AND node = 'node-embedded' GROUP BY family ORDER BY family`,
+    )
+    assert.deepEqual(
+      lag.map((l) => l.family),
+      ['exec', 'net', 'syscall'],
+    )
+    assert.equal(
+      lag.reduce((n, l) => n + Number(l.n), 0),
+      ingester.stats.records,
+    )
   })
 })

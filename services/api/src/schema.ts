@@ -337,6 +337,13 @@ export const typeDefs = /* GraphQL */ `
     lastSeen: DateTime!
     totalDrops: Float!
     drops: [DropCount!]!
+    "Per family: how far behind its newest event the ingester took the node's latest batch."
+    ingestLag: [IngestLag!]!
+  }
+
+  type IngestLag {
+    family: String!
+    latestMs: Float!
   }
 
   type LiveEvent {

@@ -432,6 +432,9 @@ function syscallEventRows() {
 
 function statsRows() {
   return [
+    // The ingester's lag rows: the latest one per family counts, not their sum.
+    { time: at(5 * S), node: 'node-a', metric: 'ingest_lag_ms', family: 'exec', value: 900 },
+    { time: at(25 * S), node: 'node-a', metric: 'ingest_lag_ms', family: 'exec', value: 120 },
     {
       time: at(10 * S),
       node: 'node-a',

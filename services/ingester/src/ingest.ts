@@ -11,8 +11,9 @@ import {
   type Store,
   TABLES,
   type Table,
+  wallTime,
 } from '@ebbflow/common/store/index'
-import { batchEvents, type DecodedBatch } from '@ebbflow/common/wire'
+import { batchEvents, type DecodedBatch, TOPICS } from '@ebbflow/common/wire'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
@@ -44,9 +45,29 @@ function zeroRows(): Record<Table, number> {
   return Object.fromEntries(TABLES.map((t) => [t, 0])) as Record<Table, number>
 }
 
-function rowsOf(batch: DecodedBatch): RowsByTable {
+const FAMILY_OF_TOPIC = new Map(Object.entries(TOPICS).map(([family, topic]) => [topic, family]))
+
+/**
+ * The batch's rows, and one collector_stats row saying how far behind the batch's newest event
+ * the ingester took it (metric ingest_lag_ms): the lag of the pipeline per node and family, kept
+ * with the data it describes.
+ */
+function rowsOf(record: InRecord, batch: DecodedBatch, nowNs: bigint): RowsByTable {
   const ctx = { offsetNs: batch.offsetNs, node: batch.node, bootId: batch.bootId }
-  return appendRows(emptyRows(), batchEvents(batch), ctx)
+  const rows = appendRows(emptyRows(), batchEvents(batch), ctx)
+  if (batch.lastTimeNs > 0n) {
+    const lagNs = nowNs - batch.lastTimeNs
+    rows.collector_stats.push({
+      time: wallTime(0, nowNs),
+      node: batch.node,
+      boot_id: batch.bootId,
+      metric: 'ingest_lag_ms',
+      family: FAMILY_OF_TOPIC.get(record.topic) ?? '',
+      reason: '',
+      value: lagNs > 0n ? Number(lagNs / 1_000_000n) : 0,
+    })
+  }
+  return rows
 }
 
 function merge(parts: readonly RowsByTable[]): RowsByTable {
@@ -80,7 +101,8 @@ export class Ingestor {
       if (d.ok) good.push({ record, batch: d.batch })
       else letters.push(this.letter(record, d.reason, d.error))
     }
-    const rowsByRecord = good.map((g) => rowsOf(g.batch))
+    const nowNs = BigInt(Date.now()) * 1_000_000n
+    const rowsByRecord = good.map((g) => rowsOf(g.record, g.batch, nowNs))
     const rows = zeroRows()
     const rejected = await this.insert(good, rowsByRecord, token, rows)
     for (const r of rejected) letters.push(r)

@@ -904,7 +904,7 @@ describe('networkPolicy', () => {
 })
 
 describe('collectorHealth', () => {
-  const Q = `query ($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops drops { family reason count } } }`
+  const Q = `query ($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops drops { family reason count } ingestLag { family latestMs } } }`
 
   it('sums drops per node for a token of every namespace', async () => {
     const r = await gql(h.api, Q, {}, TOKENS.admin)
@@ -917,12 +917,14 @@ describe('collectorHealth', () => {
           { family: 'exec', reason: 'buffer_full', count: 5 },
           { family: 'net', reason: 'map_full', count: 4 },
         ],
+        ingestLag: [{ family: 'exec', latestMs: 120 }],
       },
       {
         node: 'node-b',
         lastSeen: iso(40 * S),
         totalDrops: 0,
         drops: [{ family: 'syscall', reason: 'queue_full', count: 0 }],
+        ingestLag: [],
       },
     ])
     const one = await gql(h.api, Q, { node: 'node-b' }, TOKENS.admin)
