@@ -208,6 +208,65 @@ async function formats(store: ChdbStore) {
   return { rows: rows.length, table: 'syscall_counts', byFormat: out }
 }
 
+/**
+ * Whether the codecs pay: each filled table copied into tables of the same columns with only
+ * ClickHouse's default (LZ4) and with ZSTD(1) everywhere, compared by compressed bytes, in
+ * total and for the columns where the schema's choice matters most.
+ */
+async function codecs(store: ChdbStore) {
+  const out: Record<string, unknown> = {}
+  for (const table of ['process_events', 'syscall_counts']) {
+    const sizes: Record<string, number> = {}
+    const byColumn: Record<string, Record<string, number>> = {}
+    const cols = await store.query<{ name: string; type: string; codec: string }>(
+      `SELECT name, type, compression_codec AS codec FROM system.columns
+       WHERE database = 'ebbflow' AND table = {t:String} ORDER BY position`,
+      { t: table },
+    )
+    for (const variant of ['schema', 'lz4', 'zstd1'] as const) {
+      const name = `${table}_codec_${variant}`
+      const codecOf = (c: { codec: string }) =>
+        variant === 'schema' ? c.codec : variant === 'lz4' ? 'CODEC(LZ4)' : 'CODEC(ZSTD(1))'
+      await store.exec(`DROP TABLE IF EXISTS ebbflow.${name}`)
+      // Wide parts keep each column in its own file, so its size can be read per column.
+      await store.exec(
+        `CREATE TABLE ebbflow.${name} (${cols.map((c) => `\`${c.name}\` ${c.type} ${codecOf(c)}`).join(', ')})
+         ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (namespace, pod, time)
+         SETTINGS min_bytes_for_wide_part = 0`,
+      )
+      await store.exec(
+        `INSERT INTO ebbflow.${name} SELECT * FROM ebbflow.${table} SETTINGS deduplicate_insert = 'disable'`,
+      )
+      await store.exec(`OPTIMIZE TABLE ebbflow.${name} FINAL`)
+      const sized = await store.query<{ name: string; bytes: string }>(
+        `SELECT column AS name, sum(column_data_compressed_bytes) AS bytes FROM system.parts_columns
+         WHERE database = 'ebbflow' AND table = {t:String} AND active GROUP BY column`,
+        { t: name },
+      )
+      sizes[variant] = sized.reduce((n, c) => n + Number(c.bytes), 0)
+      for (const c of sized) {
+        byColumn[c.name] ??= {}
+        byColumn[c.name]![variant] = Number(c.bytes)
+      }
+      await store.exec(`DROP TABLE ebbflow.${name}`)
+    }
+    const [rows] = await store.query<{ n: string }>(`SELECT count() AS n FROM ebbflow.${table}`)
+    const interesting = Object.entries(byColumn)
+      .sort((a, b) => (b[1].lz4 ?? 0) - (a[1].lz4 ?? 0))
+      .slice(0, 8)
+      .map(([column, v]) => ({ column, ...v }))
+    out[table] = {
+      rows: Number(rows!.n),
+      compressedBytes: sizes,
+      bytesPerRow: Object.fromEntries(
+        Object.entries(sizes).map(([k, v]) => [k, Math.round((v / Number(rows!.n)) * 10) / 10]),
+      ),
+      largestColumnsUnderLz4: interesting,
+    }
+  }
+  return out
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 }
@@ -320,6 +379,7 @@ try {
     machine: { cpus: cpus().length, model: cpus()[0]?.model },
     syscallCountRows: await ingestRate(store, 'counts', countRecs, COUNT_ROWS),
     execRows: await ingestRate(store, 'execs', execRecs, EXEC_ROWS),
+    codecs: await codecs(store),
     formats: await formats(store),
     serverlessColdStart: coldStart(dir),
     endToEnd: process.getuid?.() === 0 ? await endToEnd(store) : 'skipped: needs root',
