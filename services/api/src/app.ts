@@ -1,4 +1,5 @@
 // Builds the API (a graphql-yoga instance, itself a Node request handler); server.ts listens.
+import { createHash } from 'node:crypto'
 import { createLogger, type Logger } from '@ebbflow/common'
 import type { Store } from '@ebbflow/common/store/index'
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor'
@@ -56,6 +57,14 @@ export type Api = YogaServerInstance<Record<string, unknown>, ApiContext>
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i
 
+/**
+ * Tokens are looked up by their SHA-256, not their text: a map lookup compares keys with
+ * early exit, and how long it takes must not tell a caller how much of a token was right.
+ */
+export function tokenKey(token: string): string {
+  return createHash('sha256').update(token).digest('hex')
+}
+
 /** Who the caller is allowed to read, from the Authorization header. */
 export function authenticate(
   header: string | null,
@@ -64,7 +73,7 @@ export function authenticate(
 ): Scope {
   const token = header === null ? undefined : BEARER.exec(header)?.[1]
   if (token !== undefined) {
-    const namespaces = tokens.get(token)
+    const namespaces = tokens.get(tokenKey(token))
     if (namespaces !== undefined)
       return namespaces.includes('*')
         ? { all: true, namespaces: [] }
@@ -99,7 +108,7 @@ export function createApi(options: ApiOptions): Api {
     logger,
     serialize: options.serializeQueries !== false,
   })
-  const tokens = new Map(Object.entries(options.tokens))
+  const tokens = new Map(Object.entries(options.tokens).map(([t, ns]) => [tokenKey(t), ns]))
   const open = options.open === true
   const plugins: Plugin[] = [
     EnvelopArmorPlugin({
