@@ -27,6 +27,17 @@ export const apiConfigSchema = z.object({
   open: flag.default(false),
   /** Log level. Default: info. */
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Kafka brokers, host:port, comma-separated: the live tail reads the event topics there.
+   * Default: none (no live tail outside `ebbflow up`). */
+  kafkaBrokers: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    )
+    .default([]),
   /** Rows of a page when `first` is not given. Default: 50. */
   defaultPageSize: count(1, 10_000, DEFAULT_LIMITS.defaultPageSize),
   /** Largest `first`/`last`; more is refused. Default: 500. */
@@ -59,6 +70,7 @@ const ENV: Record<keyof ApiConfigInput, string> = {
   tokensFile: 'EBBFLOW_API_TOKENS_FILE',
   open: 'EBBFLOW_API_OPEN',
   logLevel: 'EBBFLOW_LOG_LEVEL',
+  kafkaBrokers: 'EBBFLOW_KAFKA',
   defaultPageSize: 'EBBFLOW_API_DEFAULT_PAGE_SIZE',
   maxPageSize: 'EBBFLOW_API_MAX_PAGE_SIZE',
   maxDepth: 'EBBFLOW_API_MAX_DEPTH',

@@ -3,6 +3,7 @@ import { createLogger } from '@ebbflow/common'
 import { loadStoreConfig, openStore } from '@ebbflow/common/store/index'
 import { createApi } from './app.ts'
 import { type ApiConfigInput, limitsOf, loadApiConfig, readTokens } from './config.ts'
+import { KafkaLiveSource } from './kafka-live.ts'
 import type { LiveSource } from './live.ts'
 import { type ApiServer, startApiServer } from './server.ts'
 
@@ -20,6 +21,17 @@ export async function runApi(
   const tokens = config.tokensFile === undefined ? {} : readTokens(config.tokensFile)
   if (config.open) logger.warn('the API is open: every caller reads every namespace')
   const { store, where, kind } = await openStore(storeConfig)
+  let kafkaLive: KafkaLiveSource | undefined
+  if (!live && config.kafkaBrokers.length > 0) {
+    kafkaLive = new KafkaLiveSource(config.kafkaBrokers, logger)
+    try {
+      await kafkaLive.start()
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+    live = kafkaLive
+  }
   const api = createApi({
     store,
     tokens,
@@ -37,6 +49,7 @@ export async function runApi(
     url: server.url,
     close: async () => {
       await server.close()
+      await kafkaLive?.close()
       await store.close()
     },
   }

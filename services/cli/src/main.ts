@@ -147,6 +147,12 @@ program
 program
   .command('api')
   .description('serve the GraphQL API at /graphql (port 4000 on 127.0.0.1 by default)')
+  .addOption(
+    new Option(
+      '--kafka <brokers>',
+      'read the event topics here for the live tail (env EBBFLOW_KAFKA)',
+    ),
+  )
   .addOption(new Option('--port <n>', 'port, 0 for any free one (env EBBFLOW_PORT)'))
   .addOption(new Option('--host <addr>', 'address to listen on (env EBBFLOW_HOST)'))
   .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL (env EBBFLOW_CLICKHOUSE)'))
@@ -167,7 +173,8 @@ program
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | undefined>) => {
     const { runApi } = await import('@ebbflow/api')
-    const server = await runApi(definedOnly(flags))
+    const { kafka, ...rest } = definedOnly(flags)
+    const server = await runApi(kafka === undefined ? rest : { ...rest, kafkaBrokers: kafka })
     await waitForSignal()
     await server.close()
   })

@@ -10,6 +10,7 @@
 // rebalance) reads the plan and cuts its first block at exactly `to`, under the same token:
 // stored already, ClickHouse drops it; not stored, it is stored now.
 import type { Logger } from '@ebbflow/common'
+import { ensureTopics } from '@ebbflow/common/kafka'
 import {
   type Admin,
   type Consumer,
@@ -161,14 +162,8 @@ export class KafkaIngester {
    * failing its subscription.
    */
   private async ensureTopics(): Promise<void> {
-    const existing = new Set(await this.admin.listTopics())
-    const missing = this.o.topics.filter((t) => !existing.has(t))
-    if (missing.length === 0) return
-    await this.admin.createTopics({
-      topics: missing.map((topic) => ({ topic })),
-      waitForLeaders: true,
-    })
-    this.logger.info({ topics: missing }, 'created missing topics')
+    const created = await ensureTopics(this.admin, this.o.topics)
+    if (created.length > 0) this.logger.info({ topics: created }, 'created missing topics')
   }
 
   /** Finishes the block in flight (stored and committed), leaves the group, disconnects. */

@@ -1,0 +1,108 @@
+// `ebbflow api --kafka`: the live tail of the distributed mode reads the event topics itself
+// (from their end, committing nothing) and streams each event to a subscriber over SSE,
+// filtered like any other subscription.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { runApi } from '@ebbflow/api'
+import type { CapturedEvent } from '@ebbflow/common'
+import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { syntheticEvents } from './events-fixture.ts'
+
+const hasJava = spawnSync('java', ['-version']).status === 0
+const skip = hasJava ? false : 'needs Java 17+ for the local Kafka broker'
+
+/** Reads SSE `data:` payloads from a streaming response until `count` have arrived. */
+async function readEvents(res: Response, count: number, timeoutMs: number): Promise<unknown[]> {
+  const reader = res.body!.getReader()
+  const decoder = new TextDecoder()
+  const out: unknown[] = []
+  let buffer = ''
+  const deadline = Date.now() + timeoutMs
+  while (out.length < count) {
+    if (Date.now() > deadline) throw new Error(`only ${out.length} of ${count} events`)
+    const { value, done } = await reader.read()
+    if (done) break
+    buffer += decoder.decode(value, { stream: true })
+    let end = buffer.indexOf('\n\n')
+    while (end >= 0) {
+      const chunk = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      for (const line of chunk.split('\n'))
+        if (line.startsWith('data:')) out.push(JSON.parse(line.slice(5)))
+      end = buffer.indexOf('\n\n')
+    }
+  }
+  await reader.cancel()
+  return out
+}
+
+describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 }, () => {
+  let broker: TestBroker
+  let tmp: string
+
+  before(async () => {
+    broker = await startBroker()
+    tmp = mkdtempSync(join(tmpdir(), 'ebbflow-live-'))
+  })
+
+  after(async () => {
+    await broker?.stop()
+    if (tmp) rmSync(tmp, { recursive: true, force: true })
+  })
+
+  it('streams published exec events that pass the filter', async () => {
+    const server = await runApi({
+      port: '0',
+      open: 'true',
+      logLevel: 'silent',
+      kafkaBrokers: broker.bootstrap,
+      dataDir: join(tmp, 'data'),
+    })
+    const { publisher } = testPublisher([broker.bootstrap], { node: 'live-node' })
+    const controller = new AbortController()
+    let publishing: NodeJS.Timeout | undefined
+    try {
+      const res = await fetch(server.url, {
+        method: 'POST',
+        signal: controller.signal,
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({
+          query: `subscription { events(filter: { pod: "web-0" }, families: [EXEC]) {
+            family kind node namespace pod data } }`,
+        }),
+      })
+      assert.equal(res.status, 200)
+      // The tail starts at the topics' end once its consumer has joined: publish until the
+      // events come through. Only exec events of pod web-0 may pass the filter.
+      const events: CapturedEvent[] = syntheticEvents(90)
+      publishing = setInterval(() => publisher.publish(events), 300)
+      const got = (await readEvents(res, 3, 60_000)) as {
+        data: {
+          events: {
+            family: string
+            kind: string
+            pod: string
+            namespace: string
+            data: { filename: string }
+          }
+        }
+      }[]
+      for (const g of got) {
+        assert.equal(g.data.events.family, 'EXEC')
+        assert.equal(g.data.events.kind, 'exec')
+        assert.equal(g.data.events.pod, 'web-0')
+        assert.equal(g.data.events.namespace, 'default')
+        assert.equal(g.data.events.data.filename, '/usr/bin/python3')
+      }
+    } finally {
+      clearInterval(publishing)
+      controller.abort()
+      await publisher.close()
+      await server.close()
+    }
+  })
+})
