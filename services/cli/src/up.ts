@@ -4,7 +4,6 @@
 import { createApi, limitsOf, loadApiConfig, MemoryLiveSource, startApiServer } from '@ebbflow/api'
 import {
   type CaptureSink,
-  type CollectorConfig,
   checkCapturePrerequisites,
   InProcessPublisher,
   KafkaPublisher,
@@ -141,7 +140,6 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
 
     // Transport and ingester first, so nothing the collector publishes waits for a reader.
     let publisher: Publisher
-    let ingesterDone: Promise<void> | undefined
     let stored: () => Promise<number>
     if (collectorConfig.output === 'kafka') {
       const deadLetters = new KafkaDeadLetters(collectorConfig.kafkaBrokers)
@@ -168,10 +166,14 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
         }),
         logger,
       )
-      ingesterDone = ingester.consume(inProcess.transport.consume())
+      const ingesterDone = ingester.consume(inProcess.transport.consume())
       closers.push(async () => {
         await inProcess.transport.close()
+        // The queue drains into the store; a store that keeps failing gets 10 s more, then the
+        // ingester stops retrying (and logs what it could not store) so the stop completes.
+        const giveUp = setTimeout(() => ingester.stop(), 10_000)
         await ingesterDone
+        clearTimeout(giveUp)
       })
       publisher = inProcess
       stored = async () => ingester.stats.rows
@@ -216,7 +218,7 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
       },
       `ebbflow is up: GraphQL at ${server.url}, data in ${where}`,
     )
-    const status = startStatus(flags, collectorConfig, collector.capture, stored, logger)
+    const status = startStatus(flags, collector.capture, stored, logger)
     closers.push(async () => status())
     return { apiUrl: server.url, stop: stopAll }
   } catch (err) {
@@ -245,7 +247,6 @@ function missingFeatures(f: { ringbuf: boolean; btf: boolean; cgroupSkb: boolean
  */
 function startStatus(
   flags: UpFlags,
-  _config: CollectorConfig,
   capture: { stats(): { records: number; dropped: number } },
   stored: () => Promise<number>,
   logger: Logger,

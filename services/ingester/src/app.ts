@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import type { Logger } from '@ebbflow/common'
 import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import type { IngesterConfig } from './config.ts'
-import { type DeadLetterSink, KafkaDeadLetters } from './dead-letters.ts'
+import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
 import { handleKafkaBatch, recordFromKnative } from './handler.ts'
 import { Ingestor } from './ingest.ts'
 import { KafkaIngester } from './kafka-ingester.ts'
@@ -47,7 +47,6 @@ export async function startIngester(
     if (config.kafkaBrokers.length > 0) {
       deadLetters = new KafkaDeadLetters(config.kafkaBrokers, config.dlqTopic)
     } else {
-      const { StoreDeadLetters } = await import('./dead-letters.ts')
       deadLetters = new StoreDeadLetters(store)
     }
     closers.push(() => deadLetters.close())

@@ -98,7 +98,16 @@ export class ChdbStore implements Store {
 
   insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {
     if (rows.length === 0) return Promise.resolve()
-    return this.serial(() => this.runInsert(table, rows, options))
+    // With non_replicated_deduplication_window set, ClickHouse also drops a block whose
+    // content hash it has seen, token or not: two honest, identical untokened inserts would
+    // lose one. Deduplicate only when the caller names the batch. ClickHouse 26 governs this
+    // with `deduplicate_insert` (default 'enable'); the older `insert_deduplicate = 0` no longer
+    // turns it off for a plain MergeTree (seen with chDB 3.4.0, ClickHouse 26.7.2).
+    const settings: Record<string, string> =
+      options.dedupToken === undefined
+        ? { deduplicate_insert: 'disable' }
+        : { insert_deduplication_token: options.dedupToken }
+    return this.insertBody(table, Buffer.from(toJsonEachRow(rows)), 'JSONEachRow', settings)
   }
 
   /**
@@ -110,40 +119,22 @@ export class ChdbStore implements Store {
     body: Buffer,
     format: 'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated',
   ): Promise<void> {
+    return this.insertBody(table, body, format, { deduplicate_insert: 'disable' })
+  }
+
+  private insertBody(
+    table: string,
+    body: Buffer,
+    format: 'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated',
+    settings: Record<string, string>,
+  ): Promise<void> {
     return this.serial(async () => {
       try {
-        await this.session.insert({
-          table,
-          values: body,
-          format,
-          settings: { deduplicate_insert: 'disable' },
-        })
+        await this.session.insert({ table, values: body, format, settings })
       } catch (err) {
         throw storeError(`insert into ${table} failed`, err)
       }
     })
-  }
-
-  private async runInsert(table: string, rows: readonly object[], options: InsertOptions) {
-    // With non_replicated_deduplication_window set, ClickHouse also drops a block whose
-    // content hash it has seen, token or not: two honest, identical untokened inserts would
-    // lose one. Deduplicate only when the caller names the batch. ClickHouse 26 governs this
-    // with `deduplicate_insert` (default 'enable'); the older `insert_deduplicate = 0` no longer
-    // turns it off for a plain MergeTree (seen with chDB 3.4.0, ClickHouse 26.7.2).
-    const settings: Record<string, string> =
-      options.dedupToken === undefined
-        ? { deduplicate_insert: 'disable' }
-        : { insert_deduplication_token: options.dedupToken }
-    try {
-      await this.session.insert({
-        table,
-        values: Buffer.from(toJsonEachRow(rows)),
-        format: 'JSONEachRow',
-        settings,
-      })
-    } catch (err) {
-      throw storeError(`insert into ${table} failed`, err)
-    }
   }
 
   async close(): Promise<void> {
