@@ -33,6 +33,7 @@ export namespace ebbflow {
             functionRevision?: (string|null);
             systemdUnit?: (string|null);
             unresolved?: (boolean|null);
+            session?: (string|null);
             static create(properties: ebbflow.v1.Metadata.$Shape): ebbflow.v1.Metadata & ebbflow.v1.Metadata.$Shape;
             static create(properties?: ebbflow.v1.Metadata.$Properties): ebbflow.v1.Metadata;
             static encode(message: ebbflow.v1.Metadata.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -63,6 +64,7 @@ export namespace ebbflow {
                 functionRevision?: (string|null);
                 systemdUnit?: (string|null);
                 unresolved?: (boolean|null);
+                session?: (string|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = ebbflow.v1.Metadata.$Properties;
@@ -125,6 +127,7 @@ export namespace ebbflow {
             argsTruncated: boolean;
             filenameTruncated: boolean;
             argsReadFailed: boolean;
+            seenAtStart: boolean;
             static create(properties: ebbflow.v1.Exec.$Shape): ebbflow.v1.Exec & ebbflow.v1.Exec.$Shape;
             static create(properties?: ebbflow.v1.Exec.$Properties): ebbflow.v1.Exec;
             static encode(message: ebbflow.v1.Exec.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -147,6 +150,7 @@ export namespace ebbflow {
                 argsTruncated?: (boolean|null);
                 filenameTruncated?: (boolean|null);
                 argsReadFailed?: (boolean|null);
+                seenAtStart?: (boolean|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = ebbflow.v1.Exec.$Properties;

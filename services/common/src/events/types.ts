@@ -79,6 +79,8 @@ export interface ExecEvent extends TaskFields {
   argsTruncated: boolean
   filenameTruncated: boolean
   argsReadFailed: boolean
+  /** Read from /proc at collector start rather than captured at exec (see proto Exec). */
+  seenAtStart?: true
 }
 
 export interface ExitEvent extends TaskFields {
