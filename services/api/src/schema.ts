@@ -12,6 +12,7 @@ import {
   execSessions,
   type SessionRow,
 } from './queries/exec.ts'
+import { metadataTypeDefs, metaOf } from './metadata.ts'
 import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'
@@ -139,7 +140,24 @@ export const typeDefs = /* GraphQL */ `
     signal: Int
     durationNs: Float
     exitTime: DateTime
+    "The exit's duration was measured from fork (the exec was not seen)."
+    durationFromFork: Boolean
+    coreDumped: Boolean
     sessionId: ID
+    gid: Int!
+    "cgroup v2 id (u64, as a decimal string)."
+    cgroupId: String!
+    pidnsIno: Float!
+    mntnsIno: Float!
+    parentComm: String!
+    "argv bytes the process had; more than were kept when argsTruncated."
+    argsTotalBytes: Int!
+    argsTruncated: Boolean!
+    filenameTruncated: Boolean!
+    argsReadFailed: Boolean!
+    "Read from /proc when the collector started, not captured at exec."
+    seenAtStart: Boolean!
+    meta: Metadata!
   }
 
   type ExecEventEdge {
@@ -202,6 +220,12 @@ export const typeDefs = /* GraphQL */ `
     bytesSent: Float!
     bytesReceived: Float!
     durationNs: Float!
+    "cgroup v2 id of the socket's (or, passive, the acceptor's) cgroup, as a decimal string."
+    cgroupId: String!
+    netnsIno: Float!
+    "4 or 6."
+    ipVersion: Int!
+    meta: Metadata!
   }
 
   type ConnectionEdge {
@@ -370,7 +394,7 @@ const orNull = (s: string) => (s === '' ? null : s)
 
 export function buildSchema(live?: LiveSource) {
   return createSchema<ApiContext>({
-    typeDefs,
+    typeDefs: [typeDefs, metadataTypeDefs],
     resolvers: {
       DateTime: DateTimeScalar,
       JSON: JsonScalar,
@@ -428,6 +452,21 @@ export function buildSchema(live?: LiveSource) {
         ppid: (r: ExecRow) => num(r.ppid),
         uid: (r: ExecRow) => num(r.uid),
         sessionId: (r: ExecRow) => orNull(r.session),
+        gid: (r: ExecRow) => num(r.gid),
+        cgroupId: (r: ExecRow) => String(r.cgroup_id),
+        pidnsIno: (r: ExecRow) => num(r.pidns_ino),
+        mntnsIno: (r: ExecRow) => num(r.mntns_ino),
+        parentComm: (r: ExecRow) => r.parent_comm,
+        argsTotalBytes: (r: ExecRow) => num(r.args_total_bytes),
+        argsTruncated: (r: ExecRow) => r.args_truncated,
+        filenameTruncated: (r: ExecRow) => r.filename_truncated,
+        argsReadFailed: (r: ExecRow) => r.args_read_failed,
+        seenAtStart: (r: ExecRow) => r.seen_at_start,
+        meta: (r: ExecRow) => metaOf(r as unknown as Record<string, unknown>),
+        durationFromFork: async (r: ExecRow, _: unknown, ctx: ApiContext) =>
+          (await ctx.exits.load(r))?.durationFromFork ?? null,
+        coreDumped: async (r: ExecRow, _: unknown, ctx: ApiContext) =>
+          (await ctx.exits.load(r))?.coreDumped ?? null,
         exitCode: async (r: ExecRow, _: unknown, ctx: ApiContext) =>
           (await ctx.exits.load(r))?.exitCode ?? null,
         signal: async (r: ExecRow, _: unknown, ctx: ApiContext) =>
@@ -478,6 +517,10 @@ export function buildSchema(live?: LiveSource) {
         bytesSent: (r: ConnectionRow) => num(r.bytes_sent),
         bytesReceived: (r: ConnectionRow) => num(r.bytes_received),
         durationNs: (r: ConnectionRow) => num(r.duration_ns),
+        cgroupId: (r: ConnectionRow) => String(r.cgroup_id),
+        netnsIno: (r: ConnectionRow) => num(r.netns_ino),
+        ipVersion: (r: ConnectionRow) => num(r.ip_family),
+        meta: (r: ConnectionRow) => metaOf(r as unknown as Record<string, unknown>),
       },
     },
   })

@@ -3,7 +3,7 @@
 // JSON sink does) so a later clock step cannot reorder records. uint64 values are exact: the
 // offset and the sums are Long, raw syscall arguments go through bigint.
 
-import { Long, type pb, v1 } from '@ebbflow/proto'
+import { Long, type pb, v1, v1Types } from '@ebbflow/proto'
 import type {
   CapturedEvent,
   DropDelta,
@@ -49,55 +49,83 @@ export function familyOf(e: CapturedEvent): Family {
   }
 }
 
-const TCP_KIND: Record<TcpKind, number> = { connect: 1, accept: 2, close: 3, connect_failed: 4 }
-const TCP_KIND_NAME = ['', 'connect', 'accept', 'close', 'connect_failed'] as const
-const FAMILY_NUM: Record<Family, number> = { exec: 1, net: 2, syscall: 3 }
-const FAMILY_NAME = ['', 'exec', 'net', 'syscall'] as const
+/**
+ * An enum of the proto as names ⇄ numbers: `KIND_CONNECT_FAILED` of `TcpEvent.Kind` is
+ * 'connect_failed'. The numbers come from the reflection root, never from a copy.
+ */
+function protoEnum<N extends string>(
+  type: keyof typeof v1Types,
+  name: string,
+  names: readonly N[],
+): { num: Record<N, number>; name: (n: number | null | undefined) => N | undefined } {
+  const e = v1Types[type].lookupEnum(name)
+  const prefix = `${name.toUpperCase()}_`
+  const num = {} as Record<N, number>
+  const byNum = new Map<number, N>()
+  for (const [key, value] of Object.entries(e.values)) {
+    if (!key.startsWith(prefix)) throw new Error(`${type}.${name}.${key}: expected ${prefix}*`)
+    const n = key.slice(prefix.length).toLowerCase() as N
+    if (n === ('unspecified' as N)) continue
+    if (!names.includes(n)) throw new Error(`${type}.${name}.${key} has no name in TypeScript`)
+    num[n] = value
+    byNum.set(value, n)
+  }
+  for (const n of names)
+    if (num[n] === undefined) throw new Error(`'${n}' is not a value of ${type}.${name}`)
+  return { num, name: (v) => (v == null ? undefined : byNum.get(v)) }
+}
+
+const TCP_KIND = protoEnum<TcpKind>('TcpEvent', 'Kind', [
+  'connect',
+  'accept',
+  'close',
+  'connect_failed',
+])
+const TCP_ROLE = protoEnum<TcpEvent['role']>('TcpEvent', 'Role', ['active', 'passive'])
+const DIRECTION = protoEnum<TrafficDelta['direction']>('TrafficCounter', 'Direction', [
+  'ingress',
+  'egress',
+])
+const FAMILY = protoEnum<Family>('Drops', 'Family', ['exec', 'net', 'syscall'])
 /** queue_full: dropped by the publisher past its memory budget (not a kernel reason). */
 export type WireDropReason = DropReason | 'queue_full'
-const REASON_NUM: Record<WireDropReason, number> = {
-  buffer_full: 1,
-  map_full: 2,
-  read_failed: 3,
-  queue_full: 4,
-}
-const REASON_NAME = ['', 'buffer_full', 'map_full', 'read_failed', 'queue_full'] as const
+const REASON = protoEnum<WireDropReason>('Drops', 'Reason', [
+  'buffer_full',
+  'map_full',
+  'read_failed',
+  'queue_full',
+])
 
-const META_KEYS = [
-  'node',
-  'namespace',
-  'pod',
-  'podUid',
-  'container',
-  'containerId',
-  'workloadKind',
-  'workloadName',
-  'function',
-  'cgroupPath',
-  'runtime',
-  'image',
-  'qosClass',
-  'serviceAccount',
-  'functionRevision',
-  'systemdUnit',
-] as const
+/** Metadata's fields as the reflection root lists them: adding one to the proto carries it. */
+const META_FIELDS = v1Types.Metadata.fieldsArray.map((f) => ({
+  name: f.name as keyof EventMeta,
+  map: f.map,
+  bool: f.type === 'bool',
+}))
 
 function metaToWire(m: EventMeta | undefined): WireMeta | null {
   if (!m) return null
-  const w: WireMeta = {}
-  for (const k of META_KEYS) if (m[k] !== undefined) w[k] = m[k]
-  if (m.labels) w.labels = m.labels
-  if (m.unresolved) w.unresolved = true
-  return w
+  const w: Record<string, unknown> = {}
+  for (const f of META_FIELDS) {
+    const v = m[f.name]
+    if (v === undefined || v === null) continue
+    if (f.bool ? v === false : f.map ? Object.keys(v).length === 0 : false) continue
+    w[f.name] = v
+  }
+  return w as WireMeta
 }
 
 function metaFromWire(w: WireMeta | null | undefined): EventMeta | undefined {
   if (!w) return undefined
-  const m = { node: w.node ?? '' } as EventMeta
-  for (const k of META_KEYS) if (k !== 'node' && w[k] != null) m[k] = w[k] as string
-  if (w.labels && Object.keys(w.labels).length > 0) m.labels = { ...w.labels }
-  if (w.unresolved) m.unresolved = true
-  return m
+  const m: Record<string, unknown> = { node: w.node ?? '' }
+  const wire = w as Record<string, unknown>
+  for (const f of META_FIELDS) {
+    const v = wire[f.name]
+    if (f.name === 'node' || v === undefined || v === null) continue
+    if (f.bool ? v === false : f.map ? Object.keys(v as object).length === 0 : false) continue
+    m[f.name] = f.map ? { ...(v as object) } : v
+  }
+  return m as EventMeta
 }
 
 function taskToWire(e: TaskFields): pb.v1.Task.$Properties {
@@ -167,16 +195,22 @@ export class WallClock {
 }
 
 /** Field numbers of EventBatch's repeated fields, for encoding a batch one event at a time. */
-export const BATCH_FIELD = {
-  exec: 8,
-  exit: 9,
-  fork: 10,
-  tcp: 11,
-  traffic: 12,
-  syscall: 13,
-  syscall_count: 14,
-  drops: 15,
-} as const satisfies Record<CapturedEvent['kind'], number>
+export const BATCH_FIELD: Readonly<Record<CapturedEvent['kind'], number>> = (() => {
+  const byName = v1Types.EventBatch.fields
+  const kinds = {
+    exec: 'exec',
+    exit: 'exit',
+    fork: 'fork',
+    tcp: 'tcp',
+    traffic: 'traffic',
+    syscall: 'syscall',
+    syscall_count: 'syscallCount',
+    drops: 'drops',
+  } as const satisfies Record<CapturedEvent['kind'], string>
+  return Object.fromEntries(
+    Object.entries(kinds).map(([kind, field]) => [kind, byName[field]!.id]),
+  ) as Record<CapturedEvent['kind'], number>
+})()
 
 /** The wire record of one event (a plain object the generated encoder accepts). */
 export function toWire(e: CapturedEvent, clock: WallClock): object {
@@ -195,6 +229,7 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         argsTruncated: e.argsTruncated,
         filenameTruncated: e.filenameTruncated,
         argsReadFailed: e.argsReadFailed,
+        seenAtStart: e.seenAtStart === true,
       } satisfies pb.v1.Exec.$Properties
     case 'exit':
       return {
@@ -219,8 +254,8 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
       return {
         timeNs,
         meta,
-        kind: TCP_KIND[e.tcp],
-        role: e.role === 'active' ? 1 : 2,
+        kind: TCP_KIND.num[e.tcp],
+        role: TCP_ROLE.num[e.role],
         cgroupId: e.cgroupId,
         sockId: e.sockId,
         pid: e.pid,
@@ -241,7 +276,7 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         meta,
         intervalNs: e.intervalNs,
         cgroupId: e.cgroupId,
-        direction: e.direction === 'ingress' ? 1 : 2,
+        direction: DIRECTION.num[e.direction],
         protocol: e.protocol,
         ipFamily: e.family,
         remoteAddr: e.remoteAddr,
@@ -286,8 +321,8 @@ export function dropsToWire(
   return {
     timeNs: clock.toWall(bootNs),
     meta,
-    family: FAMILY_NUM[family],
-    reason: REASON_NUM[reason],
+    family: FAMILY.num[family],
+    reason: REASON.num[reason],
     count,
   }
 }
@@ -450,6 +485,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       argsTruncated: x.argsTruncated ?? false,
       filenameTruncated: x.filenameTruncated ?? false,
       argsReadFailed: x.argsReadFailed ?? false,
+      ...(x.seenAtStart ? { seenAtStart: true as const } : {}),
     })),
     exit: b.exit.map((x) => ({
       kind: 'exit',
@@ -473,8 +509,8 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         {
           kind: 'tcp',
           bootNs: c.toBoot(x.timeNs),
-          tcp: TCP_KIND_NAME[x.kind ?? 0] || 'connect',
-          role: x.role === 2 ? 'passive' : 'active',
+          tcp: TCP_KIND.name(x.kind) ?? 'connect',
+          role: TCP_ROLE.name(x.role) ?? 'active',
           cgroupId: num(x.cgroupId),
           sockId: num(x.sockId),
           pid: x.pid ?? 0,
@@ -499,7 +535,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
           bootNs: c.toBoot(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
-          direction: x.direction === 1 ? 'ingress' : 'egress',
+          direction: DIRECTION.name(x.direction) ?? 'egress',
           protocol: x.protocol ?? 0,
           family: x.ipFamily === 6 ? 6 : 4,
           remoteAddr: x.remoteAddr ?? '',
@@ -539,8 +575,8 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         {
           kind: 'drops',
           bootNs: c.toBoot(x.timeNs),
-          family: FAMILY_NAME[x.family ?? 0] || 'exec',
-          reason: REASON_NAME[x.reason ?? 0] || 'buffer_full',
+          family: FAMILY.name(x.family) ?? 'exec',
+          reason: REASON.name(x.reason) ?? 'buffer_full',
           count: num(x.count),
         },
         x.meta,

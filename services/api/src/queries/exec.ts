@@ -1,5 +1,6 @@
 // Process execs, their exits, and `kubectl exec` sessions (execs sharing a session value).
 import type { QueryContext } from '../context.ts'
+import { META_SELECT } from '../metadata.ts'
 import {
   type Connection,
   isString,
@@ -28,6 +29,16 @@ export interface ExecRow {
   filename: string
   args: string[]
   session: string
+  gid: number
+  cgroup_id: string
+  pidns_ino: number
+  mntns_ino: number
+  parent_comm: string
+  args_total_bytes: number
+  args_truncated: boolean
+  filename_truncated: boolean
+  args_read_failed: boolean
+  seen_at_start: boolean
 }
 
 export interface ExitInfo {
@@ -35,10 +46,14 @@ export interface ExitInfo {
   exitCode: number
   signal: number
   durationNs: number
+  durationFromFork: boolean
+  coreDumped: boolean
 }
 
 const EXEC_COLUMNS = `toString(time) AS ts, node, boot_id, namespace, pod, container, function,
-  pid, tgid, ppid, uid, comm, filename, args, session`
+  pid, tgid, ppid, uid, gid, cgroup_id, pidns_ino, mntns_ino, comm, parent_comm, filename, args,
+  args_total_bytes, args_truncated, filename_truncated, args_read_failed, seen_at_start, session,
+  ${META_SELECT}`
 
 const EXEC_KEY: KeyColumn[] = [
   { sql: 'time', type: "DateTime64(9, 'UTC')", check: isTime },
@@ -93,8 +108,11 @@ export async function loadExits(
     exit_code: number
     signal: number
     duration_ns: string
+    duration_from_fork: boolean
+    core_dumped: boolean
   }>(
-    `SELECT toString(time) AS ts, node, boot_id, tgid, exit_code, signal, duration_ns
+    `SELECT toString(time) AS ts, node, boot_id, tgid, exit_code, signal, duration_ns,
+       duration_from_fork, core_dumped
      FROM ebbflow.process_events ${where(conditions)} ORDER BY time`,
     p,
   )
@@ -113,6 +131,8 @@ export async function loadExits(
           exitCode: num(exit.exit_code),
           signal: num(exit.signal),
           durationNs: num(exit.duration_ns),
+          durationFromFork: exit.duration_from_fork === true,
+          coreDumped: exit.core_dumped === true,
         }
       : null
   })

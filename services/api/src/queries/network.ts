@@ -1,5 +1,6 @@
 // TCP connections, the service map built from them, and traffic series.
 import type { QueryContext } from '../context.ts'
+import { META_SELECT } from '../metadata.ts'
 import { userError } from '../errors.ts'
 import {
   type Connection,
@@ -35,6 +36,9 @@ export interface ConnectionRow {
   duration_ns: string
   bytes_sent: string
   bytes_received: string
+  cgroup_id: string
+  netns_ino: string
+  ip_family: number
 }
 
 const CONNECTION_KEY: KeyColumn[] = [
@@ -61,7 +65,7 @@ export async function connections(
     `SELECT toString(time) AS ts, toString(event) AS ev, toString(role) AS rl, node, boot_id,
        namespace, pod, container, function, workload_kind, workload_name, sock_id, pid, comm,
        IPv6NumToString(saddr) AS src, IPv6NumToString(daddr) AS dst, sport, dport, duration_ns,
-       bytes_sent, bytes_received
+       bytes_sent, bytes_received, cgroup_id, netns_ino, ip_family, ${META_SELECT}
      FROM ebbflow.tcp_connections ${where(conditions)}
      ORDER BY ${plan.orderBy} LIMIT ${plan.limit}`,
     p,

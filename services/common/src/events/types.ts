@@ -5,53 +5,21 @@
 // after which a timestamp is still right to a few nanoseconds. Raw syscall arguments carry
 // pointers and use bigint.
 
+import type { pb } from '@ebbflow/proto'
+
 export type Family = 'exec' | 'net' | 'syscall'
 export const FAMILIES: readonly Family[] = ['exec', 'net', 'syscall']
 
 /**
- * Who caused an event, added by the collector's enrichment stage (absent before it). Fields
- * are absent when unknown: host mode has no pod fields; a process outside any container has
- * `systemdUnit` instead of a container.
+ * Who caused an event, added by the collector's enrichment stage (absent before it): the
+ * proto's `Metadata` message is its one definition (field docs there), this type follows from
+ * the generated declarations. Fields are absent when unknown: host mode has no pod fields; a
+ * process outside any container has `systemdUnit` instead of a container.
  */
-export interface EventMeta {
-  /** The node (NODE_NAME, else the host name). */
-  node: string
-  /** The cgroup path below the cgroup v2 mount. */
-  cgroupPath?: string
-  namespace?: string
-  pod?: string
-  podUid?: string
-  container?: string
-  /** 64 hex digits, without the `containerd://` prefix. */
-  containerId?: string
-  /** containerd, cri-o, docker, podman. */
-  runtime?: string
-  image?: string
-  qosClass?: string
-  /** Deployment (through its ReplicaSet), StatefulSet, DaemonSet, Job, CronJob, Pod (no owner)… */
-  workloadKind?: string
-  workloadName?: string
-  serviceAccount?: string
-  /** The pod's labels, after the allowlist and the bound. */
-  labels?: Record<string, string>
-  /** The serverless function (Knative, OpenFaaS, Fission, Kubeless labels, or configured keys). */
-  function?: string
-  /** Knative's revision of the function. */
-  functionRevision?: string
-  /** The innermost systemd unit, for a process on the host outside any container. */
-  systemdUnit?: string
-  /**
-   * The exec session (`kubectl exec`, `kubectl debug`) this process belongs to: started by a
-   * process that entered the container from outside its process tree, inherited by its
-   * descendants. The session's first exec is its start, that process's exit its end.
-   */
-  session?: string
-  /**
-   * Sent without all it should carry: the cgroup was not found, or it is a pod's and the pod
-   * (or this container in it) was still unknown when the late-metadata wait ran out.
-   */
-  unresolved?: true
+export type EventMeta = { node: string } & {
+  [K in Exclude<keyof WireMetadata, 'node'>]?: NonNullable<WireMetadata[K]>
 }
+type WireMetadata = pb.v1.Metadata.$Properties
 
 /** The task an event happened in. */
 export interface TaskFields {

@@ -59,7 +59,14 @@ export function toClusterStatements(statement: string, cluster: string): string[
     ]
   }
   m = ALTER.exec(s)
-  if (m) return [`ALTER TABLE ${m[1]}.${m[2]}_local ${on} ${m[3]}`]
+  if (m) {
+    const local = `ALTER TABLE ${m[1]}.${m[2]}_local ${on} ${m[3]}`
+    // A column change must reach the Distributed table too: it was created AS the local
+    // table and keeps the columns it had then.
+    if (/^\s*(?:ADD|DROP|MODIFY|RENAME) COLUMN\b/.test(m[3]!))
+      return [local, `ALTER TABLE ${m[1]}.${m[2]} ${on} ${m[3]}`]
+    return [local]
+  }
   throw new EbbflowError(
     'MIGRATION_CLUSTER',
     `no cluster form for this statement (teach cluster.ts its shape): ${s.slice(0, 120)}`,

@@ -1,5 +1,6 @@
 // Decoded events (with their enrichment meta) → rows of the ebbflow tables, and one insert
 // per table. Column names are those of infra/clickhouse/migrations.
+import { snakeNames, v1Types } from '@ebbflow/proto'
 import type { CapturedEvent, DropDelta, EventMeta, TaskFields } from '../events/types.ts'
 import type { Store } from './store.ts'
 
@@ -45,26 +46,34 @@ export function wallTime(bootNs: number, offsetNs: bigint): string {
   return `${ns / NS_PER_S}.${(ns % NS_PER_S).toString().padStart(9, '0')}`
 }
 
+/**
+ * Metadata's columns, one per proto field with the field's own snake_case name: a field added
+ * to the proto needs its column (a migration) and nothing here. The test that walks Metadata
+ * proves every field reaches its column.
+ */
+export const META_COLUMNS: readonly MetaColumn[] = v1Types.Metadata.fieldsArray.map((f) => ({
+  field: f.name as keyof EventMeta,
+  column: snakeNames.Metadata.get(f.name)!,
+  type: f.map ? 'map' : f.type === 'bool' ? 'bool' : 'string',
+  empty: f.map ? {} : f.type === 'bool' ? false : '',
+}))
+
+export interface MetaColumn {
+  /** The field's name in EventMeta (the proto's camelCase name). */
+  field: keyof EventMeta
+  /** The column on every event table (the proto's snake_case name). */
+  column: string
+  type: 'string' | 'bool' | 'map'
+  /** The column's default: what an absent field is stored as. */
+  empty: unknown
+}
+
 function metaColumns(m: EventMeta | undefined, ctx: RowContext): Row {
-  return {
-    node: m?.node || ctx.node || '',
-    boot_id: ctx.bootId ?? '',
-    namespace: m?.namespace ?? '',
-    pod: m?.pod ?? '',
-    pod_uid: m?.podUid ?? '',
-    container: m?.container ?? '',
-    container_id: m?.containerId ?? '',
-    workload_kind: m?.workloadKind ?? '',
-    workload_name: m?.workloadName ?? '',
-    function: m?.function ?? '',
-    function_revision: m?.functionRevision ?? '',
-    image: m?.image ?? '',
-    systemd_unit: m?.systemdUnit ?? '',
-    cgroup_path: m?.cgroupPath ?? '',
-    session: m?.session ?? '',
-    labels: m?.labels ?? {},
-    unresolved: m?.unresolved === true,
-  }
+  const row: Row = {}
+  for (const c of META_COLUMNS) row[c.column] = m?.[c.field] ?? c.empty
+  row.node = m?.node || ctx.node || ''
+  row.boot_id = ctx.bootId ?? ''
+  return row
 }
 
 function taskColumns(e: TaskFields): Row {
@@ -119,6 +128,7 @@ export function appendRows(
           args_truncated: e.argsTruncated,
           filename_truncated: e.filenameTruncated,
           args_read_failed: e.argsReadFailed,
+          seen_at_start: e.seenAtStart === true,
         })
         break
       case 'exit':
