@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import type { CounterEvent, ExecEvent, Family, RecordEvent } from '@ebbflow/common'
+import { v1Types } from '@ebbflow/proto'
 import type { V1Pod } from '@kubernetes/client-node'
 import type { CaptureSink } from '../../../src/capture.ts'
 import { CgroupPathCache } from '../../../src/enrich/cgroup-path.ts'
 import { Enricher } from '../../../src/enrich/enricher.ts'
+import { SessionTracker } from '../../../src/enrich/sessions.ts'
 import { PodIndex } from '../../../src/enrich/pods.ts'
 
 const UID = '2b1e5c3a-9d4f-4e8b-a1c2-3d4e5f607182'
@@ -84,7 +86,7 @@ describe('Enricher', () => {
   const container = ino(containerDir)
   const unit = ino(join(root, 'system.slice/nginx.service'))
 
-  function setup(options: { pods?: boolean; maxPendingEvents?: number } = {}) {
+  function setup(options: { pods?: boolean; maxPendingEvents?: number; sessions?: boolean } = {}) {
     let now = 0
     const sink = new Sink()
     const pods = new PodIndex({
@@ -98,6 +100,9 @@ describe('Enricher', () => {
       node: 'n1',
       cgroups: new CgroupPathCache({ root, maxEntries: 100, rescanMinMs: 0 }),
       ...(options.pods === false ? {} : { pods }),
+      ...(options.sessions
+        ? { sessions: new SessionTracker({ maxContainers: 10, maxProcesses: 100 }) }
+        : {}),
       lateMetadataMs: 2000,
       maxPendingEvents: options.maxPendingEvents ?? 100,
       maxCachedCgroups: 100,
@@ -208,5 +213,46 @@ describe('Enricher', () => {
     assert.deepEqual(sink.events[0]!.meta, { node: 'n1' })
     enricher.stop()
     assert.deepEqual(sink.events[1]!.meta, { node: 'n1', unresolved: true })
+  })
+
+  it('between them, a pod container, a session, a unit and an unknown cgroup set every Metadata field', () => {
+    // Walks the proto's Metadata: a field added there that enrichment never sets fails here.
+    const { sink, pods, enricher } = setup({ sessions: true })
+    pods.upsert({
+      ...pod,
+      metadata: {
+        ...pod.metadata,
+        labels: {
+          app: 'web',
+          'serving.knative.dev/service': 'resize',
+          'serving.knative.dev/revision': 'resize-00002',
+        },
+      },
+      spec: { ...pod.spec!, serviceAccountName: 'web-sa' },
+    })
+    // The container's main process, then a process whose parent is outside its tree (a
+    // `kubectl exec` shell), a unit's process, and a cgroup nobody knows.
+    enricher.records(
+      [
+        exec(container, 1),
+        { ...exec(container, 50), ppid: 4242 },
+        exec(unit, 2),
+        exec(987654321, 3),
+      ],
+      'exec',
+    )
+    enricher.stop()
+    const seen = new Set<string>()
+    for (const e of sink.events)
+      for (const [k, v] of Object.entries(e.meta ?? {})) if (v !== undefined) seen.add(k)
+    const fields = v1Types.Metadata.fieldsArray.map((f) => f.name)
+    assert.deepEqual(
+      fields.filter((f) => !seen.has(f)),
+      [],
+      'Metadata fields no event carried',
+    )
+    const session = sink.events.find((e) => (e as ExecEvent).pid === 50)!.meta?.session
+    assert.match(session ?? '', /^[0-9a-f-]{36}$/)
+    assert.equal(sink.events.find((e) => (e as ExecEvent).pid === 1)!.meta?.session, undefined)
   })
 })
