@@ -1,8 +1,9 @@
 // @ebbflow/proto: the ebbflow.v1 wire records. Encoders and decoders from protobufjs
 // reflection over proto/ebbflow/v1/events.proto (measured faster than static code for our
 // batches: proto/README.md), typed by the generated proto/gen/events.d.ts.
-import type { ebbflow as generated } from '../gen/events.js'
+
 import type protobuf from 'protobufjs'
+import type { ebbflow as generated } from '../gen/events.js'
 import { loadReflectionRoot, loadSchemaRoot } from './reflect.ts'
 
 export type { ebbflow as pb } from '../gen/events.js'

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildSchema, createApi } from '@ebbflow/api'
-import { getNamedType, isObjectType } from 'graphql'
 import { InProcessTransport, KafkaTransport, Publisher, WallClock } from '@ebbflow/collector'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
 import { ChdbStore, migrate, type Store, toRows } from '@ebbflow/common/store/index'
@@ -25,6 +24,7 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { Long, v1, v1Types } from '@ebbflow/proto'
+import { getNamedType, isObjectType } from 'graphql'
 import {
   at,
   EVENT_MESSAGES,

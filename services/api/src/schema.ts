@@ -5,6 +5,7 @@ import { createSchema } from 'graphql-yoga'
 import type { ApiContext } from './context.ts'
 import { userError } from './errors.ts'
 import { type LiveSource, liveMatches, livePayload } from './live.ts'
+import { metadataTypeDefs, metaOf } from './metadata.ts'
 import {
   type ExecRow,
   execEvents,
@@ -12,7 +13,6 @@ import {
   execSessions,
   type SessionRow,
 } from './queries/exec.ts'
-import { metadataTypeDefs, metaOf } from './metadata.ts'
 import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'

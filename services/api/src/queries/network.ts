@@ -1,7 +1,7 @@
 // TCP connections, the service map built from them, and traffic series.
 import type { QueryContext } from '../context.ts'
-import { META_SELECT } from '../metadata.ts'
 import { userError } from '../errors.ts'
+import { META_SELECT } from '../metadata.ts'
 import {
   type Connection,
   isString,

@@ -11,8 +11,8 @@ import type { V1Pod } from '@kubernetes/client-node'
 import type { CaptureSink } from '../../../src/capture.ts'
 import { CgroupPathCache } from '../../../src/enrich/cgroup-path.ts'
 import { Enricher } from '../../../src/enrich/enricher.ts'
-import { SessionTracker } from '../../../src/enrich/sessions.ts'
 import { PodIndex } from '../../../src/enrich/pods.ts'
+import { SessionTracker } from '../../../src/enrich/sessions.ts'
 
 const UID = '2b1e5c3a-9d4f-4e8b-a1c2-3d4e5f607182'
 const ID = 'ab'.repeat(32)
