@@ -1,7 +1,14 @@
 // `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
 // a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
 // real broker and server. This module only composes the services; each keeps its own config.
-import { createApi, limitsOf, loadApiConfig, MemoryLiveSource, startApiServer } from '@ebbflow/api'
+import {
+  createApi,
+  limitsOf,
+  loadApiConfig,
+  MemoryLiveSource,
+  readTokens,
+  startApiServer,
+} from '@ebbflow/api'
 import {
   type CaptureSink,
   checkCapturePrerequisites,
@@ -119,7 +126,12 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
       env,
     ),
   )
-  if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig)
+  // The tokens file is read with the rest of the configuration: a bad one stops `up` before
+  // anything starts, and the API gets exactly the tokens it names.
+  const tokens = attempt(() =>
+    apiConfig?.tokensFile === undefined ? {} : readTokens(apiConfig.tokensFile),
+  )
+  if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig || !tokens)
     throw new ConfigError(gathered.problems)
   // Before anything is opened or listens: without the capabilities nothing else is worth it.
   checkCapturePrerequisites({ net: collectorConfig.families.includes('net') })
@@ -184,7 +196,7 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
 
     const api = createApi({
       store,
-      tokens: {},
+      tokens,
       open: apiConfig.open,
       limits: limitsOf(apiConfig),
       graphiql: apiConfig.graphiql,
