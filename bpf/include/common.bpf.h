@@ -17,6 +17,14 @@
 /* Set by the loader before load. */
 const volatile __u8 use_perf_buffer = 0; /* 1: emit into `events_perf` instead of `events` */
 const volatile __u32 self_tgid = 0;      /* the collector: its own activity is not captured */
+/*
+ * Ring buffer wake-ups are batched: a record is written without waking the reader until this
+ * many bytes wait in the ring; the reader also polls with a bounded timeout (100 ms), so a
+ * quiet ring's records are late by at most that. A wake-up per record costs the writer an
+ * irq_work and the reader an epoll round trip: at exec-storm rates that was most of the
+ * overhead. 0: wake on every record (libbpf's default behaviour).
+ */
+const volatile __u32 wakeup_bytes = 0;
 
 /* The loader sizes it (max_entries) before load; 0 here keeps the object loadable as is. */
 struct {
@@ -55,6 +63,14 @@ static __always_inline void header__fill(struct ebf_event_header *h, enum ebf_ev
 	h->timestamp_ns = bpf_ktime_get_boot_ns();
 }
 
+static __always_inline __u64 output__wakeup_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP :
+										BPF_RB_NO_WAKEUP;
+}
+
 /*
  * Copies a finished record out. The size is a run-time value bounded by the caller; a full
  * buffer is counted, never silent.
@@ -66,7 +82,7 @@ static __always_inline void output__emit(void *ctx, void *record, __u64 size)
 	if (use_perf_buffer)
 		err = bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, record, size);
 	else
-		err = bpf_ringbuf_output(&events, record, size, 0);
+		err = bpf_ringbuf_output(&events, record, size, output__wakeup_flags());
 	if (err)
 		drops__count(EBF_DROP_BUFFER_FULL);
 }

@@ -355,6 +355,9 @@ struct Drain {
         timeout = static_cast<int>(std::clamp<int64_t>(left, 1, kMaxPollMs));
       }
       int err = perf ? perf_buffer__poll(pb, timeout) : ring_buffer__poll(rb, timeout);
+      // ring_buffer__poll consumes only rings that woke it; records written with
+      // BPF_RB_NO_WAKEUP (wakeup_bytes) wait until a timeout drains them here.
+      if (err == 0 && !perf) err = ring_buffer__consume(rb);
       if (err < 0 && err != -EINTR) {
         fprintf(stderr, "ebbflow native: polling %s buffer %s failed: %s; its drain stops\n", perf ? "perf" : "ring",
                 map_name.c_str(), strerror(-err));

@@ -39,13 +39,20 @@ describe('ebbflow collect', { skip }, () => {
     const exited = once(child, 'exit')
     try {
       // Attached once the collector logs so (JSON line on stderr).
-      for (let i = 0; i < 100 && !stderr.includes('capture attached'); i++)
+      // A deadline, not a sleep: start-up takes a second or two, longer on a loaded machine.
+      const attachBy = Date.now() + 30_000
+      while (
+        !stderr.includes('capture attached') &&
+        child.exitCode === null &&
+        Date.now() < attachBy
+      )
         await new Promise((r) => setTimeout(r, 50))
       assert.match(stderr, /capture attached/)
       assert.ok(attachedProgramIds().size >= before.size + 6, 'exec and net programs are loaded')
       const marker = `ebbflow-cli-${randomUUID()}`
       spawnSync('/bin/echo', [marker])
-      for (let i = 0; i < 100 && !stdout.includes(marker); i++)
+      const printedBy = Date.now() + 10_000
+      while (!stdout.includes(marker) && Date.now() < printedBy)
         await new Promise((r) => setTimeout(r, 50))
       const line = stdout.split('\n').find((l) => l.includes(marker))
       assert.ok(line, 'the exec was printed')

@@ -41,6 +41,12 @@ program
       'ring buffer size per family (env EBBFLOW_RING_BUFFER_BYTES)',
     ),
   )
+  .addOption(
+    new Option(
+      '--ring-wakeup-bytes <n>',
+      'bytes waiting in a ring before its reader is woken; 0 wakes per record (env EBBFLOW_RING_WAKEUP_BYTES)',
+    ),
+  )
   .addOption(new Option('--args-max <n>', 'argv bytes kept per exec (env EBBFLOW_ARGS_MAX)'))
   .addOption(
     new Option(

@@ -184,6 +184,7 @@ export class KernelCapture {
         states.push({ family, object, dropTotals: new Map() })
         object.setGlobal('self_tgid', u32(process.pid))
         object.setGlobal('use_perf_buffer', u8(bufferKind === 'perf' ? 1 : 0))
+        object.setGlobal('wakeup_bytes', u32(bufferKind === 'ring' ? wakeupBytes(config) : 0))
         if (bufferKind === 'ring') object.setMaxEntries('events', config.ringBufferBytes)
         else if (features.ringbuf)
           object.setMaxEntries('events', 4096) // unused; keep it small
@@ -354,3 +355,10 @@ export class KernelCapture {
 }
 
 export { syscallName }
+
+/** Bytes a ring holds before its reader is woken: the setting, or 64 KiB (a quarter of a smaller ring). */
+export function wakeupBytes(
+  config: Pick<CollectorConfig, 'ringWakeupBytes' | 'ringBufferBytes'>,
+): number {
+  return config.ringWakeupBytes ?? Math.min(64 * 1024, config.ringBufferBytes / 4)
+}

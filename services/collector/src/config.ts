@@ -73,6 +73,12 @@ export const collectorConfigSchema = z.object({
   bufferMode: z.enum(['auto', 'ring', 'perf']).default('auto'),
   /** Bytes of each family's ring buffer (a power of two, at least a page). Default: 8 MiB. */
   ringBufferBytes: powerOfTwo(4096).default(8 * 1024 * 1024),
+  /**
+   * Bytes that wait in a ring buffer before the kernel wakes the reader (which also polls every
+   * 100 ms at most). Waking per record cost more than half the exec-storm overhead. 0 wakes on
+   * every record. At most a quarter of the ring. Default: 64 KiB, or a quarter of a smaller ring.
+   */
+  ringWakeupBytes: z.coerce.number().int().min(0).optional(),
   /** Pages per CPU of each perf buffer (a power of two). Default: 64. */
   perfBufferPages: powerOfTwo(1).default(64),
   /** argv bytes kept per exec, at most the kernel's cap. Default: 1024. */
@@ -111,6 +117,7 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   bpfDir: 'EBBFLOW_BPF_DIR',
   bufferMode: 'EBBFLOW_BUFFER_MODE',
   ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
+  ringWakeupBytes: 'EBBFLOW_RING_WAKEUP_BYTES',
   perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
   argsMax: 'EBBFLOW_ARGS_MAX',
   counterIntervalMs: 'EBBFLOW_COUNTER_INTERVAL_MS',
@@ -134,6 +141,10 @@ export function loadCollectorConfig(
 ): CollectorConfig {
   const { data, problems } = parseConfig(collectorConfigSchema, ENV, explicit, env)
   if (data) {
+    if (data.ringWakeupBytes !== undefined && data.ringWakeupBytes > data.ringBufferBytes / 4)
+      problems.push(
+        `ringWakeupBytes (${ENV.ringWakeupBytes}): ${data.ringWakeupBytes} is more than a quarter of ringBufferBytes (${data.ringBufferBytes}); a fuller ring would drop records before its reader wakes`,
+      )
     if (data.output === 'kafka' && data.kafkaBrokers.length === 0)
       problems.push(`kafkaBrokers (${ENV.kafkaBrokers}): required when output is kafka`)
     for (const name of data.securitySyscalls) {
