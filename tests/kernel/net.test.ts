@@ -7,27 +7,15 @@ import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { TcpEvent } from '@ebbflow/common'
 import { isRoot, startCapture } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
+import { freePort } from '../support/ports.ts'
 
 const skip = isRoot() ? false : 'needs root to load BPF programs'
 const peer = join(import.meta.dirname, '../support/tcp-peer.ts')
-
-/** A port nothing listens on right now, found by letting the kernel pick one. */
-async function freePort(host: string): Promise<number> {
-  const probe = createServer()
-  probe.listen(0, host)
-  await once(probe, 'listening')
-  const address = probe.address()
-  probe.close()
-  await once(probe, 'close')
-  if (!address || typeof address !== 'object') throw new Error('no address')
-  return address.port
-}
 
 /** Resolves with the first match of `pattern` in the child's stdout. */
 async function line(child: ChildProcess, pattern: RegExp, what: string): Promise<string> {
