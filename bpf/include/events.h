@@ -62,7 +62,7 @@ enum ebf_exit_flags {
 
 enum ebf_tcp_kind {
 	EBF_TCP_CONNECT = 1,        /* active open reached ESTABLISHED */
-	EBF_TCP_ACCEPT = 2,         /* passive open reached ESTABLISHED */
+	EBF_TCP_ACCEPT = 2,         /* accept() returned a passive open (or it closed unaccepted) */
 	EBF_TCP_CLOSE = 3,          /* a tracked connection reached CLOSE */
 	EBF_TCP_CONNECT_FAILED = 4, /* active open went from SYN_SENT straight to CLOSE */
 };
@@ -139,18 +139,18 @@ _Static_assert(sizeof(struct ebf_fork_event_v1) == 16 + 56 + 8, "ebf_fork_event_
 /* EBF_EVENT_TCP v1: one step of a TCP connection's life. */
 struct ebf_tcp_event_v1 {
 	struct ebf_event_header header;
-	__u64 cgroup_id;      /* the socket's cgroup (not current's: accepts run in softirq) */
+	__u64 cgroup_id;      /* the owner's cgroup (see pid); the listener's when unaccepted */
 	__u64 sock_id;        /* same for every record of one connection, unique per boot */
 	__u64 duration_ns;    /* CLOSE: since the connection started */
 	__u64 bytes_sent;     /* CLOSE: bytes acknowledged by the peer */
 	__u64 bytes_received; /* CLOSE: bytes received */
-	__u32 pid;            /* process that opened it (0 when passive: not known in softirq) */
+	__u32 pid;            /* caller of connect(), or of accept(); 0: closed unaccepted */
 	__u32 netns_ino;
 	__u8 saddr[16];       /* IPv4 in the first 4 bytes */
 	__u8 daddr[16];
 	__u16 sport;          /* host byte order */
 	__u16 dport;
-	__u16 family;         /* AF_INET or AF_INET6 */
+	__u16 family;         /* AF_INET or AF_INET6; IPv4-mapped IPv6 as AF_INET */
 	__u8 kind;            /* enum ebf_tcp_kind */
 	__u8 role;            /* enum ebf_tcp_role */
 	__u8 comm[EBF_COMM_LEN];

@@ -22,15 +22,39 @@ enum {
 	TCP_CLOSE_ = 7,
 };
 
+/* Set by the loader: this machine's numbers of accept(2) and accept4(2); ~0 = absent. */
+const volatile __u32 accept_nr = ~0U;
+const volatile __u32 accept4_nr = ~0U;
+
+enum conn_flags {
+	/* A process took the connection with accept()/accept4(): owner fields are set. */
+	CONN_ACCEPTED = 1,
+	/* The ACCEPT record was emitted. */
+	CONN_ACCEPT_SENT = 2,
+};
+
 struct conn_start {
 	__u64 start_ns;
 	__u64 sock_id;
 	/* tcp_sock counters when the connection was established, see tcp__data_bytes(). */
 	__u64 acked_base;
 	__u64 received_base;
+	/* Owner: the caller of connect(), or of the accept() that returned the socket. */
+	__u64 cgroup_id;
 	__u32 pid;
 	__u8 role;
-	__u8 _pad[3];
+	__u8 flags; /* enum conn_flags */
+	/*
+	 * Endpoints taken at ESTABLISHED: tcp_set_state(TCP_CLOSE) unhashes the socket and
+	 * inet_put_port() zeroes its local port before inet_sock_set_state fires, so a close
+	 * cannot read them from the socket any more.
+	 */
+	__u16 family; /* AF_INET for IPv4-mapped IPv6 sockets */
+	__u16 sport;
+	__u16 dport;
+	__u8 _pad[4];
+	__u8 saddr[16];
+	__u8 daddr[16];
 	__u8 comm[EBF_COMM_LEN];
 };
 
@@ -90,37 +114,65 @@ static __always_inline void tcp__data_bytes(struct sock *sk, struct conn_start *
 	*received = got;
 }
 
+/*
+ * The connection's endpoints as the socket has them now. An IPv6 socket talking to an
+ * IPv4 peer (a dual-stack listener, or a connect to ::ffff:a.b.c.d) carries IPv4-mapped
+ * addresses; its inet_sock fields hold the plain IPv4 ones, which are reported instead.
+ */
+static __always_inline void conns__endpoints(struct sock *sk, struct conn_start *start)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u8 *d = start->daddr;
+
+	/* inet_sport survives inet_put_port(): the only source left once CLOSE is reached. */
+	if (!sport)
+		sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	start->sport = sport;
+	start->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__builtin_memset(start->saddr, 0, sizeof(start->saddr));
+	__builtin_memset(start->daddr, 0, sizeof(start->daddr));
+	if (family == AF_INET6) {
+		bpf_core_read(start->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+		if (d[0] | d[1] | d[2] | d[3] | d[4] | d[5] | d[6] | d[7] | d[8] | d[9] ||
+		    d[10] != 0xff || d[11] != 0xff) {
+			bpf_core_read(start->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+			start->family = AF_INET6;
+			return;
+		}
+		__builtin_memset(start->daddr, 0, sizeof(start->daddr));
+	}
+	bpf_core_read(start->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+	bpf_core_read(start->daddr, 4, &sk->__sk_common.skc_daddr);
+	start->family = AF_INET;
+}
+
 static __always_inline void conns__established(struct sock *sk, struct conn_start *start)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 
 	start->acked_base = BPF_CORE_READ(tp, bytes_acked);
 	start->received_base = BPF_CORE_READ(tp, bytes_received);
+	conns__endpoints(sk, start);
 }
 
 static __always_inline void tcp__emit(void *ctx, struct sock *sk, struct conn_start *start,
 				      __u8 kind, __u64 now)
 {
 	struct ebf_tcp_event_v1 e = {};
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	e.cgroup_id = sock__cgroup_id(sk);
+	e.cgroup_id = start->cgroup_id;
 	e.sock_id = start->sock_id;
 	e.pid = start->pid;
 	e.role = start->role;
 	e.kind = kind;
 	__builtin_memcpy(e.comm, start->comm, sizeof(e.comm));
 	e.netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	e.family = family;
-	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		bpf_core_read(e.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e.daddr, 4, &sk->__sk_common.skc_daddr);
-	} else {
-		bpf_core_read(e.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(e.daddr, 16, &sk->__sk_common.skc_v6_daddr);
-	}
+	e.family = start->family;
+	e.sport = start->sport;
+	e.dport = start->dport;
+	__builtin_memcpy(e.saddr, start->saddr, sizeof(e.saddr));
+	__builtin_memcpy(e.daddr, start->daddr, sizeof(e.daddr));
 	if (kind == EBF_TCP_CLOSE || kind == EBF_TCP_CONNECT_FAILED) {
 		e.duration_ns = now - start->start_ns;
 		if (kind == EBF_TCP_CLOSE)
@@ -131,14 +183,19 @@ static __always_inline void tcp__emit(void *ctx, struct sock *sk, struct conn_st
 	output__emit(ctx, &e, sizeof(e));
 }
 
-static __always_inline void conns__track(__u64 key, __u8 role, __u64 now, bool with_task)
+static __always_inline void conns__track(struct sock *sk, __u64 key, __u8 role, __u64 now)
 {
 	struct conn_start start = { .start_ns = now, .role = role };
 
 	start.sock_id = __sync_fetch_and_add(&sock_id_seq, 1) + 1;
-	if (with_task) {
+	if (role == EBF_TCP_ROLE_ACTIVE) {
+		/* connect() runs in the caller's context: the owner is current. */
 		start.pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(&start.comm, sizeof(start.comm));
+		start.cgroup_id = current__cgroup_id();
+	} else {
+		/* Until accept() names the owner: the listener's cgroup, inherited by the child. */
+		start.cgroup_id = sock__cgroup_id(sk);
 	}
 	if (bpf_map_update_elem(&conns, &key, &start, BPF_ANY))
 		drops__count(EBF_DROP_MAP_FULL);
@@ -159,19 +216,19 @@ int BPF_PROG(handle_inet_sock_set_state, struct sock *sk, int oldstate, int news
 	now = bpf_ktime_get_boot_ns();
 
 	if (newstate == TCP_SYN_SENT_) {
-		/* connect() runs in the caller's context: the process is known here. */
 		if (!current__is_self())
-			conns__track(key, EBF_TCP_ROLE_ACTIVE, now, true);
+			conns__track(sk, key, EBF_TCP_ROLE_ACTIVE, now);
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED_ && oldstate == TCP_SYN_RECV_) {
-		/* A passive open completes in softirq: current is unrelated, the socket is not. */
-		conns__track(key, EBF_TCP_ROLE_PASSIVE, now, false);
+		/*
+		 * A passive open completes in softirq: current is unrelated. The ACCEPT record
+		 * waits for the accept() that hands the socket to a process (handle_sys_exit).
+		 */
+		conns__track(sk, key, EBF_TCP_ROLE_PASSIVE, now);
 		start = bpf_map_lookup_elem(&conns, &key);
-		if (start) {
+		if (start)
 			conns__established(sk, start);
-			tcp__emit(ctx, sk, start, EBF_TCP_ACCEPT, now);
-		}
 		return 0;
 	}
 	start = bpf_map_lookup_elem(&conns, &key);
@@ -181,10 +238,84 @@ int BPF_PROG(handle_inet_sock_set_state, struct sock *sk, int oldstate, int news
 		conns__established(sk, start);
 		tcp__emit(ctx, sk, start, EBF_TCP_CONNECT, now);
 	} else if (newstate == TCP_CLOSE_) {
-		tcp__emit(ctx, sk, start,
-			  oldstate == TCP_SYN_SENT_ ? EBF_TCP_CONNECT_FAILED : EBF_TCP_CLOSE, now);
+		if (oldstate == TCP_SYN_SENT_) {
+			/* Never established: what the socket still has (its local port may be 0). */
+			conns__endpoints(sk, start);
+			tcp__emit(ctx, sk, start, EBF_TCP_CONNECT_FAILED, now);
+		} else {
+			/* Closed before any process accepted it: still reported, with no owner. */
+			if (start->role == EBF_TCP_ROLE_PASSIVE && !(start->flags & CONN_ACCEPT_SENT))
+				tcp__emit(ctx, sk, start, EBF_TCP_ACCEPT, now);
+			tcp__emit(ctx, sk, start, EBF_TCP_CLOSE, now);
+		}
 		bpf_map_delete_elem(&conns, &key);
 	}
+	return 0;
+}
+
+static __always_inline long syscall__nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+	return regs->syscallno;
+#else
+#error "syscall__nr: unsupported architecture"
+#endif
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *fd__sock(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	/* A socket file's private_data is its struct socket (sock_alloc_file). */
+	sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/*
+ * The owner of a passive connection is the process whose accept()/accept4() returned it:
+ * read here, where that process is current, and the ACCEPT record goes out with it. Every
+ * syscall exit runs this program, so the syscall number is compared before anything else.
+ * Sockets taken by other means (io_uring accept) keep no owner: their ACCEPT record is
+ * emitted at close, with pid 0.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = syscall__nr(regs);
+	struct conn_start *start;
+	struct sock *sk;
+	__u64 key;
+
+	if (nr != accept_nr && nr != accept4_nr)
+		return 0;
+	if (ret < 0)
+		return 0;
+	sk = fd__sock(ret);
+	key = (__u64)sk;
+	start = bpf_map_lookup_elem(&conns, &key);
+	if (!start || start->role != EBF_TCP_ROLE_PASSIVE || (start->flags & CONN_ACCEPTED))
+		return 0;
+	if (current__is_self()) {
+		/* The collector's own connections are not captured. */
+		bpf_map_delete_elem(&conns, &key);
+		return 0;
+	}
+	start->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&start->comm, sizeof(start->comm));
+	start->cgroup_id = current__cgroup_id();
+	start->flags |= CONN_ACCEPTED | CONN_ACCEPT_SENT;
+	tcp__emit(ctx, sk, start, EBF_TCP_ACCEPT, bpf_ktime_get_boot_ns());
 	return 0;
 }
 

@@ -44,6 +44,7 @@ const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
   ],
   net: [
     { name: 'handle_inet_sock_set_state' },
+    { name: 'handle_sys_exit' },
     { name: 'handle_skb_ingress', cgroup: true },
     { name: 'handle_skb_egress', cgroup: true },
   ],
@@ -190,6 +191,11 @@ export class KernelCapture {
           object.setMaxEntries('events', 4096) // unused; keep it small
         else object.setAutocreate('events', false)
         if (family === 'exec') object.setGlobal('args_max', u32(config.argsMax))
+        if (family === 'net') {
+          // The owner of an accepted connection is read when accept returns in it.
+          object.setGlobal('accept_nr', u32(syscallNumber('accept') ?? 0xffffffff))
+          object.setGlobal('accept4_nr', u32(syscallNumber('accept4') ?? 0xffffffff))
+        }
         if (family === 'syscall') {
           object.setGlobal('syscall_events', events)
           object.setGlobal('syscall_string_args', strings)

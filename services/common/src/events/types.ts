@@ -76,11 +76,18 @@ export interface TcpEvent {
   bootNs: number
   tcp: TcpKind
   role: 'active' | 'passive'
-  /** The socket's cgroup: the server's container for an accept, whatever CPU ran it. */
+  /**
+   * The owner's cgroup: the connecting process's, or the accepting process's for a passive
+   * socket (the listener's when it closed before any accept).
+   */
   cgroupId: number
   sockId: number
-  /** 0 for a passive socket: the accepting process is not known in softirq. */
+  /**
+   * The process that called connect(), or accept()/accept4() for a passive socket (taken
+   * when the call returns); 0 for a passive socket that closed before any process took it.
+   */
   pid: number
+  /** The owner thread's comm, from the same call as `pid`; empty when pid is 0. */
   comm: string
   netnsIno: number
   family: 4 | 6
