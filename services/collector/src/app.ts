@@ -1,15 +1,19 @@
 // Builds the collector: capture → enrichment (pod, container, function names) → sink.
 // `ebbflow collect` starts and stops it.
-import { createLogger, type Logger } from '@ebbflow/common'
+import { createLogger, findCgroup2Mount, type Logger } from '@ebbflow/common'
+import { bootTimeNs } from '@ebbflow/native'
 import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
 import { type Enrichment, startEnrichment } from './enrich/enricher.ts'
+import { type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
 
 export interface Collector {
   capture: KernelCapture
   enrichment: Enrichment
   logger: Logger
+  /** The /proc read at start (absent when skipped: no exec family, or procScanMax 0). */
+  procScan?: ProcScanStats
   /** Reads the counters one last time, flushes the buffers and detaches everything. */
   stop(): Promise<void>
 }
@@ -21,36 +25,65 @@ export function startCollector(
   logger = createLogger('collector', config.logLevel),
 ): Collector {
   const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
-  let capture: KernelCapture
+  const dedup = new StartScanDedup(enrichment.enricher)
+  let capture: KernelCapture | undefined
+  let procScan: ProcScanStats | undefined
   try {
-    capture = KernelCapture.start(config, enrichment.enricher, logger)
+    capture = KernelCapture.start(config, dedup, logger)
+    // After the attach, so that a process starting meanwhile is captured or read, never
+    // neither. Synchronous: no captured batch reaches the enricher before the read's events.
+    if (config.families.includes('exec') && config.procScanMax > 0) {
+      const scan = scanProcfs({
+        cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
+        argsMax: config.argsMax,
+        maxProcesses: config.procScanMax,
+        selfPid: process.pid,
+        now: bootTimeNs,
+      })
+      dedup.expect(scan.readAt, scan.endNs)
+      enrichment.enricher.seenAtStart(scan.events, scan.processes)
+      procScan = scan.stats
+      logger.debug({ ...scan.stats }, 'processes running at start read from /proc')
+      if (scan.stats.leftOut > 0)
+        logger.warn(
+          { leftOut: scan.stats.leftOut, procScanMax: config.procScanMax },
+          'more processes than procScanMax at start: the rest are known only once they exec',
+        )
+    }
   } catch (err) {
+    void capture?.stop()
     void enrichment.stop()
     throw err
   }
+  const attached = capture
   logger.info(
     {
-      families: capture.report.families,
-      bufferKind: capture.report.bufferKind,
-      kernel: capture.report.features.kernelRelease,
-      cgroupRoot: capture.report.cgroupRoot,
+      families: attached.report.families,
+      bufferKind: attached.report.bufferKind,
+      kernel: attached.report.features.kernelRelease,
+      cgroupRoot: attached.report.cgroupRoot,
       enrichment: enrichment.mode,
     },
     'capture attached',
   )
   let stopping: Promise<void> | undefined
   return {
-    capture,
+    capture: attached,
     enrichment,
     logger,
+    ...(procScan ? { procScan } : {}),
     stop() {
       stopping ??= (async () => {
-        capture.finalCounters()
-        await capture.stop()
+        attached.finalCounters()
+        await attached.stop()
         // After the last batch: sends the events still waiting for their pod.
         await enrichment.stop()
         logger.info(
-          { stats: capture.stats(), enrichment: enrichment.enricher.stats() },
+          {
+            stats: attached.stats(),
+            enrichment: enrichment.enricher.stats(),
+            startDuplicatesDropped: dedup.dropped,
+          },
           'capture stopped',
         )
       })()
