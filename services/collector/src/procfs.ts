@@ -112,7 +112,8 @@ export function clockTicksPerSecond(auxv = '/proc/self/auxv'): number {
     for (let at = 0; at + 16 <= b.length; at += 16) {
       const type = le ? b.readBigUInt64LE(at) : b.readBigUInt64BE(at)
       if (type === 0n) break
-      if (type === AT_CLKTCK) return Number(le ? b.readBigUInt64LE(at + 8) : b.readBigUInt64BE(at + 8))
+      if (type === AT_CLKTCK)
+        return Number(le ? b.readBigUInt64LE(at + 8) : b.readBigUInt64BE(at + 8))
     }
   } catch {
     // Unreadable auxv: USER_HZ, which is 100 on every architecture Node runs on.
