@@ -207,6 +207,7 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
         assert.equal(e[0]!.seenAtStart, true)
         assert.equal(e[0]!.meta?.pod, POD, 'named after the pod')
         assert.equal(e[0]!.meta?.container, 'web')
+        assert.equal(e[0]!.meta?.containerId, containerId)
         assert.equal(e[0]!.uid, process.getuid!())
         return e[0]!
       }

@@ -401,13 +401,17 @@ export class StartScanDedup implements CaptureSink {
   }
 
   records(events: RecordEvent[], family: Family): void {
-    const readAt = this.readAt
-    if (!readAt || family !== 'exec') {
+    if (!this.readAt || family !== 'exec') {
       this.next.records(events, family)
       return
     }
     const out = events.filter((e) => {
-      if (e.bootNs > this.horizonNs) this.readAt = undefined
+      const readAt = this.readAt
+      if (!readAt) return true
+      if (e.bootNs > this.horizonNs) {
+        this.readAt = undefined
+        return true
+      }
       if (e.kind !== 'exec') return true
       const at = readAt.get(e.tgid)
       if (at === undefined || e.bootNs > at) return true
