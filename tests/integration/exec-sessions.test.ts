@@ -63,7 +63,7 @@ function collector(kubeconfig: string, sink: RecordingSink): Collector {
   return startCollector(
     loadCollectorConfig({ families: 'exec', flushMs: '10', counterIntervalMs: '3600000' }, {}),
     loadEnrichConfig(
-      { kubeconfig, nodeName: NODE, kubeBackoffMs: '50', cgroupRescanMinMs: '0' },
+      { kubeconfig, nodeName: NODE, kubeBackoffMs: '50' },
       {},
     ),
     sink,
