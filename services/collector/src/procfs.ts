@@ -6,7 +6,15 @@
 //
 // A process that exec'd between the attach and the read would be told twice (captured, and
 // read with its new image): StartScanDedup drops the captured exec that the read already told.
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
+import {
+  closeSync,
+  type Dirent,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+} from 'node:fs'
 import { endianness } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -213,6 +221,33 @@ function readCmdline(path: string, keep: number): { kept: Buffer; total: number 
   }
 }
 
+/** A path above the reader's cgroup namespace root ("/../../kubepods/…"). */
+function isOutsideNamespace(path: string): boolean {
+  return path === '/..' || path.startsWith('/../')
+}
+
+/** tgid → cgroup id, from every cgroup.procs below the v2 mount. */
+export function procsIndex(cgroupRoot: string, maxDepth = 16): Map<number, number> {
+  const out = new Map<number, number>()
+  const walk = (dir: string, depth: number) => {
+    let id: number
+    let entries: Dirent[]
+    try {
+      id = cgroupId(dir)
+      entries = readdirSync(dir, { withFileTypes: true })
+      for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) {
+        if (line !== '') out.set(Number(line), id)
+      }
+    } catch {
+      return // removed while walking
+    }
+    if (depth >= maxDepth) return
+    for (const e of entries) if (e.isDirectory()) walk(join(dir, e.name), depth + 1)
+  }
+  walk(cgroupRoot, 0)
+  return out
+}
+
 function readlinkOr(path: string, fallback: string): string {
   try {
     return readlinkSync(path)
@@ -249,6 +284,7 @@ export function scanProcfs(options: ProcScanOptions): ProcScan {
     .filter((tgid) => tgid !== options.selfPid)
     .sort((a, b) => a - b)
   const cgroupIds = new Map<string, number>()
+  let byPid: Map<number, number> | undefined
   const comms = new Map<number, string>()
   const read: {
     event: ExecEvent
@@ -304,7 +340,13 @@ export function scanProcfs(options: ProcScanOptions): ProcScan {
       }
       const cgroupPath = parseCgroupV2Path(readFileSync(join(dir, 'cgroup'), 'utf8'))
       let cgroup = 0
-      if (cgroupPath !== undefined) {
+      if (cgroupPath !== undefined && isOutsideNamespace(cgroupPath)) {
+        // The collector runs in a cgroup namespace of its own (a pod's default): paths are
+        // relative to its own cgroup. cgroup.procs files name their processes whatever the
+        // namespace, so those are read instead, once, for every process.
+        byPid ??= procsIndex(options.cgroupRoot)
+        cgroup = byPid.get(tgid) ?? 0
+      } else if (cgroupPath !== undefined) {
         const known = cgroupIds.get(cgroupPath)
         if (known !== undefined) cgroup = known
         else {

@@ -224,6 +224,36 @@ describe('scanProcfs on a made-up /proc', () => {
   })
 })
 
+describe('scanProcfs in a cgroup namespace of its own', () => {
+  it('names the cgroup of a process whose path is above the namespace root from cgroup.procs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ebbflow-procfs-'))
+    try {
+      const proc = join(dir, 'proc', '20')
+      const cgroups = join(dir, 'cgroup')
+      mkdirSync(join(cgroups, 'kubepods', 'pod'), { recursive: true })
+      writeFileSync(join(cgroups, 'cgroup.procs'), '1\n')
+      writeFileSync(join(cgroups, 'kubepods', 'cgroup.procs'), '')
+      writeFileSync(join(cgroups, 'kubepods', 'pod', 'cgroup.procs'), '19\n20\n')
+      mkdirSync(proc, { recursive: true })
+      writeFileSync(join(proc, 'stat'), statLine(20, 'app'))
+      writeFileSync(join(proc, 'status'), 'Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n')
+      writeFileSync(join(proc, 'cmdline'), 'app\0')
+      // As seen from the collector's own cgroup (/kubepods/collector, its namespace root).
+      writeFileSync(join(proc, 'cgroup'), '0::/../pod\n')
+      const scan = scanProcfs({
+        procRoot: join(dir, 'proc'),
+        cgroupRoot: cgroups,
+        argsMax: 64,
+        maxProcesses: 10,
+        now: () => 0,
+      })
+      assert.equal(scan.events[0]?.cgroupId, statSync(join(cgroups, 'kubepods', 'pod')).ino)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('scanProcfs on the real /proc', () => {
   it('reads a process that renamed itself "a) (b c", with its argv and parent', async () => {
     const child = spawn(
