@@ -4,14 +4,17 @@
 // id; the container's main process and its children carry none. Once with the collector
 // running first, once with the shell (and a command of it) already running when it starts.
 import assert from 'node:assert/strict'
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { realpathSync } from 'node:fs'
+import { readlinkSync, realpathSync } from 'node:fs'
 import { after, describe, it } from 'node:test'
 import {
+  announceRunningProcesses,
   type Collector,
+  KernelCapture,
   loadCollectorConfig,
   loadEnrichConfig,
+  StartScanDedup,
   startCollector,
 } from '@ebbflow/collector'
 import {
@@ -267,3 +270,62 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
 function killAll(list: ChildProcess[]): void {
   for (const c of list) c.kill('SIGKILL')
 }
+
+describe('the /proc read at start against the capture', { skip, timeout: 30_000 }, () => {
+  it('a process that exec’d between the attach and the read is told once', async () => {
+    const sink = new RecordingSink()
+    const dedup = new StartScanDedup(sink)
+    const config = loadCollectorConfig(
+      { families: 'exec', flushMs: '10', counterIntervalMs: '3600000' },
+      {},
+    )
+    const capture = KernelCapture.start(config, dedup, logger)
+    let child: ChildProcess | undefined
+    try {
+      // spawn returns once /bin/sh is exec'd; the shell then execs sleep: both after the
+      // attach. The read waits for the second image, in the same synchronous run as
+      // startCollector's, so no captured batch is handed over before it.
+      child = spawn('/bin/sh', ['-c', 'exec /bin/sleep 30'], { stdio: 'ignore' })
+      const pid = child.pid!
+      const sleep = realpathSync('/bin/sleep')
+      const deadline = Date.now() + 5000
+      const exe = () => {
+        try {
+          return readlinkSync(`/proc/${pid}/exe`)
+        } catch {
+          return ''
+        }
+      }
+      while (exe() !== sleep) {
+        if (Date.now() > deadline) throw new Error('the child never exec’d sleep')
+      }
+      const stats = announceRunningProcesses(
+        config,
+        dedup,
+        { seenAtStart: (events) => sink.records(events, 'exec') },
+        logger,
+      )
+      assert.ok(stats && stats.processes > 0)
+      child.kill('SIGKILL')
+      // Its exit is captured after both execs: once it is here, so is everything before it.
+      await sink.waitFor(
+        () => sink.of('exit').some((e) => e.tgid === pid),
+        10_000,
+        'the child’s exit',
+      )
+      const execs = sink.of('exec').filter((e) => e.tgid === pid)
+      assert.deepEqual(
+        execs.map((e) => [e.args, e.seenAtStart ?? false]),
+        [
+          [['/bin/sleep', '30'], true],
+          [['/bin/sh', '-c', 'exec /bin/sleep 30'], false],
+        ],
+        'the read’s event, then the shell’s captured exec; the captured exec of sleep is dropped',
+      )
+      assert.ok(dedup.dropped >= 1, 'counted (other processes may exec in the window too)')
+    } finally {
+      child?.kill('SIGKILL')
+      await capture.stop()
+    }
+  })
+})

@@ -5,7 +5,7 @@ import { bootTimeNs } from '@ebbflow/native'
 import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
-import { type Enrichment, startEnrichment } from './enrich/enricher.ts'
+import { type Enricher, type Enrichment, startEnrichment } from './enrich/enricher.ts'
 import { type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
 
 export interface Collector {
@@ -16,6 +16,37 @@ export interface Collector {
   procScan?: ProcScanStats
   /** Reads the counters one last time, flushes the buffers and detaches everything. */
   stop(): Promise<void>
+}
+
+/**
+ * Reads /proc once and hands an exec event per running process to the enricher; `dedup`, the
+ * sink the capture feeds, then drops the captured execs the read already told. Call right
+ * after the capture attached, in the same synchronous run (no captured batch may reach the
+ * enricher before these). Returns undefined when skipped (no exec family, or procScanMax 0).
+ */
+export function announceRunningProcesses(
+  config: Pick<CollectorConfig, 'families' | 'procScanMax' | 'argsMax' | 'cgroupRoot'>,
+  dedup: StartScanDedup,
+  enricher: Pick<Enricher, 'seenAtStart'>,
+  logger: Logger,
+): ProcScanStats | undefined {
+  if (!config.families.includes('exec') || config.procScanMax === 0) return undefined
+  const scan = scanProcfs({
+    cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
+    argsMax: config.argsMax,
+    maxProcesses: config.procScanMax,
+    selfPid: process.pid,
+    now: bootTimeNs,
+  })
+  dedup.expect(scan)
+  enricher.seenAtStart(scan.events, scan.processes)
+  logger.debug({ ...scan.stats }, 'processes running at start read from /proc')
+  if (scan.stats.leftOut > 0)
+    logger.warn(
+      { leftOut: scan.stats.leftOut, procScanMax: config.procScanMax },
+      'more processes than procScanMax at start: the rest are known only once they exec',
+    )
+  return scan.stats
 }
 
 export function startCollector(
@@ -32,24 +63,7 @@ export function startCollector(
     capture = KernelCapture.start(config, dedup, logger)
     // After the attach, so that a process starting meanwhile is captured or read, never
     // neither. Synchronous: no captured batch reaches the enricher before the read's events.
-    if (config.families.includes('exec') && config.procScanMax > 0) {
-      const scan = scanProcfs({
-        cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
-        argsMax: config.argsMax,
-        maxProcesses: config.procScanMax,
-        selfPid: process.pid,
-        now: bootTimeNs,
-      })
-      dedup.expect(scan.readAt, scan.endNs)
-      enrichment.enricher.seenAtStart(scan.events, scan.processes)
-      procScan = scan.stats
-      logger.debug({ ...scan.stats }, 'processes running at start read from /proc')
-      if (scan.stats.leftOut > 0)
-        logger.warn(
-          { leftOut: scan.stats.leftOut, procScanMax: config.procScanMax },
-          'more processes than procScanMax at start: the rest are known only once they exec',
-        )
-    }
+    procScan = announceRunningProcesses(config, dedup, enrichment.enricher, logger)
   } catch (err) {
     void capture?.stop()
     void enrichment.stop()

@@ -422,13 +422,14 @@ function parentComm(procRoot: string, ppid: number): string {
 
 /**
  * In front of the enricher: drops a captured exec that the /proc read already told (the
- * process exec'd after the attach but before its files were read). Captured execs after a
- * process was read are new execs and pass. Lets everything through once captured events are
- * well past the end of the read.
+ * process exec'd after the attach but before its files were read, and the read saw that very
+ * image: same argv). An earlier exec in that window (a shell before it exec'd the command) and
+ * every exec after the read pass. Lets everything through once captured events are well past
+ * the end of the read.
  */
 export class StartScanDedup implements CaptureSink {
   private readonly next: CaptureSink
-  private readAt: Map<number, number> | undefined
+  private told: Map<number, { at: number; args: string }> | undefined
   private horizonNs = 0
   dropped = 0
 
@@ -436,28 +437,33 @@ export class StartScanDedup implements CaptureSink {
     this.next = next
   }
 
-  /** `readAt` and `endNs` from the scan; `marginNs`: how late a record may reach userspace. */
-  expect(readAt: Map<number, number>, endNs: number, marginNs = 5e9): void {
-    this.readAt = readAt
-    this.horizonNs = endNs + marginNs
+  /** From the scan; `marginNs`: how late after the read a record may still reach userspace. */
+  expect(scan: Pick<ProcScan, 'events' | 'readAt' | 'endNs'>, marginNs = 5e9): void {
+    const told = new Map<number, { at: number; args: string }>()
+    for (const e of scan.events) {
+      const at = scan.readAt.get(e.tgid)
+      if (at !== undefined) told.set(e.tgid, { at, args: e.args.join('\0') })
+    }
+    this.told = told
+    this.horizonNs = scan.endNs + marginNs
   }
 
   records(events: RecordEvent[], family: Family): void {
-    if (!this.readAt || family !== 'exec') {
+    if (!this.told || family !== 'exec') {
       this.next.records(events, family)
       return
     }
     const out = events.filter((e) => {
-      const readAt = this.readAt
-      if (!readAt) return true
+      const told = this.told
+      if (!told) return true
       if (e.bootNs > this.horizonNs) {
-        this.readAt = undefined
+        this.told = undefined
         return true
       }
       if (e.kind !== 'exec') return true
-      const at = readAt.get(e.tgid)
-      if (at === undefined || e.bootNs > at) return true
-      readAt.delete(e.tgid)
+      const t = told.get(e.tgid)
+      if (!t || e.bootNs > t.at || e.args.join('\0') !== t.args) return true
+      told.delete(e.tgid)
       this.dropped++
       return false
     })

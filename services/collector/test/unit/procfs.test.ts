@@ -295,23 +295,27 @@ describe('scanProcfs on the real /proc', () => {
 })
 
 describe('StartScanDedup', () => {
-  const exec = (tgid: number, bootNs: number): RecordEvent =>
-    ({ kind: 'exec', tgid, pid: tgid, bootNs }) as unknown as RecordEvent
-  it('drops a captured exec the read already told, passes later execs and everything past the horizon', () => {
+  const exec = (tgid: number, bootNs: number, args = ['x']): RecordEvent =>
+    ({ kind: 'exec', tgid, pid: tgid, bootNs, args }) as unknown as RecordEvent
+  it('drops the captured exec the read already told; an earlier image, later execs and everything past the horizon pass', () => {
     const got: RecordEvent[] = []
     const f = new StartScanDedup({ records: (e) => got.push(...e), counters: () => {} })
     f.expect(
-      new Map([
-        [5, 100],
-        [6, 100],
-      ]),
-      120,
+      {
+        events: [exec(5, 1), exec(6, 1)] as ExecEvent[],
+        readAt: new Map([
+          [5, 100],
+          [6, 100],
+        ]),
+        endNs: 120,
+      },
       1000,
     )
-    f.records([exec(5, 90), exec(6, 150), exec(7, 50)], 'exec')
+    f.records([exec(5, 80, ['sh']), exec(5, 90), exec(6, 150), exec(7, 50)], 'exec')
     assert.deepEqual(
       got.map((e) => [(e as ExecEvent).tgid, e.bootNs]),
       [
+        [5, 80],
         [6, 150],
         [7, 50],
       ],
