@@ -1,17 +1,52 @@
 // Builds the collector: capture → enrichment (pod, container, function names) → sink.
 // `ebbflow collect` starts and stops it.
-import { createLogger, type Logger } from '@ebbflow/common'
+import { createLogger, findCgroup2Mount, type Logger } from '@ebbflow/common'
+import { bootTimeNs } from '@ebbflow/native'
 import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
-import { type Enrichment, startEnrichment } from './enrich/enricher.ts'
+import { type Enricher, type Enrichment, startEnrichment } from './enrich/enricher.ts'
+import { type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
 
 export interface Collector {
   capture: KernelCapture
   enrichment: Enrichment
   logger: Logger
+  /** The /proc read at start (absent when skipped: no exec family, or procScanMax 0). */
+  procScan?: ProcScanStats
   /** Reads the counters one last time, flushes the buffers and detaches everything. */
   stop(): Promise<void>
+}
+
+/**
+ * Reads /proc once and hands an exec event per running process to the enricher; `dedup`, the
+ * sink the capture feeds, then drops the captured execs the read already told. Call right
+ * after the capture attached, in the same synchronous run (no captured batch may reach the
+ * enricher before these). Returns undefined when skipped (no exec family, or procScanMax 0).
+ */
+export function announceRunningProcesses(
+  config: Pick<CollectorConfig, 'families' | 'procScanMax' | 'argsMax' | 'cgroupRoot'>,
+  dedup: StartScanDedup,
+  enricher: Pick<Enricher, 'seenAtStart'>,
+  logger: Logger,
+): ProcScanStats | undefined {
+  if (!config.families.includes('exec') || config.procScanMax === 0) return undefined
+  const scan = scanProcfs({
+    cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
+    argsMax: config.argsMax,
+    maxProcesses: config.procScanMax,
+    selfPid: process.pid,
+    now: bootTimeNs,
+  })
+  dedup.expect(scan)
+  enricher.seenAtStart(scan.events, scan.processes)
+  logger.debug({ ...scan.stats }, 'processes running at start read from /proc')
+  if (scan.stats.leftOut > 0)
+    logger.warn(
+      { leftOut: scan.stats.leftOut, procScanMax: config.procScanMax },
+      'more processes than procScanMax at start: the rest are known only once they exec',
+    )
+  return scan.stats
 }
 
 export function startCollector(
@@ -21,36 +56,48 @@ export function startCollector(
   logger = createLogger('collector', config.logLevel),
 ): Collector {
   const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
-  let capture: KernelCapture
+  const dedup = new StartScanDedup(enrichment.enricher)
+  let capture: KernelCapture | undefined
+  let procScan: ProcScanStats | undefined
   try {
-    capture = KernelCapture.start(config, enrichment.enricher, logger)
+    capture = KernelCapture.start(config, dedup, logger)
+    // After the attach, so that a process starting meanwhile is captured or read, never
+    // neither. Synchronous: no captured batch reaches the enricher before the read's events.
+    procScan = announceRunningProcesses(config, dedup, enrichment.enricher, logger)
   } catch (err) {
+    void capture?.stop()
     void enrichment.stop()
     throw err
   }
+  const attached = capture
   logger.info(
     {
-      families: capture.report.families,
-      bufferKind: capture.report.bufferKind,
-      kernel: capture.report.features.kernelRelease,
-      cgroupRoot: capture.report.cgroupRoot,
+      families: attached.report.families,
+      bufferKind: attached.report.bufferKind,
+      kernel: attached.report.features.kernelRelease,
+      cgroupRoot: attached.report.cgroupRoot,
       enrichment: enrichment.mode,
     },
     'capture attached',
   )
   let stopping: Promise<void> | undefined
   return {
-    capture,
+    capture: attached,
     enrichment,
     logger,
+    ...(procScan ? { procScan } : {}),
     stop() {
       stopping ??= (async () => {
-        capture.finalCounters()
-        await capture.stop()
+        attached.finalCounters()
+        await attached.stop()
         // After the last batch: sends the events still waiting for their pod.
         await enrichment.stop()
         logger.info(
-          { stats: capture.stats(), enrichment: enrichment.enricher.stats() },
+          {
+            stats: attached.stats(),
+            enrichment: enrichment.enricher.stats(),
+            startDuplicatesDropped: dedup.dropped,
+          },
           'capture stopped',
         )
       })()

@@ -83,6 +83,10 @@ export const collectorConfigSchema = z.object({
   perfBufferPages: powerOfTwo(1).default(64),
   /** argv bytes kept per exec, at most the kernel's cap. Default: 1024. */
   argsMax: z.coerce.number().int().min(0).max(LIMITS.ARGS_CAP).default(1024),
+  /** Most processes read from /proc at start, so that processes already running (and exec
+   * sessions already open) are known; 0 skips the read. Default: 65536 (a node runs far
+   * fewer; the bound keeps a start on a runaway host short). */
+  procScanMax: z.coerce.number().int().min(0).max(4_194_304).default(65_536),
   /** How often in-kernel counters (syscall counts, traffic, drops) are read. Default: 1000 ms. */
   counterIntervalMs: z.coerce.number().int().min(50).max(3_600_000).default(1000),
   /** Syscalls that emit one record each, with arguments. Default: the security set. */
@@ -120,6 +124,7 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   ringWakeupBytes: 'EBBFLOW_RING_WAKEUP_BYTES',
   perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
   argsMax: 'EBBFLOW_ARGS_MAX',
+  procScanMax: 'EBBFLOW_PROC_SCAN_MAX',
   counterIntervalMs: 'EBBFLOW_COUNTER_INTERVAL_MS',
   securitySyscalls: 'EBBFLOW_SECURITY_SYSCALLS',
   cgroupRoot: 'EBBFLOW_CGROUP_ROOT',

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import {
   type CounterEvent,
   type EventMeta,
+  type ExecEvent,
   type Family,
   findCgroup2Mount,
   type Logger,
@@ -16,6 +17,7 @@ import {
 } from '@ebbflow/common'
 import type { KubeConfig } from '@kubernetes/client-node'
 import type { CaptureSink } from '../capture.ts'
+import type { ProcessInfo } from '../procfs.ts'
 import { CgroupPathCache } from './cgroup-path.ts'
 import { clientNode } from './client-node.ts'
 import { type EnrichConfig, inCluster } from './config.ts'
@@ -91,6 +93,19 @@ export class Enricher implements CaptureSink {
   records(events: RecordEvent[], family: Family): void {
     const out = this.enrich(events, family)
     if (out.length > 0) this.next.records(out as RecordEvent[], family)
+  }
+
+  /**
+   * The exec events of processes read from /proc at start, oldest first: enriched like captured
+   * ones, their sessions taken from `processes` (the same read) rather than from a fresh one.
+   */
+  seenAtStart(events: ExecEvent[], processes: readonly ProcessInfo[]): void {
+    this.sessions?.prime(processes)
+    try {
+      this.records(events, 'exec')
+    } finally {
+      this.sessions?.prime(undefined)
+    }
   }
 
   counters(events: CounterEvent[]): void {

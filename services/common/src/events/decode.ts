@@ -75,8 +75,9 @@ function task(buf: Buffer, view: DataView, base: number): TaskFields {
 }
 
 // One utf8 decode for the whole argv block, then a split: several times faster than one
-// decode per argument for typical command lines.
-function splitArgs(buf: Buffer, start: number, size: number): string[] {
+// decode per argument for typical command lines. Also splits argv read from /proc/PID/cmdline,
+// so a process seen at start has its arguments cut exactly as a captured exec's.
+export function splitArgs(buf: Buffer, start: number, size: number): string[] {
   if (size === 0) return []
   const end = buf[start + size - 1] === 0 ? start + size - 1 : start + size
   return buf.toString('utf8', start, end).split('\0')
