@@ -179,14 +179,18 @@ describe('ebbflow up (as a new user runs it)', {
 
       const execs = await eventually(
         () => markedExecs(up.url, from, marker),
-        (l) => l.length >= 3 && l.some((e) => e.exitCode === 3),
+        (l) =>
+          l.some((e) => e.exitCode === 3) && l.some((e) => e.args[2]?.startsWith('dd ') === true),
         'the marked execs',
       )
       const sh = execs.find((e) => e.args[2] === 'exit 3')
       assert.ok(sh, JSON.stringify(execs))
       assert.equal(sh.exitCode, 3)
       assert.ok((sh.durationNs ?? 0) > 0)
-      assert.ok(execs.some((e) => e.args[2]?.startsWith('dd ') === true))
+      assert.ok(
+        execs.some((e) => e.args[2]?.startsWith('dd ') === true),
+        JSON.stringify(execs),
+      )
 
       const conns = await eventually(
         () =>

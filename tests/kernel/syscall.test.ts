@@ -87,16 +87,31 @@ describe('overflow', { skip }, () => {
       const before = sink.events.length
       const result = await cg.run(['perl', '-e', 'getppid() for 1..20000'])
       assert.equal(result.code, 0, result.stderr)
-      await new Promise((r) => setTimeout(r, 200)) // let the drain thread hand over the rest
-      capture.pollCounters()
-      const window = sink.events.slice(before)
-      const produced = window
-        .filter((e) => e.kind === 'syscall_count' && e.syscall === 'getppid')
-        .reduce((n, e) => n + (e.kind === 'syscall_count' ? e.count : 0), 0)
-      const captured = window.filter((e) => e.kind === 'syscall' && e.syscall === 'getppid').length
-      const dropped = window
-        .filter((e) => e.kind === 'drops' && e.reason === 'buffer_full')
-        .reduce((n, e) => n + (e.kind === 'drops' ? e.count : 0), 0)
+      // The drain thread hands over the rest within its poll interval (wake-ups are batched):
+      // wait for the books to balance, with a deadline, instead of sleeping a guess.
+      const tally = () => {
+        capture.pollCounters()
+        const window = sink.events.slice(before)
+        const sum = (kind: string, pick: (e: (typeof window)[number]) => number) =>
+          window.filter((e) => e.kind === kind).reduce((n, e) => n + pick(e), 0)
+        return {
+          produced: sum('syscall_count', (e) =>
+            e.kind === 'syscall_count' && e.syscall === 'getppid' ? e.count : 0,
+          ),
+          captured: sum('syscall', (e) =>
+            e.kind === 'syscall' && e.syscall === 'getppid' ? 1 : 0,
+          ),
+          dropped: sum('drops', (e) =>
+            e.kind === 'drops' && e.reason === 'buffer_full' ? e.count : 0,
+          ),
+        }
+      }
+      let t = tally()
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; t = tally()) {
+        if (t.produced >= 20_000 && t.captured + t.dropped === t.produced) break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const { produced, captured, dropped } = t
       assert.ok(produced >= 20_000, `produced ${produced}`)
       assert.ok(dropped > 0, 'some records were dropped')
       assert.equal(
