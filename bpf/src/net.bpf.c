@@ -284,21 +284,16 @@ static __always_inline struct sock *fd__sock(long fd)
 
 /*
  * The owner of a passive connection is the process whose accept()/accept4() returned it:
- * read here, where that process is current, and the ACCEPT record goes out with it. Every
- * syscall exit runs this program, so the syscall number is compared before anything else.
- * Sockets taken by other means (io_uring accept) keep no owner: their ACCEPT record is
- * emitted at close, with pid 0.
+ * read where that process is current, and the ACCEPT record goes out with it. Sockets taken
+ * by other means (io_uring accept) keep no owner: their ACCEPT record is emitted at close,
+ * with pid 0.
  */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int accept__returned(void *ctx, long ret)
 {
-	long nr = syscall__nr(regs);
 	struct conn_start *start;
 	struct sock *sk;
 	__u64 key;
 
-	if (nr != accept_nr && nr != accept4_nr)
-		return 0;
 	if (ret < 0)
 		return 0;
 	sk = fd__sock(ret);
@@ -317,6 +312,44 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	start->flags |= CONN_ACCEPTED | CONN_ACCEPT_SENT;
 	tcp__emit(ctx, sk, start, EBF_TCP_ACCEPT, bpf_ktime_get_boot_ns());
 	return 0;
+}
+
+/* The context of a syscalls:sys_exit_* tracepoint (its format file). */
+struct syscall_exit_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 _pad;
+	__s64 ret;
+};
+
+/*
+ * The per-syscall tracepoints cost the calls that are not traced least: the kernel tests a
+ * bitmap of enabled syscalls before any program runs. They need tracefs to attach.
+ */
+SEC("tracepoint/syscalls/sys_exit_accept")
+int handle_sys_exit_accept(struct syscall_exit_ctx *ctx)
+{
+	return accept__returned(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int handle_sys_exit_accept4(struct syscall_exit_ctx *ctx)
+{
+	return accept__returned(ctx, ctx->ret);
+}
+
+/*
+ * Without tracefs: every syscall exit runs this program, so the syscall number is compared
+ * before anything else.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = syscall__nr(regs);
+
+	if (nr != accept_nr && nr != accept4_nr)
+		return 0;
+	return accept__returned(ctx, ret);
 }
 
 static __always_inline void traffic__count(struct __sk_buff *skb, __u8 direction)

@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import type { KernelCapture } from '@ebbflow/collector'
 import type { TcpEvent } from '@ebbflow/common'
 import { isRoot, startCapture } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
@@ -75,6 +76,27 @@ interface Case {
   /** Whether the test picks the port, or lets the kernel pick (the peer reports it). */
   serverPort: 'chosen' | 'kernel'
   clientPort: 'chosen' | 'kernel'
+  /** How the accepting process is found (collector config acceptHook). */
+  acceptHook: 'auto' | 'sys-exit'
+}
+
+/** The programs that must find the accepting process for `hook` on this machine. */
+function acceptPrograms(hook: 'auto' | 'sys-exit'): string[] {
+  // tracefs is mounted by scripts/setup.sh; without it, auto falls back to sys_exit.
+  const tracefs = existsSync('/sys/kernel/tracing/events/syscalls/sys_exit_accept4')
+  return hook === 'auto' && tracefs
+    ? ['handle_sys_exit_accept', 'handle_sys_exit_accept4']
+    : ['handle_sys_exit']
+}
+
+function assertAcceptPrograms(capture: KernelCapture, hook: 'auto' | 'sys-exit'): void {
+  const net = capture.report.families.find((f) => f.family === 'net')!
+  const want = acceptPrograms(hook)
+  assert.deepEqual(
+    net.programs.filter((p) => p.startsWith('handle_sys_exit')),
+    want,
+    `accept hook ${hook}`,
+  )
 }
 
 const cases: Case[] = [
@@ -86,6 +108,7 @@ const cases: Case[] = [
     address: '127.0.0.1',
     serverPort: 'chosen',
     clientPort: 'chosen',
+    acceptHook: 'auto',
   },
   {
     // A listener on a kernel-picked port: its accepted sockets lose their port at CLOSE.
@@ -96,17 +119,20 @@ const cases: Case[] = [
     address: '::1',
     serverPort: 'kernel',
     clientPort: 'chosen',
+    acceptHook: 'auto',
   },
   {
     // The accepted socket is IPv6 with ::ffff:127.0.0.1 on both ends: reported as IPv4.
-    // The client's ephemeral port is zeroed by the kernel at CLOSE.
-    name: 'IPv4 client of a dual-stack IPv6 listener',
+    // The client's ephemeral port is zeroed by the kernel at CLOSE. The accepting process is
+    // found by the fallback hook here, a program on every syscall exit.
+    name: 'IPv4 client of a dual-stack IPv6 listener, accept seen on sys_exit',
     family: 4,
     listenHost: '::',
     connectHost: '127.0.0.1',
     address: '127.0.0.1',
     serverPort: 'chosen',
     clientPort: 'kernel',
+    acceptHook: 'sys-exit',
   },
 ]
 
@@ -129,9 +155,10 @@ describe('TCP records', { skip, timeout: 120_000 }, () => {
       const M = 37_000 // server -> client
       const serverCg = createCgroup(`server${c.family}`)
       const clientCg = createCgroup(`client${c.family}`)
-      const { capture, sink } = startCapture({ families: 'net' })
+      const { capture, sink } = startCapture({ families: 'net', acceptHook: c.acceptHook })
       const children: ChildProcess[] = []
       try {
+        assertAcceptPrograms(capture, c.acceptHook)
         const chosenServerPort = c.serverPort === 'chosen' ? await freePort(c.listenHost) : 0
         const server = serverCg.start([
           process.execPath,

@@ -34,6 +34,11 @@ interface ProgramSpec {
   name: string
   /** Attached to the cgroup v2 root instead of a tracepoint. */
   cgroup?: boolean
+  /**
+   * Cheaper programs that replace this one when they attach (config.acceptHook): this one is
+   * then the fallback.
+   */
+  preferred?: string[]
 }
 
 const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
@@ -44,7 +49,9 @@ const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
   ],
   net: [
     { name: 'handle_inet_sock_set_state' },
-    { name: 'handle_sys_exit' },
+    // Per-syscall tracepoints test a bitmap before any program runs (~10 ns on other
+    // syscalls); tp_btf/sys_exit runs a program on every syscall exit (~70-100 ns).
+    { name: 'handle_sys_exit', preferred: ['handle_sys_exit_accept', 'handle_sys_exit_accept4'] },
     { name: 'handle_skb_ingress', cgroup: true },
     { name: 'handle_skb_egress', cgroup: true },
   ],
@@ -87,6 +94,35 @@ function u32(value: number): Buffer {
 
 function u8(value: number): Buffer {
   return Buffer.from([value])
+}
+
+/**
+ * Attaches every program of `names`, in order, and returns those that attached. With
+ * `required` a failure throws; otherwise it is logged and the caller attaches the fallback.
+ * A program attached before the failure stays: the fallback sees the same calls and the
+ * BPF side reports each accept once.
+ */
+function attachPreferred(
+  object: BpfObject,
+  names: string[],
+  logger: Logger,
+  options: { required: boolean; fallback: string },
+): string[] {
+  const attached: string[] = []
+  for (const name of names) {
+    try {
+      object.attach(name)
+      attached.push(name)
+    } catch (err) {
+      if (options.required || !(err instanceof NativeError)) throw err
+      logger.warn(
+        { program: name, err: err.message, fallback: options.fallback },
+        'syscall tracepoint unavailable (is tracefs mounted?): using a program on every syscall exit',
+      )
+      break
+    }
+  }
+  return attached
 }
 
 export class KernelCapture {
@@ -203,6 +239,14 @@ export class KernelCapture {
         object.load()
         const programs: string[] = []
         for (const spec of FAMILY_PROGRAMS[family]) {
+          if (spec.preferred && config.acceptHook !== 'sys-exit') {
+            const attached = attachPreferred(object, spec.preferred, logger, {
+              required: config.acceptHook === 'syscall-tracepoints',
+              fallback: spec.name,
+            })
+            programs.push(...attached)
+            if (attached.length === spec.preferred.length) continue
+          }
           object.attach(
             spec.name,
             spec.cgroup && cgroupRoot ? { cgroupPath: cgroupRoot } : undefined,

@@ -71,6 +71,11 @@ export const collectorConfigSchema = z.object({
   /** Kernel to userspace channel: ring buffers (5.8+), perf buffers, or auto (ring when the
    * kernel has them). Default: auto. */
   bufferMode: z.enum(['auto', 'ring', 'perf']).default('auto'),
+  /** How the net family learns which process accepted a connection: the per-syscall
+   * tracepoints syscalls:sys_exit_accept{,4} (need tracefs; cost other syscalls ~10 ns), a
+   * program on every syscall exit (tp_btf/sys_exit; ~70–100 ns per syscall), or auto (the
+   * tracepoints when they attach, else sys-exit). Default: auto. */
+  acceptHook: z.enum(['auto', 'syscall-tracepoints', 'sys-exit']).default('auto'),
   /** Bytes of each family's ring buffer (a power of two, at least a page). Default: 8 MiB. */
   ringBufferBytes: powerOfTwo(4096).default(8 * 1024 * 1024),
   /**
@@ -120,6 +125,7 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   lingerMs: 'EBBFLOW_LINGER_MS',
   bpfDir: 'EBBFLOW_BPF_DIR',
   bufferMode: 'EBBFLOW_BUFFER_MODE',
+  acceptHook: 'EBBFLOW_ACCEPT_HOOK',
   ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
   ringWakeupBytes: 'EBBFLOW_RING_WAKEUP_BYTES',
   perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
