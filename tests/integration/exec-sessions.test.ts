@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readlinkSync, realpathSync } from 'node:fs'
-import { after, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import {
   announceRunningProcesses,
   type Collector,
@@ -81,23 +81,14 @@ function eventsOf(sink: RecordingSink, cgroupId: number) {
   }
 }
 
-const children: ChildProcess[] = []
-const extraPids: number[] = []
-after(() => {
-  for (const c of children) c.kill('SIGKILL')
-  for (const pid of extraPids) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {}
-  }
-})
-
 describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 }, () => {
   it('a shell entering after the collector started: it and its three commands share one session', async () => {
     const { api, cg, containerId } = await podWithContainer()
     const sink = new RecordingSink()
     const c = collector(api.kubeconfig(), sink)
     const tag = randomUUID()
+    // Killed once, in `finally`, while still running: never a pid that may have been reused.
+    const children: ChildProcess[] = []
     try {
       await until(
         'the pod in the cache',
@@ -178,6 +169,8 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
     const sink = new RecordingSink()
     const tag = randomUUID()
     let c: Collector | undefined
+    const children: ChildProcess[] = []
+    const extraPids: number[] = []
     try {
       const main = cg.enter(['/bin/sh', '-c', `/bin/sleep 61 & echo $!; wait`])
       children.push(main)
@@ -255,11 +248,7 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
       assert.equal(ev.exits().find((e) => e.tgid === shell.pid)?.meta?.session, session)
     } finally {
       killAll(children)
-      for (const pid of extraPids) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {}
-      }
+      for (const pid of extraPids) process.kill(pid, 'SIGKILL')
       await c?.stop()
       await api.close()
       await cg.remove()
