@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readlinkSync, realpathSync } from 'node:fs'
-import { after, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import {
   announceRunningProcesses,
   type Collector,
@@ -81,23 +81,14 @@ function eventsOf(sink: RecordingSink, cgroupId: number) {
   }
 }
 
-const children: ChildProcess[] = []
-const extraPids: number[] = []
-after(() => {
-  for (const c of children) c.kill('SIGKILL')
-  for (const pid of extraPids) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {}
-  }
-})
-
 describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 }, () => {
   it('a shell entering after the collector started: it and its three commands share one session', async () => {
     const { api, cg, containerId } = await podWithContainer()
     const sink = new RecordingSink()
     const c = collector(api.kubeconfig(), sink)
     const tag = randomUUID()
+    // Killed once, in `finally`, while still running: never a pid that may have been reused.
+    const children: ChildProcess[] = []
     try {
       await until(
         'the pod in the cache',
@@ -178,6 +169,8 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
     const sink = new RecordingSink()
     const tag = randomUUID()
     let c: Collector | undefined
+    const children: ChildProcess[] = []
+    const extraPids: number[] = []
     try {
       const main = cg.enter(['/bin/sh', '-c', `/bin/sleep 61 & echo $!; wait`])
       children.push(main)
@@ -255,11 +248,68 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
       assert.equal(ev.exits().find((e) => e.tgid === shell.pid)?.meta?.session, session)
     } finally {
       killAll(children)
-      for (const pid of extraPids) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {}
+      for (const pid of extraPids) process.kill(pid, 'SIGKILL')
+      await c?.stop()
+      await api.close()
+      await cg.remove()
+    }
+  })
+  it('a runtime helper stays in the cgroup as the shell’s parent (runc exec’s shape), opened before and after the start', async () => {
+    const { api, cg } = await podWithContainer()
+    const sink = new RecordingSink()
+    const tag = randomUUID()
+    let c: Collector | undefined
+    const children: ChildProcess[] = []
+    // The helper enters the cgroup and forks the shell there, staying its parent.
+    const open = async () => {
+      const helper = cg.enter(['/bin/sh', '-c', '/bin/sh -s; exit $?'])
+      children.push(helper)
+      helper.stdin.write('echo $$\n')
+      const [shell] = (await readLines(helper.stdout, 1)).map(Number)
+      return { helper, shell: shell! }
+    }
+    try {
+      const main = cg.enter(['/bin/sleep', '63'])
+      children.push(main)
+      const early = await open()
+      c = collector(api.kubeconfig(), sink)
+      const late = await open()
+      early.helper.stdin.end(`/bin/true early-${tag}\nexit 0\n`)
+      late.helper.stdin.end(`/bin/true late-${tag}\nexit 0\n`)
+      const ev = eventsOf(sink, cg.id)
+      await sink.waitFor(
+        () =>
+          [early.helper.pid, late.helper.pid].every((pid) =>
+            ev.exits().some((e) => e.tgid === pid),
+          ),
+        10_000,
+        'both helpers’ exits',
+      )
+      const sessionOf = (pred: (e: ExecEvent) => boolean) => {
+        const found = ev.execs().filter(pred)
+        assert.ok(found.length > 0)
+        return found[0]!.meta?.session
       }
+      const earlySession = sessionOf((e) => e.tgid === early.shell)
+      const lateSession = sessionOf((e) => e.tgid === late.shell)
+      assert.ok(earlySession, 'the shell open before the start is in a session')
+      assert.ok(lateSession, 'the shell opened after it too')
+      assert.notEqual(earlySession, lateSession)
+      assert.equal(
+        sessionOf((e) => e.args.includes(`early-${tag}`)),
+        earlySession,
+      )
+      assert.equal(
+        sessionOf((e) => e.args.includes(`late-${tag}`)),
+        lateSession,
+      )
+      assert.equal(
+        sessionOf((e) => e.tgid === main.pid),
+        undefined,
+        'the main process has none',
+      )
+    } finally {
+      killAll(children)
       await c?.stop()
       await api.close()
       await cg.remove()

@@ -6,7 +6,7 @@ import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
 import { type Enricher, type Enrichment, startEnrichment } from './enrich/enricher.ts'
-import { type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
+import { type ProcScan, type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
 
 export interface Collector {
   capture: KernelCapture
@@ -31,13 +31,23 @@ export function announceRunningProcesses(
   logger: Logger,
 ): ProcScanStats | undefined {
   if (!config.families.includes('exec') || config.procScanMax === 0) return undefined
-  const scan = scanProcfs({
-    cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
-    argsMax: config.argsMax,
-    maxProcesses: config.procScanMax,
-    selfPid: process.pid,
-    now: bootTimeNs,
-  })
+  let scan: ProcScan
+  try {
+    scan = scanProcfs({
+      cgroupRoot: config.cgroupRoot ?? findCgroup2Mount(),
+      argsMax: config.argsMax,
+      maxProcesses: config.procScanMax,
+      selfPid: process.pid,
+      now: bootTimeNs,
+    })
+  } catch (err) {
+    // Only /proc itself unlisted gets here (a process gone or odd is skipped): capture goes on.
+    logger.warn(
+      { err },
+      'reading /proc at start failed: processes already running are known only once they exec',
+    )
+    return undefined
+  }
   dedup.expect(scan)
   enricher.seenAtStart(scan.events, scan.processes)
   logger.debug({ ...scan.stats }, 'processes running at start read from /proc')

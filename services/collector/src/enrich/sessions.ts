@@ -44,17 +44,16 @@ export function seedMembers(
   const byTgid = new Map(procs.map((p) => [p.tgid, p]))
   // A process whose parent is not in the cgroup entered it from outside (or is the main one).
   const roots = procs.filter((p) => !byTgid.has(p.ppid))
-  const main =
-    procs.find((p) => p.pidnsInit) ??
-    roots.reduce<SeedProcess | undefined>(
-      (oldest, p) =>
-        !oldest ||
-        p.startTicks < oldest.startTicks ||
-        (p.startTicks === oldest.startTicks && p.tgid < oldest.tgid)
+  const oldest = (list: readonly SeedProcess[]) =>
+    list.reduce<SeedProcess | undefined>(
+      (o, p) =>
+        !o || p.startTicks < o.startTicks || (p.startTicks === o.startTicks && p.tgid < o.tgid)
           ? p
-          : oldest,
+          : o,
       undefined,
     )
+  // The oldest init: a tool in the container may run a pid namespace of its own, later.
+  const main = oldest(procs.filter((p) => p.pidnsInit)) ?? oldest(roots)
   const members = new Map<number, string | null>()
   const rootOf = (p: SeedProcess): SeedProcess => {
     let at = p

@@ -137,6 +137,16 @@ describe('SessionTracker', () => {
           [71, 's1'],
         ],
       },
+      {
+        name: 'a later pid namespace inside the container (a sandbox in a session) is not the main one',
+        procs: [p(800, 799, 20, true), p(801, 800, 21), p(900, 1, 30), p(901, 900, 31, true)],
+        want: [
+          [800, null],
+          [801, null],
+          [900, 's1'],
+          [901, 's1'],
+        ],
+      },
       { name: 'empty', procs: [], want: [] },
     ]
     for (const c of cases) {
