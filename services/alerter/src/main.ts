@@ -1,0 +1,77 @@
+// Starts the alerter from its configuration: `ebbflow alert` calls runAlert.
+import { createLogger, EbbflowError } from '@ebbflow/common'
+import { migrate, openStore } from '@ebbflow/common/store/index'
+import { checkRules, runOnce, startAlerter } from './alerter.ts'
+import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
+import { loadRules, RulesError } from './rules.ts'
+
+export interface AlertRun {
+  /** Resolves when a --check or --once run is over (at once for the scheduled mode). */
+  done: Promise<void>
+  stop(): Promise<void>
+}
+
+export async function runAlert(explicit: AlerterConfigInput = {}): Promise<AlertRun> {
+  const config = loadAlerterConfig(explicit)
+  const logger = createLogger('alert', config.logLevel)
+  const rules = loadRules(config.rules)
+  const { store, where } = await openStore(config.store)
+  let closed = false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    await store.close()
+  }
+  try {
+    if (config.migrate) await migrate(store, { retentionDays: config.store.retentionDays })
+    if (config.check) {
+      const problems = await checkRules(store, rules)
+      await close()
+      if (problems.length > 0) throw new RulesError(problems)
+      logger.info({ rules: rules.length }, 'every rule checked')
+      return { done: Promise.resolve(), stop: async () => {} }
+    }
+    const options = {
+      alertmanagers: config.alertmanagers,
+      webhooks: config.webhooks,
+      resend: config.resend,
+      lagMargin: config.lagMargin,
+      deliveryHorizon: config.deliveryHorizon,
+      httpTimeout: config.httpTimeout,
+      webhookAttempts: config.webhookAttempts,
+      replica: config.replica,
+    }
+    if (config.once) {
+      const { results, failures } = await runOnce(rules, options, { store, logger })
+      await close()
+      logger.info({ results }, 'evaluated once')
+      if (failures.length > 0)
+        throw new EbbflowError(
+          'ALERT_STORE_FAILED',
+          `could not evaluate ${failures.map((f) => `${f.rule} (${f.error.message})`).join(', ')}`,
+          { retriable: true },
+        )
+      return { done: Promise.resolve(), stop: async () => {} }
+    }
+    const running = startAlerter(rules, options, { store, logger })
+    logger.info(
+      {
+        rules: rules.map((r) => r.name),
+        store: where,
+        alertmanagers: config.alertmanagers.length,
+        webhooks: config.webhooks.length,
+      },
+      'alerter running',
+    )
+    return {
+      done: Promise.resolve(),
+      stop: async () => {
+        await running.stop()
+        await close()
+      },
+    }
+  } catch (err) {
+    await close().catch(() => undefined)
+    throw err
+  }
+}
