@@ -239,7 +239,7 @@ export class Alerter {
             rule: p.rule,
             from: p.from_state,
             to: p.to_state,
-            at: isoOf(p.time),
+            at: isoOf(p.at),
           },
           alerts: [
             {
@@ -248,8 +248,8 @@ export class Alerter {
               labels: p.labels,
               annotations: p.annotations,
               value: p.value,
-              startsAt: isoOf(status === 'firing' ? p.time : p.active_at),
-              endsAt: status === 'resolved' ? isoOf(p.time) : '0001-01-01T00:00:00Z',
+              startsAt: isoOf(status === 'firing' ? p.at : p.active_at),
+              endsAt: status === 'resolved' ? isoOf(p.at) : '0001-01-01T00:00:00Z',
             },
           ],
         }

@@ -198,7 +198,7 @@ export class AlertStore {
     const transitions = await this.store.query<PendingDelivery>(
       `SELECT id, rule, fingerprint, toString(from_state) AS from_state,
               toString(to_state) AS to_state, labels, annotations, value,
-              toString(time) AS time, toString(active_at) AS active_at
+              toString(time) AS at, toString(active_at) AS active_at
        FROM ebbflow.alert_transitions FINAL
        WHERE rule = {rule:String} AND to_state IN ('firing', 'resolved')
          AND time >= {since:DateTime64(3, 'UTC')}
@@ -309,7 +309,8 @@ export interface PendingDelivery {
   labels: Record<string, string>
   annotations: Record<string, string>
   value: number
-  time: string
+  /** When the transition happened ('YYYY-MM-DD hh:mm:ss.mmm', UTC). */
+  at: string
   active_at: string
 }
 

@@ -40,7 +40,10 @@ describe('rule files', { timeout: 10_000 }, () => {
         join(dir, 'a.yaml'),
         'rules:\n  - name: A\n    sql: SELECT 1\n  - name: B\n    every: soon\n    sql: SELECT 1\n',
       )
-      writeFileSync(join(dir, 'b.yml'), 'rules:\n  - name: A\n    sql: SELECT 1\n    condition: value ~ 3\n')
+      writeFileSync(
+        join(dir, 'b.yml'),
+        'rules:\n  - name: A\n    sql: SELECT 1\n    condition: value ~ 3\n',
+      )
       writeFileSync(join(dir, 'c.yaml'), 'rules: [\n')
       assert.throws(
         () => loadRules(dir),

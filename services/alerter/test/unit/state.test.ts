@@ -42,79 +42,83 @@ function run(rule: { forMs: number; keepFiringForMs: number }, steps: Step[]) {
 }
 
 describe('state machine (Prometheus rules/alerting.go)', { timeout: 10_000 }, () => {
-  const cases: { name: string; rule: { forMs: number; keepFiringForMs: number }; steps: Step[] }[] = [
-    {
-      name: 'for 0 fires at the first evaluation',
-      rule: { forMs: 0, keepFiringForMs: 0 },
-      steps: [
-        { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
-        { at: S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-      ],
-    },
-    {
-      name: 'pending until active for `for`, then firing',
-      rule: { forMs: 2 * S, keepFiringForMs: 0 },
-      steps: [
-        { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
-        { at: S, present: true, state: 'pending' },
-        { at: 2 * S, present: true, state: 'firing', moves: ['pending>firing'] },
-        { at: 3 * S, present: true, state: 'firing' },
-        { at: 4 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-      ],
-    },
-    {
-      name: 'a pending alert whose row is gone is dropped, never resolved',
-      rule: { forMs: 5 * S, keepFiringForMs: 0 },
-      steps: [
-        { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
-        { at: S, present: false, state: 'gone', moves: ['pending>inactive'] },
-        { at: 2 * S, present: true, state: 'pending', moves: ['inactive>pending'] },
-      ],
-    },
-    {
-      name: 'keep_firing_for keeps it firing after the row is gone, then resolves',
-      rule: { forMs: 0, keepFiringForMs: 3 * S },
-      steps: [
-        { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
-        { at: S, present: false, state: 'firing' },
-        { at: 3 * S, present: false, state: 'firing' },
-        { at: 4 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-      ],
-    },
-    {
-      name: 'a row back within keep_firing_for resets it',
-      rule: { forMs: 0, keepFiringForMs: 2 * S },
-      steps: [
-        { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
-        { at: S, present: false, state: 'firing' },
-        { at: 2 * S, present: true, state: 'firing' },
-        { at: 3 * S, present: false, state: 'firing' },
-        { at: 4 * S, present: false, state: 'firing' },
-        { at: 5 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-      ],
-    },
-    {
-      name: 'a resolved alert that comes back starts pending again',
-      rule: { forMs: S, keepFiringForMs: 0 },
-      steps: [
-        { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
-        { at: S, present: true, state: 'firing', moves: ['pending>firing'] },
-        { at: 2 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-        { at: 3 * S, present: true, state: 'pending', moves: ['resolved>pending'] },
-      ],
-    },
-    {
-      name: 'a resolved alert is kept 15 minutes, then dropped',
-      rule: { forMs: 0, keepFiringForMs: 0 },
-      steps: [
-        { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
-        { at: S, present: false, state: 'resolved', moves: ['firing>resolved'] },
-        { at: S + RESOLVED_RETENTION_MS, present: false, state: 'resolved' },
-        { at: 2 * S + RESOLVED_RETENTION_MS, present: false, state: 'gone' },
-      ],
-    },
-  ]
-  for (const c of cases) it(c.name, () => run(c.rule, c.steps))
+  const cases: { name: string; rule: { forMs: number; keepFiringForMs: number }; steps: Step[] }[] =
+    [
+      {
+        name: 'for 0 fires at the first evaluation',
+        rule: { forMs: 0, keepFiringForMs: 0 },
+        steps: [
+          { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
+          { at: S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+        ],
+      },
+      {
+        name: 'pending until active for `for`, then firing',
+        rule: { forMs: 2 * S, keepFiringForMs: 0 },
+        steps: [
+          { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
+          { at: S, present: true, state: 'pending' },
+          { at: 2 * S, present: true, state: 'firing', moves: ['pending>firing'] },
+          { at: 3 * S, present: true, state: 'firing' },
+          { at: 4 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+        ],
+      },
+      {
+        name: 'a pending alert whose row is gone is dropped, never resolved',
+        rule: { forMs: 5 * S, keepFiringForMs: 0 },
+        steps: [
+          { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
+          { at: S, present: false, state: 'gone', moves: ['pending>inactive'] },
+          { at: 2 * S, present: true, state: 'pending', moves: ['inactive>pending'] },
+        ],
+      },
+      {
+        name: 'keep_firing_for keeps it firing after the row is gone, then resolves',
+        rule: { forMs: 0, keepFiringForMs: 3 * S },
+        steps: [
+          { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
+          { at: S, present: false, state: 'firing' },
+          { at: 3 * S, present: false, state: 'firing' },
+          { at: 4 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+        ],
+      },
+      {
+        name: 'a row back within keep_firing_for resets it',
+        rule: { forMs: 0, keepFiringForMs: 2 * S },
+        steps: [
+          { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
+          { at: S, present: false, state: 'firing' },
+          { at: 2 * S, present: true, state: 'firing' },
+          { at: 3 * S, present: false, state: 'firing' },
+          { at: 4 * S, present: false, state: 'firing' },
+          { at: 5 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+        ],
+      },
+      {
+        name: 'a resolved alert that comes back starts pending again',
+        rule: { forMs: S, keepFiringForMs: 0 },
+        steps: [
+          { at: 0, present: true, state: 'pending', moves: ['inactive>pending'] },
+          { at: S, present: true, state: 'firing', moves: ['pending>firing'] },
+          { at: 2 * S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+          { at: 3 * S, present: true, state: 'pending', moves: ['resolved>pending'] },
+        ],
+      },
+      {
+        name: 'a resolved alert is kept 15 minutes, then dropped',
+        rule: { forMs: 0, keepFiringForMs: 0 },
+        steps: [
+          { at: 0, present: true, state: 'firing', moves: ['inactive>pending', 'pending>firing'] },
+          { at: S, present: false, state: 'resolved', moves: ['firing>resolved'] },
+          { at: S + RESOLVED_RETENTION_MS, present: false, state: 'resolved' },
+          { at: 2 * S + RESOLVED_RETENTION_MS, present: false, state: 'gone' },
+        ],
+      },
+    ]
+  for (const c of cases)
+    it(c.name, () => {
+      run(c.rule, c.steps)
+    })
 
   it('transition ids are the same whoever computes them, and differ per activation', () => {
     const a = evaluate({ name: 'X', forMs: 0, keepFiringForMs: 0 }, new Map(), [sample], T0)
