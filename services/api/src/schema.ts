@@ -5,6 +5,7 @@ import { createSchema } from 'graphql-yoga'
 import type { ApiContext } from './context.ts'
 import { userError } from './errors.ts'
 import { type LiveSource, liveMatches, livePayload } from './live.ts'
+import { alertQueryResolvers, alertTypeDefs } from './queries/alerts.ts'
 import {
   type ExecRow,
   execEvents,
@@ -370,7 +371,7 @@ const orNull = (s: string) => (s === '' ? null : s)
 
 export function buildSchema(live?: LiveSource) {
   return createSchema<ApiContext>({
-    typeDefs,
+    typeDefs: [typeDefs, alertTypeDefs],
     resolvers: {
       DateTime: DateTimeScalar,
       JSON: JsonScalar,
@@ -403,6 +404,7 @@ export function buildSchema(live?: LiveSource) {
           networkPolicy(ctx, a),
         collectorHealth: (_: unknown, a: { node?: string | null }, ctx: ApiContext) =>
           collectorHealth(ctx, a.node),
+        ...alertQueryResolvers,
       },
       Subscription: {
         events: {
