@@ -6,8 +6,8 @@ import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
 import { loadRules, RulesError } from './rules.ts'
 
 export interface AlertRun {
-  /** Resolves when a --check or --once run is over (at once for the scheduled mode). */
-  done: Promise<void>
+  /** check and once have finished when runAlert resolves; scheduled runs until stop(). */
+  mode: 'check' | 'once' | 'scheduled'
   stop(): Promise<void>
 }
 
@@ -29,7 +29,7 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
       await close()
       if (problems.length > 0) throw new RulesError(problems)
       logger.info({ rules: rules.length }, 'every rule checked')
-      return { done: Promise.resolve(), stop: async () => {} }
+      return { mode: 'check', stop: async () => {} }
     }
     const options = {
       alertmanagers: config.alertmanagers,
@@ -51,7 +51,7 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
           `could not evaluate ${failures.map((f) => `${f.rule} (${f.error.message})`).join(', ')}`,
           { retriable: true },
         )
-      return { done: Promise.resolve(), stop: async () => {} }
+      return { mode: 'once', stop: async () => {} }
     }
     const running = startAlerter(rules, options, { store, logger })
     logger.info(
@@ -64,7 +64,7 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
       'alerter running',
     )
     return {
-      done: Promise.resolve(),
+      mode: 'scheduled',
       stop: async () => {
         await running.stop()
         await close()

@@ -262,8 +262,7 @@ program
     if (check) explicit.check = 'true'
     const { runAlert } = await import('@ebbflow/alerter')
     const run = await runAlert(explicit)
-    await run.done
-    if (once || check) return
+    if (run.mode !== 'scheduled') return
     await waitForSignal()
     await run.stop()
   })
