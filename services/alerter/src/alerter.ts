@@ -3,6 +3,7 @@
 // services start (`startAlerter(config, deps) → { stop }`); `runOnce` is the CronJob's pass.
 import type { EbbflowError, Logger } from '@ebbflow/common'
 import type { Store } from '@ebbflow/common/store/index'
+import type { AlerterMetrics } from './metrics.ts'
 import { type Fetch, postToAlertmanagers, postWithRetries } from './notify.ts'
 import { expandTemplate, passes, type Rule } from './rules.ts'
 import { type ActiveAlert, alertsToSend, evaluate, type Sample } from './state.ts'
@@ -25,6 +26,7 @@ export interface AlerterDeps {
   /** The clock (ms since the epoch); tests drive the state machine with their own. */
   now?: () => number
   fetch?: Fetch
+  metrics?: AlerterMetrics
 }
 
 export type EvaluationResult =
@@ -69,6 +71,20 @@ export class Alerter {
    * Throws only when the store cannot be used; a broken rule is a health, not a throw.
    */
   async evaluateRule(rule: Rule, ts: number = this.now()): Promise<EvaluationResult> {
+    const metrics = this.deps.metrics
+    let result: EvaluationResult
+    try {
+      result = await this.evaluateSlot(rule, ts)
+    } catch (err) {
+      metrics?.evaluations.inc({ rule: rule.name, outcome: 'failed' })
+      throw err
+    }
+    metrics?.evaluations.inc({ rule: rule.name, outcome: result.outcome })
+    if (result.outcome === 'evaluated') metrics?.setHealth(rule.name, result.health)
+    return result
+  }
+
+  private async evaluateSlot(rule: Rule, ts: number): Promise<EvaluationResult> {
     const { logger, store } = this.deps
     const slot = Math.floor(ts / rule.everyMs)
     let last = await this.state.lastEvaluations(rule.name)
@@ -139,6 +155,12 @@ export class Alerter {
     })
     await this.sendToAlertmanagers(rule, outcome.active, ts)
     const removed = [...previous.keys()].filter((fp) => !outcome.active.has(fp))
+    if (this.deps.metrics)
+      for (const state of ['pending', 'firing', 'resolved'] as const)
+        this.deps.metrics.alerts.set(
+          { rule: rule.name, state },
+          [...outcome.active.values()].filter((a) => a.state === state).length,
+        )
     await this.state.saveTransitions(slot, outcome.transitions)
     await this.state.saveActive(rule.name, slot, this.now(), outcome.active, removed)
     const health: RuleHealth = rows.length === 0 ? 'nodata' : 'ok'
@@ -199,6 +221,11 @@ export class Alerter {
         },
         'alertmanager did not take the alerts; they are sent again at the next evaluation',
       )
+    this.deps.metrics?.notifications.inc(
+      { kind: 'alertmanager', result: 'ok' },
+      alertmanagers.length - failed.length,
+    )
+    this.deps.metrics?.notifications.inc({ kind: 'alertmanager', result: 'failed' }, failed.length)
     if (failed.length === alertmanagers.length) return
     const validFor = 4 * Math.max(rule.everyMs, resend)
     for (const d of due) {
@@ -253,37 +280,52 @@ export class Alerter {
             },
           ],
         }
+        // The POST and its record are apart: a record that fails after a good POST must not
+        // turn into a 'failed' outcome (that would send it again at once).
+        let sent: { attempts: number } | undefined
+        let failure: (EbbflowError & { attempts?: number }) | undefined
         try {
-          const { attempts } = await postWithRetries(
+          sent = await postWithRetries(
             target,
             payload,
             policy,
             { 'idempotency-key': p.id },
             this.fetchFn,
           )
+        } catch (err) {
+          failure = err as EbbflowError & { attempts?: number }
+        }
+        if (sent) {
+          this.deps.metrics?.notifications.inc({ kind: 'webhook', result: 'ok' })
           await this.state.deliveryOutcome(
             target,
             p.id,
             p.generation,
             this.now(),
             'delivered',
-            attempts,
+            sent.attempts,
             '',
           )
-        } catch (err) {
-          const e = err as EbbflowError & { attempts?: number }
+        } else if (failure) {
           this.deps.logger.error(
-            { rule: rule.name, webhook: target, transition: p.id, code: e.code, err: e.message },
+            {
+              rule: rule.name,
+              webhook: target,
+              transition: p.id,
+              code: failure.code,
+              err: failure.message,
+            },
             'webhook delivery failed; a later evaluation delivers it',
           )
+          this.deps.metrics?.notifications.inc({ kind: 'webhook', result: 'failed' })
           await this.state.deliveryOutcome(
             target,
             p.id,
             p.generation,
             this.now(),
             'failed',
-            e.attempts ?? 1,
-            e.message,
+            failure.attempts ?? 1,
+            failure.message,
           )
         }
       }

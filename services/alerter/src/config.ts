@@ -60,6 +60,10 @@ export const alerterConfigSchema = z.object({
   webhookAttempts: z.coerce.number().int().min(1).max(20).default(3),
   /** This replica's name in claims and history. Default: hostname-pid. */
   replica: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  /** Port of /metrics in the scheduled mode (0: any free port; -1: off). Default: -1. */
+  metricsPort: z.coerce.number().int().min(-1).max(65_535).default(-1),
+  /** Address /metrics listens on. Default: 127.0.0.1. */
+  metricsHost: z.string().min(1).default('127.0.0.1'),
   /** Apply pending schema migrations at start. Default: true. */
   migrate: flag.default(true),
   /** Log level. Default: info. */
@@ -83,6 +87,8 @@ const ENV: Record<keyof z.input<typeof alerterConfigSchema>, string> = {
   httpTimeout: 'EBBFLOW_ALERT_HTTP_TIMEOUT',
   webhookAttempts: 'EBBFLOW_ALERT_WEBHOOK_ATTEMPTS',
   replica: 'EBBFLOW_ALERT_REPLICA',
+  metricsPort: 'EBBFLOW_METRICS_PORT',
+  metricsHost: 'EBBFLOW_METRICS_HOST',
   migrate: 'EBBFLOW_MIGRATE',
   logLevel: 'EBBFLOW_LOG_LEVEL',
 }

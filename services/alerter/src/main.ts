@@ -3,6 +3,7 @@ import { createLogger, EbbflowError } from '@ebbflow/common'
 import { migrate, openStore } from '@ebbflow/common/store/index'
 import { checkRules, runOnce, startAlerter } from './alerter.ts'
 import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
+import { AlerterMetrics, serveMetrics } from './metrics.ts'
 import { loadRules, RulesError } from './rules.ts'
 
 export interface AlertRun {
@@ -53,7 +54,12 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
         )
       return { mode: 'once', stop: async () => {} }
     }
-    const running = startAlerter(rules, options, { store, logger })
+    const metrics = new AlerterMetrics()
+    const served =
+      config.metricsPort >= 0
+        ? await serveMetrics(metrics, config.metricsPort, config.metricsHost)
+        : undefined
+    const running = startAlerter(rules, options, { store, logger, metrics })
     logger.info(
       {
         rules: rules.map((r) => r.name),
@@ -63,10 +69,12 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
       },
       'alerter running',
     )
+    if (served) logger.info({ port: served.port }, 'metrics at /metrics')
     return {
       mode: 'scheduled',
       stop: async () => {
         await running.stop()
+        await new Promise((resolve) => (served ? served.server.close(resolve) : resolve(undefined)))
         await close()
       },
     }

@@ -34,7 +34,8 @@ export class AlertStore {
 
   /**
    * Claims a rule's evaluation slot: of the replicas that insert the same token one row is
-   * kept (insert deduplication), and reading it back says who won.
+   * kept (insert deduplication), and reading it back says who won. Should two rows ever be kept
+   * (a deduplication window outgrown), every replica still picks the same one.
    */
   async claimSlot(rule: string, slot: number, now: number): Promise<boolean> {
     await this.store.insert(
@@ -45,7 +46,7 @@ export class AlertStore {
     const rows = await this.store.query<{ replica: string }>(
       `SELECT replica FROM ebbflow.alert_evaluations
        WHERE rule = {rule:String} AND slot = {slot:UInt64} AND phase = 'claim'
-       ORDER BY time LIMIT 1`,
+       ORDER BY time, replica LIMIT 1`,
       { rule, slot },
     )
     return rows[0]?.replica === this.replica
@@ -266,7 +267,8 @@ export class AlertStore {
     const rows = await this.store.query<{ replica: string }>(
       `SELECT replica FROM ebbflow.alert_deliveries
        WHERE target = {target:String} AND transition_id = {id:String}
-         AND generation = {generation:UInt32} AND phase = 'claim' LIMIT 1`,
+         AND generation = {generation:UInt32} AND phase = 'claim'
+       ORDER BY time, replica LIMIT 1`,
       { target, id, generation },
     )
     return rows[0]?.replica === this.replica

@@ -10,6 +10,7 @@ import { createLogger, EbbflowError } from '@ebbflow/common'
 import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { WebhookReceiver } from '../../../../tests/support/webhook-receiver.ts'
 import { Alerter, type AlerterOptions, runOnce } from '../../src/alerter.ts'
+import { AlerterMetrics } from '../../src/metrics.ts'
 import { parseRuleFile, type Rule } from '../../src/rules.ts'
 import { chTime } from '../../src/store-state.ts'
 
@@ -153,21 +154,26 @@ describe('alerter on chDB', { timeout: 120_000 }, () => {
     sql: SELECT nope FROM ebbflow.no_such_table
 `)
     await setGauge(store, 'g3', 'node-c', 1)
+    const metrics = new AlerterMetrics()
     const { results, failures } = await runOnce([broken, good], options('r1'), {
       store,
       logger,
       now: at(20),
+      metrics,
     })
+    const health = await metrics.registry.getSingleMetricAsString('ebbflow_rule_health')
+    assert.match(health, /ebbflow_rule_health\{rule="BrokenSql",health="error"\} 1/)
+    assert.match(health, /ebbflow_rule_health\{rule="GaugeGood",health="ok"\} 1/)
     assert.deepEqual(failures, [])
     const byRule = Object.fromEntries(results.map((x) => [x.rule, x]))
     assert.equal(byRule.BrokenSql?.outcome === 'evaluated' && byRule.BrokenSql.health, 'error')
     assert.equal(byRule.GaugeGood?.outcome === 'evaluated' && byRule.GaugeGood.health, 'ok')
-    const [health] = await store.query<{ health: string; error: string }>(
+    const [stored] = await store.query<{ health: string; error: string }>(
       `SELECT toString(health) AS health, error FROM ebbflow.alert_evaluations
        WHERE rule = 'BrokenSql' AND phase = 'done'`,
     )
-    assert.equal(health?.health, 'error')
-    assert.match(health!.error, /no_such_table/)
+    assert.equal(stored?.health, 'error')
+    assert.match(stored!.error, /no_such_table/)
     await hook.waitFor(
       (x) => x.some((h) => h.body.transition.rule === 'GaugeGood'),
       5000,
