@@ -30,6 +30,7 @@ COPY services/common/package.json services/common/
 COPY services/collector/package.json services/collector/
 COPY services/ingester/package.json services/ingester/
 COPY services/api/package.json services/api/
+COPY services/alerter/package.json services/alerter/
 COPY services/cli/package.json services/cli/
 COPY tests/package.json tests/
 COPY bench/package.json bench/

@@ -29,6 +29,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- Alerting (services/alerter): the tests start a real Alertmanager (API v2) on 127.0.0.1.
+# RUNLEVEL=1 keeps the package's init script from starting a system-wide daemon on install.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  log "installing prometheus-alertmanager (alerting tests)"
+  apt-get update -qq
+  RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+# --- end of alerting step
+
 if [[ "$(node --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
   log "installing Node $NODE_VERSION from the npm registry into .tools/node"
   npm install --prefix .tools/node --no-save --no-package-lock --no-audit --no-fund "node@$NODE_VERSION" >/dev/null

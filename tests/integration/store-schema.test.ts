@@ -192,6 +192,9 @@ describe('schema: rollups, sessions, retention', () => {
       'execs_1m',
       'exec_sessions',
       'dead_letters',
+      'alert_evaluations',
+      'alert_transitions',
+      'alert_deliveries',
     ].map((t) => `ebbflow.${t}`)
     assert.deepEqual([...changed.retentionChanged].sort(), [...expectedTables].sort())
     for (const table of expectedTables) {
@@ -223,8 +226,8 @@ describe('schema: rollups, sessions, retention', () => {
         if (/MATERIALIZED VIEW/.test(f))
           assert.match(f, /TO ebbflow\.\w+_local\s.*FROM ebbflow\.\w+_local/s)
       }
-    // 11 tables × 2 (local + distributed) + 4 views + the database.
-    assert.equal(statements, 11 * 2 + 4 + 1)
+    // 15 tables (4 of them the alerter's) × 2 (local + distributed) + 4 views + the database.
+    assert.equal(statements, 15 * 2 + 4 + 1)
   })
 
   it('migrate in cluster mode runs the bookkeeping tables replicated across every shard', async () => {

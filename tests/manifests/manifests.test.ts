@@ -13,6 +13,7 @@ import { describe, it } from 'node:test'
 import * as clientNode from '@kubernetes/client-node'
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet'
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob'
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole'
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding'
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
@@ -46,6 +47,7 @@ const MODELS = new Map<string, new (data: never) => { validate(): void }>([
   ['v1/Service', Service],
   ['apps/v1/DaemonSet', DaemonSet],
   ['apps/v1/Deployment', Deployment],
+  ['batch/v1/CronJob', CronJob],
   ['rbac.authorization.k8s.io/v1/ClusterRole', ClusterRole],
   ['rbac.authorization.k8s.io/v1/ClusterRoleBinding', ClusterRoleBinding],
 ])
@@ -462,6 +464,25 @@ describe('collector RBAC', () => {
   })
 })
 
+describe('alerter CronJob', () => {
+  const cron = one('CronJob', 'ebbflow-alerter')
+  const spec = cron.spec.jobTemplate.spec.template.spec as Obj
+  const [c] = spec.containers as Obj[]
+
+  it('runs `ebbflow alert --once` on the built-in rules, unprivileged, one run at a time', () => {
+    assert.deepEqual(c!.args, ['alert', '--once', '--rules', 'infra/alerts'])
+    assert.ok(existsSync(join(root, 'infra/alerts')), 'the rules are in the image (COPY . .)')
+    assert.equal(String(c!.image).split(':')[0], IMAGE)
+    assert.equal(cron.spec.concurrencyPolicy, 'Forbid')
+    assert.equal(spec.securityContext.runAsNonRoot, true)
+    assert.equal(c!.securityContext.readOnlyRootFilesystem, true)
+    assert.equal(c!.securityContext.allowPrivilegeEscalation, false)
+    assert.deepEqual(c!.securityContext.capabilities.drop, ['ALL'])
+    assert.ok(c!.resources.requests && c!.resources.limits)
+    assert.equal(c!.envFrom[0].configMapRef.name, 'ebbflow-config')
+  })
+})
+
 describe('docker-compose.yml', () => {
   const compose = readYaml(join(root, 'docker-compose.yml'))
   const services = compose.services as Record<string, Obj>
@@ -556,6 +577,10 @@ describe('docker-compose.yml', () => {
     loadIngesterConfig({}, envOf('ingester'))
     loadApiConfig({}, envOf('api'))
     loadCollectorConfig({}, envOf('collector'))
+    const { loadAlerterConfig } = await import('@ebbflow/alerter')
+    const alerter = services.alerter!
+    const rulesAt = (alerter.command as string[]).indexOf('--rules')
+    loadAlerterConfig({ rules: (alerter.command as string[])[rulesAt + 1]! }, envOf('alerter'))
   })
 
   it('runs the collector with the host kernel, the rest unprivileged', () => {

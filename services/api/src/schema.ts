@@ -6,6 +6,7 @@ import type { ApiContext } from './context.ts'
 import { userError } from './errors.ts'
 import { type LiveSource, liveMatches, livePayload } from './live.ts'
 import { metadataTypeDefs, metaOf } from './metadata.ts'
+import { alertQueryResolvers, alertTypeDefs } from './queries/alerts.ts'
 import {
   type ExecRow,
   execEvents,
@@ -394,7 +395,7 @@ const orNull = (s: string) => (s === '' ? null : s)
 
 export function buildSchema(live?: LiveSource) {
   return createSchema<ApiContext>({
-    typeDefs: [typeDefs, metadataTypeDefs],
+    typeDefs: [typeDefs, metadataTypeDefs, alertTypeDefs],
     resolvers: {
       DateTime: DateTimeScalar,
       JSON: JsonScalar,
@@ -427,6 +428,7 @@ export function buildSchema(live?: LiveSource) {
           networkPolicy(ctx, a),
         collectorHealth: (_: unknown, a: { node?: string | null }, ctx: ApiContext) =>
           collectorHealth(ctx, a.node),
+        ...alertQueryResolvers,
       },
       Subscription: {
         events: {

@@ -224,18 +224,54 @@ program
     await up.stop()
   })
 
-for (const [name, issue] of [['alert', 'run alert rules']] as const) {
-  program
-    .command(name)
-    .description(`${issue} (not built yet)`)
-    .allowUnknownOption()
-    .action(() => {
-      throw new EbbflowError(
-        'NOT_IMPLEMENTED',
-        `\`ebbflow ${name}\` is not built yet (alert rules are a later issue)`,
-      )
-    })
-}
+program
+  .command('alert')
+  .description(
+    'evaluate SQL alert rules on a schedule; state in the store; notify Alertmanager and webhooks',
+  )
+  .addOption(new Option('--rules <path>', 'a rule file or a folder of *.yaml (env EBBFLOW_RULES)'))
+  .addOption(
+    new Option(
+      '--alertmanager <urls>',
+      'Alertmanager base URLs, comma-separated (env EBBFLOW_ALERTMANAGER)',
+    ),
+  )
+  .addOption(new Option('--webhook <urls>', 'webhook URLs, comma-separated (env EBBFLOW_WEBHOOK)'))
+  .addOption(
+    new Option(
+      '--once',
+      'evaluate every rule once and exit, for a CronJob (env EBBFLOW_ALERT_ONCE)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--check',
+      'run every rule once without rows and report broken ones by file and line (env EBBFLOW_ALERT_CHECK)',
+    ),
+  )
+  .addOption(new Option('--clickhouse <url>', 'ClickHouse server URL (env EBBFLOW_CLICKHOUSE)'))
+  .addOption(new Option('--data-dir <dir>', "chDB's data folder (env EBBFLOW_DATA_DIR)"))
+  .addOption(
+    new Option(
+      '--resend <duration>',
+      're-send firing alerts this often (env EBBFLOW_ALERT_RESEND; 1m)',
+    ),
+  )
+  .addOption(new Option('--replica <name>', "this replica's name (env EBBFLOW_ALERT_REPLICA)"))
+  .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
+  .action(async (flags: Record<string, string | boolean | undefined>) => {
+    const { alertmanager, webhook, once, check, ...rest } = flags
+    const explicit: Record<string, string> = definedOnly(rest as Record<string, string | undefined>)
+    if (alertmanager !== undefined) explicit.alertmanagers = String(alertmanager)
+    if (webhook !== undefined) explicit.webhooks = String(webhook)
+    if (once) explicit.once = 'true'
+    if (check) explicit.check = 'true'
+    const { runAlert } = await import('@ebbflow/alerter')
+    const run = await runAlert(explicit)
+    if (run.mode !== 'scheduled') return
+    await waitForSignal()
+    await run.stop()
+  })
 
 program
   .command('migrate')
