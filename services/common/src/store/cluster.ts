@@ -21,7 +21,7 @@ const CREATE_TABLE =
   /^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)\s*(\([\s\S]*\))\s*ENGINE = (\w*MergeTree)(?:\(([^)]*(?:\([^)]*\)[^)]*)*)\))?\s*([\s\S]*)$/
 const CREATE_MV =
   /^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\.(\w+) TO (\w+)\.(\w+) AS\s*([\s\S]*)$/
-const ALTER = /^ALTER TABLE (\w+)\.(\w+) ([\s\S]*)$/
+const ALTER = /^ALTER TABLE (\w+)\.(\w+)\s+([\s\S]*)$/
 
 /**
  * The statements of one single-server statement in cluster form. Knows the shapes our
