@@ -223,12 +223,31 @@ export function tokenOf(request: Request, url: URL): string | null {
   return key === null || key === '' ? null : key
 }
 
+/** The API's limits by setting name: a caller may lower one, never raise it. */
+function limitSettings(limits: QueryLimits): Map<string, number> {
+  return new Map([
+    ['max_execution_time', Math.max(1, Math.floor(limits.maxExecutionSeconds))],
+    ['max_result_rows', Math.floor(limits.maxResultRows)],
+    ['max_memory_usage', Math.floor(limits.maxMemoryBytes)],
+  ])
+}
+
 /** The statement's SETTINGS: the caller's allowed ones, then the API's limits, readonly last. */
 function settingsClause(url: URL, limits: QueryLimits): string {
   const out: string[] = []
+  const limit = limitSettings(limits)
   for (const [name, value] of url.searchParams) {
     if (NOT_SETTINGS.has(name) || name.startsWith('param_')) continue
     if (/_(format|structure|types)$/.test(name)) continue // external tables' descriptions
+    const max = limit.get(name)
+    if (max !== undefined) {
+      // Clients send these (clickhouse-go derives max_execution_time from its deadline);
+      // ClickHouse's "0" (no limit) and anything larger mean the server's limit.
+      const asked = Number(value)
+      if (!/^\d+$/.test(value)) throw refuse(27, `Cannot parse the value of setting '${name}'`)
+      if (asked > 0 && asked < max) limit.set(name, asked)
+      continue
+    }
     if (!ALLOWED_SETTING.test(name))
       throw refuse(164, `Cannot modify '${name}' setting in readonly mode`, 403)
     if (name === 'readonly') {
@@ -240,16 +259,8 @@ function settingsClause(url: URL, limits: QueryLimits): string {
       throw refuse(27, `Cannot parse the value of setting '${name}'`)
     out.push(`${name} = '${value}'`)
   }
-  out.push(
-    `max_execution_time = ${Math.max(1, Math.floor(limits.maxExecutionSeconds))}`,
-    `max_result_rows = ${Math.floor(limits.maxResultRows)}`,
-    `result_overflow_mode = 'throw'`,
-    `max_memory_usage = ${Math.floor(limits.maxMemoryBytes)}`,
-    // Native output then has no LowCardinality columns, whose serialization state a client
-    // of a protocol revision reads differently (see native-format.ts).
-    'low_cardinality_allow_in_native_format = 0',
-    'readonly = 1',
-  )
+  for (const [name, value] of limit) out.push(`${name} = ${value}`)
+  out.push(`result_overflow_mode = 'throw'`, 'readonly = 1')
   return `SETTINGS ${out.join(', ')}`
 }
 

@@ -5,8 +5,8 @@
 // 54454, a "custom serialization" flag after each column's type. chDB has no client and writes
 // the plain form. Both forms carry the same column bytes, so the plain form is rewritten here:
 // the walk below only measures each column's data to know where to put the flag; it never
-// decodes a value. Output must be written with low_cardinality_allow_in_native_format = 0, so
-// no column has a serialization state prefix.
+// decodes a value. Types it cannot measure (AggregateFunction states, Dynamic, JSON…) are
+// refused with a clear error rather than sent misframed.
 
 /** Protocol revisions of the Native block layout (ClickHouse's Core/ProtocolDefines.h). */
 export const REVISION_WITH_BLOCK_INFO = 1
@@ -49,6 +49,13 @@ class Reader {
   skip(n: number): void {
     this.need(n)
     this.pos += n
+  }
+
+  u64(): number {
+    this.need(8)
+    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).getBigUint64(0, true)
+    this.pos += 8
+    return Number(v)
   }
 
   /** The last of `rows` little-endian UInt64 offsets (Array and Map sizes), after skipping all. */
@@ -128,6 +135,54 @@ function tupleElementType(arg: string): string {
   return m && !/^[A-Z][A-Za-z0-9]*\(/.test(arg) ? m[2]! : arg
 }
 
+/**
+ * A column's serialization state prefix, written once before its data: LowCardinality's key
+ * version (UInt64), wherever it is nested.
+ */
+function skipPrefix(r: Reader, type: string): void {
+  const { name, args } = parseType(type)
+  switch (name) {
+    case 'LowCardinality':
+      r.skip(8)
+      break
+    case 'Nullable':
+    case 'Array':
+      skipPrefix(r, args[0]!)
+      break
+    case 'Map':
+      skipPrefix(r, args[0]!)
+      skipPrefix(r, args[1]!)
+      break
+    case 'Tuple':
+      for (const arg of args) skipPrefix(r, tupleElementType(arg))
+      break
+  }
+}
+
+/** LowCardinality's flags: the index width in the low byte, whether keys follow. */
+const LC_INDEX_BYTES = [1, 2, 4, 8]
+const LC_HAS_ADDITIONAL_KEYS = 1 << 9
+
+/**
+ * LowCardinality data: chunks of (flags, [key count, keys], index count, indexes) until
+ * `rows` indexes; the keys are of the inner type without Nullable.
+ */
+function skipLowCardinality(r: Reader, inner: string, rows: number): void {
+  const { name, args } = parseType(inner)
+  const keyType = name === 'Nullable' ? args[0]! : inner
+  let done = 0
+  while (done < rows) {
+    const flags = r.u64()
+    const width = LC_INDEX_BYTES[flags & 0xff]
+    if (width === undefined) throw new NativeFormatError('bad LowCardinality index type')
+    if (flags & LC_HAS_ADDITIONAL_KEYS) skipColumn(r, keyType, r.u64())
+    const n = r.u64()
+    if (n === 0) throw new NativeFormatError('empty LowCardinality chunk')
+    r.skip(n * width)
+    done += n
+  }
+}
+
 function skipColumn(r: Reader, type: string, rows: number): void {
   const { name, args } = parseType(type)
   const fixed = FIXED[name]
@@ -169,6 +224,9 @@ function skipColumn(r: Reader, type: string, rows: number): void {
     case 'Tuple':
       for (const arg of args) skipColumn(r, tupleElementType(arg), rows)
       break
+    case 'LowCardinality':
+      skipLowCardinality(r, args[0]!, rows)
+      break
     case 'SimpleAggregateFunction':
       skipColumn(r, args[args.length - 1]!, rows)
       break
@@ -200,7 +258,10 @@ export function nativeForRevision(plain: Uint8Array, revision: number): Uint8Arr
       parts.push(plain.subarray(headerStart, r.pos))
       if (revision >= REVISION_WITH_CUSTOM_SERIALIZATION) parts.push(flag)
       const dataStart = r.pos
-      if (rows > 0) skipColumn(r, type, rows)
+      if (rows > 0) {
+        skipPrefix(r, type)
+        skipColumn(r, type, rows)
+      }
       parts.push(plain.subarray(dataStart, r.pos))
     }
   }
