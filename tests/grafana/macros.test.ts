@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Grafana's ${variable} syntax, not JavaScript's
 // The expansion of tests/support/grafana.ts against the expected strings of the ClickHouse
 // plugin's own tests (grafana/clickhouse-datasource: pkg/macros/macros_test.go and
 // src/data/CHDatasource.test.ts, Apache-2.0), copied here as they are there.
