@@ -27,6 +27,7 @@ import {
   SCHEMA_VERSION,
 } from '../../infra/grafana/dashboards.ts'
 import { createApi } from '../../services/api/src/app.ts'
+import { CLICKHOUSE_HTTP_PATH } from '../../services/api/src/clickhouse-http.ts'
 import { type ApiServer, startApiServer } from '../../services/api/src/server.ts'
 import { fill } from '../../services/api/test/fixture.ts'
 import { isRoot } from '../support/capture.ts'
@@ -175,6 +176,17 @@ describe('dashboard files', { timeout: 30_000 }, () => {
           assert.ok(t.format === 0 || t.format === 1, `${file} ${p.title}: format`)
         }
     }
+    // The datasource for `ebbflow up`: the same uid, read over the /clickhouse interface.
+    const embedded = parse(
+      readFileSync(join(root, 'infra/grafana/embedded/datasources/ebbflow-up.yaml'), 'utf8'),
+    ) as { datasources: { uid: string; type: string; jsonData: Record<string, unknown> }[] }
+    assert.equal(embedded.datasources.length, 1)
+    const up = embedded.datasources[0]!
+    assert.equal(up.uid, DATASOURCE_UID)
+    assert.equal(up.type, PLUGIN)
+    assert.equal(up.jsonData.protocol, 'http')
+    assert.equal(up.jsonData.path, CLICKHOUSE_HTTP_PATH)
+    assert.equal(up.jsonData.port, 4000)
     const configMap = parse(readFileSync(OUTPUT.configMap, 'utf8')) as {
       data: Record<string, string>
     }
