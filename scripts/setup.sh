@@ -59,3 +59,34 @@ make -s -C bpf
 make -s -C native
 infra/kafka/kafka.sh fetch # Kafka jars for the integration tests (cached; a no-op when present)
 log "ready"
+
+# --- Grafana's ClickHouse driver for the tests ---------------------------------------------
+# tests/support/chquery runs SQL through clickhouse-go v2 over HTTP, as Grafana's ClickHouse
+# plugin does. Built once into .cache/, keyed by the hash of its sources (tests/support/
+# chquery.ts computes the same path). Debian's golang-go is older than the module needs; Go
+# then fetches the toolchain the module names from the Go module proxy (golang.org/toolchain,
+# what Go 1.21+ does by itself with GOTOOLCHAIN=auto).
+CHQUERY_SRC=tests/support/chquery
+CHQUERY_KEY=$(cat "$CHQUERY_SRC/go.mod" "$CHQUERY_SRC/go.sum" "$CHQUERY_SRC/main.go" | sha256sum | cut -c1-16)
+CHQUERY_BIN=.cache/chquery-$CHQUERY_KEY/chquery
+if [[ ! -x "$CHQUERY_BIN" ]]; then
+  if ! command -v go >/dev/null 2>&1; then
+    log "installing Go (golang-go)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+  fi
+  GO=go
+  go_need=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$CHQUERY_SRC/go.mod")
+  go_have=$(go env GOVERSION | sed 's/^go//')
+  if [[ "$(printf '%s\n%s\n' "$go_need" "$go_have" | sort -V | head -1)" != "$go_need" ]]; then
+    toolchain="golang.org/toolchain@v0.0.1-go$go_need.$(go env GOOS)-$(go env GOARCH)"
+    log "Go $go_have is older than $go_need: fetching $toolchain from the module proxy"
+    tmp_mod=$(mktemp -d)
+    (cd "$tmp_mod" && go mod init fetch-toolchain >/dev/null 2>&1 && GOFLAGS=-mod=mod go mod download "$toolchain")
+    rm -rf "$tmp_mod"
+    GO="$(go env GOMODCACHE)/$toolchain/bin/go"
+    chmod +x "$GO" "$(dirname "$GO")"/../pkg/tool/*/* 2>/dev/null || true
+  fi
+  log "building tests/support/chquery (clickhouse-go) into $CHQUERY_BIN"
+  (cd "$CHQUERY_SRC" && GOTOOLCHAIN=local "$GO" build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
+fi

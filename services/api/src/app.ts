@@ -5,6 +5,7 @@ import type { Store } from '@ebbflow/common/store/index'
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor'
 import { GraphQLError, type GraphQLSchema, NoSchemaIntrospectionCustomRule } from 'graphql'
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga'
+import { clickHouseHttpPlugin } from './clickhouse-http.ts'
 import { type ApiContext, type ApiLimits, createContext } from './context.ts'
 import { userError } from './errors.ts'
 import type { LiveSource } from './live.ts'
@@ -121,6 +122,17 @@ export function createApi(options: ApiOptions): Api {
     }) as Plugin,
   ]
   if (!options.introspection) plugins.push(disableIntrospection)
+  // The embedded store's ClickHouse HTTP interface at /clickhouse (clickhouse-http.ts).
+  if (options.store.queryRaw)
+    plugins.push(
+      clickHouseHttpPlugin({
+        store: options.store,
+        limits,
+        logger,
+        authenticate: (token) =>
+          authenticate(token === null ? null : `Bearer ${token}`, tokens, open),
+      }),
+    )
   return createYoga<Record<string, unknown>, ApiContext>({
     schema: buildSchema(options.live) as unknown as GraphQLSchema,
     graphqlEndpoint: '/graphql',

@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs'
 import { EbbflowError } from '../errors.ts'
 import {
   type InsertOptions,
+  type RawQueryOptions,
+  type RawQueryResult,
   RETRIABLE_CLICKHOUSE_CODES,
   type Store,
   toJsonEachRow,
@@ -20,6 +22,11 @@ function storeError(what: string, err: unknown): EbbflowError {
     `${what}: ${message}`,
     { cause: err, retriable: code !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(code) },
   )
+}
+
+/** A ClickHouse identifier in backticks, whatever it holds. */
+function quoteIdentifier(name: string): string {
+  return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
 }
 
 /**
@@ -94,6 +101,40 @@ export class ChdbStore implements Store {
       if (err instanceof EbbflowError) throw err
       throw storeError('query failed', err)
     }
+  }
+
+  queryRaw(sql: string, options: RawQueryOptions): Promise<RawQueryResult> {
+    const { format, params, database } = options
+    const run = async (): Promise<RawQueryResult> => {
+      try {
+        const result = params
+          ? await this.session.queryBindAsync(sql, params, { format })
+          : await this.session.queryAsync(sql, { format })
+        return {
+          bytes: result.bytes(),
+          rowsRead: result.rowsRead,
+          bytesRead: result.bytesRead,
+          elapsedSeconds: result.elapsed,
+        }
+      } catch (err) {
+        throw storeError('query failed', err)
+      }
+    }
+    if (database === undefined || database === 'default') return this.serial(run)
+    // The session is shared with the ingester, whose statements name their database; `USE`
+    // holds only inside this one queue slot and is undone before the next statement runs.
+    return this.serial(async () => {
+      try {
+        await this.session.queryAsync(`USE ${quoteIdentifier(database)}`)
+      } catch (err) {
+        throw storeError('USE failed', err)
+      }
+      try {
+        return await run()
+      } finally {
+        await this.session.queryAsync('USE default').catch(() => undefined)
+      }
+    })
   }
 
   insert(table: string, rows: readonly object[], options: InsertOptions = {}): Promise<void> {

@@ -21,7 +21,29 @@ export interface Store {
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>
   /** Inserts rows (column name → value; UInt64 as string or bigint) as JSONEachRow. */
   insert(table: string, rows: readonly object[], options?: InsertOptions): Promise<void>
+  /**
+   * Runs one statement and returns the engine's own output bytes in `format` (Native,
+   * RowBinary, JSON…), for the read-only ClickHouse HTTP interface of the embedded mode. Only
+   * chDB has it: a ClickHouse server speaks HTTP itself.
+   */
+  queryRaw?(sql: string, options: RawQueryOptions): Promise<RawQueryResult>
   close(): Promise<void>
+}
+
+export interface RawQueryOptions {
+  /** A ClickHouse output format name. */
+  format: string
+  /** Values of `{name:Type}` placeholders, as text (ClickHouse parses them by their type). */
+  params?: Record<string, string>
+  /** Current database for this statement only. Default: the session's (`default`). */
+  database?: string
+}
+
+export interface RawQueryResult {
+  bytes: Uint8Array
+  rowsRead: number
+  bytesRead: number
+  elapsedSeconds: number
 }
 
 /**
