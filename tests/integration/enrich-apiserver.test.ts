@@ -1,0 +1,195 @@
+// Naming pods against a real kube-apiserver (etcd behind it, RBAC on): the collector's pod
+// watch (@kubernetes/client-node's ListWatch inside PodWatcher) sees what the test creates,
+// changes and deletes, through the server's own field selectors, resource versions and
+// watch cache. enrich.test.ts keeps the project's small list/watch server for what a real
+// server cannot be made to do on demand: a watch cut while the server stays up, a change the
+// watch never delivers followed by 410 Gone, and an API server that is not there at start.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { type Enrichment, loadEnrichConfig, startEnrichment } from '@ebbflow/collector/enrich/index'
+import { createLogger } from '@ebbflow/common'
+import { RecordingSink } from '../support/capture.ts'
+import { KubeApiServer, kubeApiServerUnavailable, type TestPod } from '../support/kube-apiserver.ts'
+
+const NODE = 'node-under-test'
+const logger = createLogger('test', 'silent')
+const skip = kubeApiServerUnavailable() ?? false
+
+async function until(what: string, predicate: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+function containerId(): string {
+  return randomBytes(32).toString('hex')
+}
+
+function enrich(kubeconfig: string): Enrichment {
+  const config = loadEnrichConfig(
+    { kubeconfig, nodeName: NODE, kubeBackoffMs: '100', deletedPodGraceMs: '60000' },
+    {},
+  )
+  return startEnrichment(config, new RecordingSink(), logger)
+}
+
+/** Pod list requests the server answered (its own counter; it restarts with the server). */
+function podLists(kube: KubeApiServer): Promise<number> {
+  return kube.metric('apiserver_request_total', { verb: 'LIST', resource: 'pods', code: '200' })
+}
+
+describe('pod enrichment against a real kube-apiserver', { skip, timeout: 180_000 }, () => {
+  let kube: KubeApiServer
+  let enrichment: Enrichment | undefined
+  let figletUid = ''
+  const checkout = {
+    namespace: 'shop',
+    name: 'checkout-7d9f8b6c5-x2x9k',
+    nodeName: NODE,
+    serviceAccount: 'checkout',
+    owner: { kind: 'ReplicaSet', name: 'checkout-7d9f8b6c5' },
+    labels: {
+      app: 'checkout',
+      'pod-template-hash': '7d9f8b6c5',
+      'serving.knative.dev/service': 'resize-image',
+      'serving.knative.dev/revision': 'resize-image-00001',
+    },
+    containers: [{ name: 'api', id: containerId(), image: 'ghcr.io/shop/checkout:1.4.2' }],
+  } satisfies TestPod
+  const elsewhere = {
+    namespace: 'shop',
+    name: 'elsewhere',
+    nodeName: 'another-node',
+    containers: [{ name: 'x', id: containerId(), image: 'busybox:1.36' }],
+  } satisfies TestPod
+
+  before(() => {
+    kube = KubeApiServer.start()
+  })
+  after(async () => {
+    await enrichment?.stop()
+    kube?.stop()
+  })
+
+  it('lists only this node’s pods (field selector at the server), with workload and function', async () => {
+    const created = await kube.createPod(checkout)
+    await kube.createPod(elsewhere)
+    enrichment = enrich(kube.kubeconfig)
+    const pods = enrichment.pods!
+    await until('the first list', () => pods.size > 0)
+    const found = pods.byContainerId(checkout.containers[0]!.id)
+    assert.ok(found, 'the pod is known by its container id')
+    assert.equal(found.pod.uid, created.metadata!.uid, 'the uid the server gave it')
+    assert.equal(found.pod.namespace, 'shop')
+    assert.equal(found.pod.name, checkout.name)
+    assert.equal(found.pod.node, NODE)
+    assert.equal(found.pod.serviceAccount, 'checkout')
+    assert.equal(found.pod.workloadKind, 'Deployment')
+    assert.equal(found.pod.workloadName, 'checkout')
+    assert.equal(found.pod.function, 'resize-image')
+    assert.equal(found.pod.functionRevision, 'resize-image-00001')
+    assert.deepEqual(found.pod.labels, checkout.labels)
+    assert.equal(found.container.name, 'api')
+    assert.equal(found.container.image, 'ghcr.io/shop/checkout:1.4.2')
+    assert.equal(found.container.runtime, 'containerd')
+    assert.equal(pods.byContainerId(elsewhere.containers[0]!.id), undefined, 'not this node’s')
+    assert.equal(pods.size, 1)
+    assert.equal(await podLists(kube), 1, 'one list, then the watch')
+  })
+
+  it('follows pods created, changed and deleted while it watches', async () => {
+    const pods = enrichment!.pods!
+    await until('the watch', () => enrichment!.watcher!.stats().connected)
+    const cron = {
+      namespace: 'batch',
+      name: 'nightly-report-29391840-7xk2p',
+      nodeName: NODE,
+      owner: { kind: 'Job', name: 'nightly-report-29391840' },
+      containers: [{ name: 'report', id: containerId(), image: 'ghcr.io/shop/report:3' }],
+    } satisfies TestPod
+    const figlet = {
+      namespace: 'openfaas-fn',
+      name: 'figlet-6b7c9d8f5-abcde',
+      nodeName: NODE,
+      owner: { kind: 'ReplicaSet', name: 'figlet-6b7c9d8f5' },
+      labels: { faas_function: 'figlet', 'pod-template-hash': '6b7c9d8f5' },
+      containers: [{ name: 'figlet', id: containerId(), image: 'ghcr.io/openfaas/figlet:latest' }],
+    } satisfies TestPod
+    const cronPod = await kube.createPod(cron)
+    const figletPod = await kube.createPod(figlet)
+    await until('the CronJob’s pod', () => pods.byUid(cronPod.metadata!.uid!) !== undefined)
+    await until('the function’s pod', () => pods.byUid(figletPod.metadata!.uid!) !== undefined)
+    const job = pods.byUid(cronPod.metadata!.uid!)!
+    assert.deepEqual([job.workloadKind, job.workloadName], ['CronJob', 'nightly-report'])
+    assert.equal(pods.byContainerId(cron.containers[0]!.id)?.container.name, 'report')
+    figletUid = figletPod.metadata!.uid!
+    const fn = pods.byUid(figletUid)!
+    assert.deepEqual(
+      [fn.workloadKind, fn.workloadName, fn.function],
+      ['Deployment', 'figlet', 'figlet'],
+    )
+
+    await kube.setLabels('shop', checkout.name, {
+      ...checkout.labels,
+      'serving.knative.dev/revision': 'resize-image-00002',
+      canary: 'true',
+    })
+    const uid = pods.byContainerId(checkout.containers[0]!.id)!.pod.uid
+    await until('the new labels', () => pods.byUid(uid)?.labels.canary === 'true')
+    assert.equal(pods.byUid(uid)?.functionRevision, 'resize-image-00002')
+
+    await kube.deletePod('batch', cron.name)
+    await until('the deletion', () => pods.byUid(cronPod.metadata!.uid!)?.deletedAt !== undefined)
+    assert.equal(
+      pods.byContainerId(cron.containers[0]!.id)?.pod.name,
+      cron.name,
+      'a deleted pod keeps its name for the grace period',
+    )
+    assert.equal(await podLists(kube), 1, 'every change came through the watch, no relist')
+  })
+
+  it('resumes after the API server restarts: nothing changed meanwhile is missed, one list at most', async (t) => {
+    const pods = enrichment!.pods!
+    const watcher = enrichment!.watcher!
+    const checkoutUid = pods.byContainerId(checkout.containers[0]!.id)!.pod.uid
+    const failedBefore = watcher.stats().listsOrWatchesFailed
+    await kube.stopApiServer()
+    await until('the watch to notice', () => watcher.stats().listsOrWatchesFailed > failedBefore)
+    assert.equal(
+      pods.byUid(checkoutUid)?.name,
+      checkout.name,
+      'what is known stays known while the server is away',
+    )
+    await kube.startApiServer()
+    // Changes made as soon as the server is back, racing the watcher's reconnection.
+    const late = {
+      namespace: 'shop',
+      name: 'late-0',
+      nodeName: NODE,
+      owner: { kind: 'StatefulSet', name: 'late' },
+      containers: [{ name: 'db', id: containerId(), image: 'postgres:17' }],
+    } satisfies TestPod
+    const latePod = await kube.createPod(late)
+    await kube.setLabels('shop', checkout.name, { ...checkout.labels, version: 'after-restart' })
+    await kube.deletePod('openfaas-fn', 'figlet-6b7c9d8f5-abcde')
+    await until(
+      'the pod created after the restart',
+      () => pods.byUid(latePod.metadata!.uid!) !== undefined,
+    )
+    await until(
+      'the label set after the restart',
+      () => pods.byUid(checkoutUid)?.labels.version === 'after-restart',
+    )
+    await until(
+      'the deletion after the restart',
+      () => pods.byUid(figletUid)?.deletedAt !== undefined,
+    )
+    const lists = await podLists(kube)
+    t.diagnostic(`pod lists answered after the restart: ${lists}`)
+    assert.ok(lists <= 1, `at most one relist (410 Gone for a too-old version), got ${lists}`)
+  })
+})
