@@ -5,11 +5,15 @@
 // server cannot be made to do on demand: a watch cut while the server stays up, a change the
 // watch never delivers followed by 410 Gone, and an API server that is not there at start.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { KernelCapture, loadCollectorConfig } from '@ebbflow/collector'
 import { type Enrichment, loadEnrichConfig, startEnrichment } from '@ebbflow/collector/enrich/index'
-import { createLogger } from '@ebbflow/common'
-import { RecordingSink } from '../support/capture.ts'
+import { type CapturedEvent, createLogger, type ExecEvent, findCgroup2Mount } from '@ebbflow/common'
+import { isRoot, RecordingSink } from '../support/capture.ts'
 import { KubeApiServer, kubeApiServerUnavailable, type TestPod } from '../support/kube-apiserver.ts'
 
 const NODE = 'node-under-test'
@@ -191,5 +195,116 @@ describe('pod enrichment against a real kube-apiserver', { skip, timeout: 180_00
     const lists = await podLists(kube)
     t.diagnostic(`pod lists answered after the restart: ${lists}`)
     assert.ok(lists <= 1, `at most one relist (410 Gone for a too-old version), got ${lists}`)
+  })
+})
+
+/**
+ * The cgroup kubelet (cgroupfs driver) makes for a container of a pod without resource
+ * requests: kubepods/besteffort/pod<uid>/<container id>. The levels this made are removed.
+ */
+function kubeletCgroup(podUid: string, id: string) {
+  const made: string[] = []
+  let path = findCgroup2Mount()
+  for (const level of ['kubepods', 'besteffort', `pod${podUid}`, id]) {
+    path = join(path, level)
+    try {
+      mkdirSync(path)
+      made.push(path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+  }
+  return {
+    /** Runs argv inside the cgroup; resolves with its pid once it exits. */
+    run(argv: string[]): Promise<number> {
+      return new Promise((resolve, reject) => {
+        const child = spawn(
+          '/bin/sh',
+          ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', path, ...argv],
+          {
+            stdio: 'ignore',
+          },
+        )
+        child.on('error', reject)
+        child.on('close', () => resolve(child.pid!))
+      })
+    },
+    async remove() {
+      for (
+        let i = 0;
+        i < 100 && readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() !== '';
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 20))
+      // Innermost first; a level another test also uses (ENOTEMPTY) stays.
+      for (const d of made.reverse()) {
+        try {
+          rmdirSync(d)
+        } catch {}
+      }
+    },
+  }
+}
+
+const noKernel = skip || (isRoot() ? false : 'needs root to load BPF programs and create cgroups')
+
+describe('exec events named after a pod of the real API server (real kernel capture)', {
+  skip: noKernel,
+  timeout: 120_000,
+}, () => {
+  it('names the namespace, pod, uid, container, workload and function the server holds', async () => {
+    const kube = KubeApiServer.start()
+    const sink = new RecordingSink()
+    let enrichment: Enrichment | undefined
+    let capture: KernelCapture | undefined
+    let cg: ReturnType<typeof kubeletCgroup> | undefined
+    try {
+      const id = containerId()
+      const pod = await kube.createPod({
+        namespace: 'openfaas-fn',
+        name: 'figlet-6b7c9d8f5-abcde',
+        nodeName: NODE,
+        owner: { kind: 'ReplicaSet', name: 'figlet-6b7c9d8f5' },
+        labels: { faas_function: 'figlet', 'pod-template-hash': '6b7c9d8f5' },
+        containers: [{ name: 'figlet', id, image: 'ghcr.io/openfaas/figlet:latest' }],
+      })
+      const uid = pod.metadata!.uid!
+      enrichment = startEnrichment(
+        loadEnrichConfig({ kubeconfig: kube.kubeconfig, nodeName: NODE, kubeBackoffMs: '100' }, {}),
+        sink,
+        logger,
+      )
+      capture = KernelCapture.start(
+        loadCollectorConfig({ families: 'exec', flushMs: '10', counterIntervalMs: '3600000' }, {}),
+        enrichment.enricher,
+        logger,
+      )
+      await until('the pod in the cache', () => enrichment!.pods!.byUid(uid) !== undefined)
+      cg = kubeletCgroup(uid, id)
+      const marker = `ebbflow-apiserver-${randomUUID()}`
+      await cg.run(['/bin/true', marker])
+      const isIt = (e: CapturedEvent): e is ExecEvent =>
+        e.kind === 'exec' && e.args.includes(marker) && e.filename === '/bin/true'
+      await sink.waitFor((events) => events.some(isIt), 10_000, `the exec of ${marker}`)
+      const exec = sink.events.find(isIt)!
+      assert.equal(exec.meta?.unresolved, undefined)
+      assert.equal(exec.meta?.node, NODE)
+      assert.equal(exec.meta?.namespace, 'openfaas-fn')
+      assert.equal(exec.meta?.pod, 'figlet-6b7c9d8f5-abcde')
+      assert.equal(exec.meta?.podUid, uid)
+      assert.equal(exec.meta?.cgroupPath, `/kubepods/besteffort/pod${uid}/${id}`)
+      assert.equal(exec.meta?.containerId, id)
+      assert.equal(exec.meta?.container, 'figlet')
+      assert.equal(exec.meta?.image, 'ghcr.io/openfaas/figlet:latest')
+      assert.equal(exec.meta?.workloadKind, 'Deployment')
+      assert.equal(exec.meta?.workloadName, 'figlet')
+      assert.equal(exec.meta?.function, 'figlet')
+      assert.equal(exec.meta?.serviceAccount, 'default')
+    } finally {
+      await capture?.stop()
+      await enrichment?.stop()
+      await cg?.remove()
+      kube.stop()
+    }
   })
 })

@@ -59,11 +59,14 @@ export class KubeApiServer {
   readonly core: CoreV1Api
   private readonly namespaces = new Set<string>()
 
-  private constructor(
-    readonly dir: string,
-    readonly kubeconfig: string,
-    readonly binDir: string,
-  ) {
+  readonly dir: string
+  readonly kubeconfig: string
+  readonly binDir: string
+
+  private constructor(dir: string, kubeconfig: string, bin: string) {
+    this.dir = dir
+    this.kubeconfig = kubeconfig
+    this.binDir = bin
     this.kc = new KubeConfig()
     this.kc.loadFromFile(kubeconfig)
     this.core = this.kc.makeApiClient(CoreV1Api)
