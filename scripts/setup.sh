@@ -58,6 +58,39 @@ fi
 make -s -C bpf
 make -s -C native
 infra/kafka/kafka.sh fetch # Kafka jars for the integration tests (cached; a no-op when present)
+
+# ---- Kubernetes API server for the tests (infra/kube) --------------------------------------
+# kube-apiserver, kubectl and etcd are built from the Go modules pinned in infra/kube (cold:
+# 10-15 min on 2 cores, then cached in .cache/kube); openssl makes the test server's
+# certificates, curl asks it whether it is ready, ss finds free ports.
+kube_missing=()
+command -v openssl >/dev/null 2>&1 || kube_missing+=(openssl)
+command -v curl >/dev/null 2>&1 || kube_missing+=(curl)
+command -v ss >/dev/null 2>&1 || kube_missing+=(iproute2)
+command -v go >/dev/null 2>&1 || kube_missing+=(golang-go)
+if ((${#kube_missing[@]})); then
+  log "installing system packages for the test API server: ${kube_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kube_missing[@]}" >/dev/null
+fi
+# Go 1.21+ fetches the toolchain a go.mod asks for by itself (GOTOOLCHAIN=auto). An older Go
+# (Debian 12's is 1.19) cannot: the go.mod's toolchain comes from the Go module proxy as the
+# module golang.org/toolchain into .tools/go.
+go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [[ -n "$go_minor" ]] && ((go_minor < 21)) && [[ ! -x .tools/go/bin/go ]]; then
+  go_want=$(sed -n 's/^go \(1\.[0-9.]*\)$/\1/p' infra/kube/etcd/go.mod)
+  log "Go $(go env GOVERSION) is too old to build infra/kube: fetching go$go_want from the Go module proxy"
+  tmp_mod=$(mktemp -d)
+  go_dir=$(cd "$tmp_mod" && go mod init toolchain-fetch >/dev/null 2>&1 \
+    && go mod download -json "golang.org/toolchain@v0.0.1-go$go_want.linux-$(go env GOARCH)" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$tmp_mod"
+  [[ -n "$go_dir" ]] || { log "could not fetch go$go_want"; exit 1; }
+  mkdir -p .tools && cp -r "$go_dir" .tools/go && chmod -R u+w .tools/go
+  # Module zips do not keep file modes.
+  chmod +x .tools/go/bin/* .tools/go/pkg/tool/*/*
+fi
+[[ -x .tools/go/bin/go ]] && export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
+infra/kube/kube.sh build
 log "ready"
 
 # --- Grafana's ClickHouse driver for the tests ---------------------------------------------
