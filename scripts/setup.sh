@@ -91,7 +91,6 @@ if [[ -n "$go_minor" ]] && ((go_minor < 21)) && [[ ! -x .tools/go/bin/go ]]; the
 fi
 [[ -x .tools/go/bin/go ]] && export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
 infra/kube/kube.sh build
-log "ready"
 
 # --- Grafana's ClickHouse driver for the tests ---------------------------------------------
 # tests/support/chquery runs SQL through clickhouse-go v2 over HTTP, as Grafana's ClickHouse
@@ -123,3 +122,4 @@ if [[ ! -x "$CHQUERY_BIN" ]]; then
   log "building tests/support/chquery (clickhouse-go) into $CHQUERY_BIN"
   (cd "$CHQUERY_SRC" && GOTOOLCHAIN=local "$GO" build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
 fi
+log "ready"
