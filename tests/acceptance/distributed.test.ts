@@ -121,6 +121,8 @@ acceptanceSuite({
       })()
       lossDone.catch(() => {})
       return {
+        // Everything is stored before the API starts: a check that waits finds nothing more.
+        pollMs: 5_000,
         async settle() {
           await lossDone
           // Stopping the collector reads its counters a last time and flushes its publisher.

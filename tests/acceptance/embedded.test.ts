@@ -67,6 +67,8 @@ acceptanceSuite({
     })()
     lossDone.catch(() => {})
     return {
+      // Rows reach chDB a moment after capture: checks poll for them.
+      pollMs: 30_000,
       settle: async () => main.url,
       lossHealth: () => lossDone,
       async stop() {

@@ -494,7 +494,7 @@ export async function runScenario(w: World): Promise<Facts> {
 }
 
 /**
- * The forced loss: an exec storm (2000 short processes, many at once, with long argv) in a
+ * The forced loss: an exec storm (300 short processes, many at once, with long argv) in a
  * cgroup of its own, for a collector whose ring buffer is one page.
  */
 export async function execStorm(): Promise<void> {
@@ -509,7 +509,7 @@ export async function execStorm(): Promise<void> {
         '/bin/sh',
         [
           '-c',
-          'echo $$ > "$0/cgroup.procs" && exec perl -e \'for (1..2000) { my $p = fork; if (!$p) { exec "/bin/true", "x" x 1000 } } 1 while wait > 0\'',
+          'echo $$ > "$0/cgroup.procs" && exec perl -e \'for (1..300) { my $p = fork; if (!$p) { exec "/bin/true", "x" x 1000 } } 1 while wait > 0\'',
           dir,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -557,6 +557,8 @@ export async function post(
 
 /** The services of one mode, as the suite needs them. */
 export interface Deployment {
+  /** How long a check waits for rows to show up once settled. */
+  pollMs: number
   /** Waits until everything the scenario did can be read, and returns the GraphQL URL. */
   settle(): Promise<string>
   /** The collectorHealth answer for the loss node (the forced-loss collector run). */
@@ -1365,11 +1367,21 @@ export function acceptanceSuite(mode: Mode): void {
     let url: string
 
     before(
-      async () => {
+      async (t) => {
+        // The phases' wall times, in the report: the suite's budget is a few minutes.
+        let at = performance.now()
+        const phase = (name: string) => {
+          const now = performance.now()
+          t.diagnostic(`${mode.name}: ${name} in ${Math.round(now - at)} ms`)
+          at = now
+        }
         w = await World.create(mode.name)
         deployment = await mode.start(w)
+        phase('services started')
         facts = await runScenario(w)
+        phase('scenario ran')
         url = await deployment.settle()
+        phase('settled')
       },
       { timeout: 300_000 },
     )
@@ -1394,7 +1406,7 @@ export function acceptanceSuite(mode: Mode): void {
         f: facts,
         q,
         poll: (what, query, variables, ok) =>
-          until(what, () => q(query, variables), ok, 30_000, 500),
+          until(what, () => q(query, variables), ok, deployment!.pollMs, 500),
         d: deployment!,
         url,
       }
