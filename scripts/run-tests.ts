@@ -17,7 +17,15 @@ let passed = 0
 let failed = 0
 let skipped = 0
 // One file at a time: kernel tests share the machine's BPF hooks and its two cores.
-const stream = run({ globPatterns: globs, cwd: root, concurrency: 1, isolation: 'process' })
+// The timeout is a backstop for every test and suite that sets none of its own: a stuck stream
+// fails its test instead of hanging the run.
+const stream = run({
+  globPatterns: globs,
+  cwd: root,
+  concurrency: 1,
+  isolation: 'process',
+  timeout: 10 * 60_000,
+})
 stream.on('test:pass', (event) => {
   // A skipped suite never runs its tests: it counts as one skip (with its reason in the report).
   if (event.details.type === 'suite' && !event.skip) return

@@ -123,3 +123,12 @@ if [[ ! -x "$CHQUERY_BIN" ]]; then
   (cd "$CHQUERY_SRC" && GOTOOLCHAIN=local "$GO" build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
 fi
 log "ready"
+
+# ---- acceptance tests (tests/acceptance) ----------------------------------------------------
+# python3-seccomp (libseccomp's Python binding, for Debian's /usr/bin/python3) loads the
+# seccomp profiles the API generates, to run the profiled workload again under them.
+if ! dpkg-query -W -f='${Status}' python3-seccomp 2>/dev/null | grep -q 'install ok installed'; then
+  log "installing python3-seccomp (acceptance tests)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-seccomp >/dev/null
+fi

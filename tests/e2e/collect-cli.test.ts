@@ -18,7 +18,7 @@ function attachedProgramIds(): Set<number> {
   return new Set(list.filter((p) => p.name?.startsWith('handle_')).map((p) => p.id))
 }
 
-describe('ebbflow collect', { skip }, () => {
+describe('ebbflow collect', { skip, timeout: 180_000 }, () => {
   it('prints a marked exec as JSON and stops cleanly on SIGTERM', async () => {
     const before = attachedProgramIds()
     const child = spawn(

@@ -54,7 +54,7 @@ async function count(store: ChdbStore, sql: string): Promise<number> {
   return Number(r!.n)
 }
 
-describe('ingester paths (chDB)', () => {
+describe('ingester paths (chDB)', { timeout: 180_000 }, () => {
   let tmp: string
   let store: ChdbStore
   let ingestor: (source: string) => Ingestor

@@ -148,7 +148,7 @@ const queueFullCount = (batches: Consumed[]) =>
     0,
   )
 
-describe('Kafka publisher (real broker)', { skip }, () => {
+describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
   let dir: string
   let port: number
   let brokers: string[]
@@ -178,7 +178,15 @@ describe('Kafka publisher (real broker)', { skip }, () => {
     big.publisher.publish(events)
     tiny.publisher.publish(events)
     assert.ok(performance.now() - t0 < 1000, 'publishing does not wait for the broker')
-    await new Promise((r) => setTimeout(r, 1500))
+    // Wait for what is asserted below (sends tried and failed, batches held, the tiny budget
+    // dropping), with a deadline, instead of a fixed sleep.
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+      const b = big.publisher.stats()
+      const t = tiny.publisher.stats()
+      const tinyDrops = Object.values(t.droppedEvents).reduce((a, c) => a + c, 0)
+      if (b.failedSends > 0 && b.queuedBatches > 0 && tinyDrops > 0) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
     const held = big.publisher.stats()
     assert.equal(held.connected, false)
     assert.ok(held.failedSends > 0, 'sends were tried and failed')

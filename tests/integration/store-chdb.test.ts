@@ -29,7 +29,7 @@ async function counts(store: ChdbStore): Promise<Record<string, number>> {
   return out
 }
 
-describe('chDB store', () => {
+describe('chDB store', { timeout: 180_000 }, () => {
   let tmp: string
   let store: ChdbStore
 
@@ -248,7 +248,7 @@ describe('chDB store', () => {
   })
 })
 
-describe('ebbflow migrate', () => {
+describe('ebbflow migrate', { timeout: 180_000 }, () => {
   const bin = join(import.meta.dirname, '../../bin/ebbflow')
   let tmp: string
 

@@ -23,7 +23,7 @@ const skip =
     ? `needs ${missing.join(', ')} (scripts/setup.sh installs them)`
     : (brokerUnavailable() ?? false)
 
-describe('third-party reader (kcat + protoc)', { skip }, () => {
+describe('third-party reader (kcat + protoc)', { skip, timeout: 180_000 }, () => {
   let broker: TestBroker | undefined
   let bootstrap: string
 

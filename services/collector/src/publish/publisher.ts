@@ -37,6 +37,9 @@ export interface PublisherOptions {
 export interface PublisherStats {
   queuedBatches: number
   queuedBytes: number
+  /** Events held: in queued batches and in partial batches not yet closed. With
+   * publishedEvents and droppedEvents it accounts for every event handed to the publisher. */
+  queuedEvents: number
   publishedBatches: number
   publishedEvents: number
   /** Events dropped past the memory budget, by family (cumulative). */
@@ -98,6 +101,7 @@ export class Publisher implements CaptureSink {
     this.stats_ = {
       queuedBatches: 0,
       queuedBytes: 0,
+      queuedEvents: 0,
       publishedBatches: 0,
       publishedEvents: 0,
       droppedEvents: { exec: 0, net: 0, syscall: 0 },
@@ -131,6 +135,9 @@ export class Publisher implements CaptureSink {
       droppedEvents: { ...this.stats_.droppedEvents },
       queuedBatches: this.queue.length,
       queuedBytes: this.queuedBytes,
+      queuedEvents:
+        this.queue.reduce((n, b) => n + b.events, 0) +
+        [...this.pending.values()].reduce((n, p) => n + p.events, 0),
     }
   }
 
