@@ -214,6 +214,16 @@ program
     ),
   )
   .addOption(
+    new Option(
+      '--rules <path>',
+      'evaluate these alert rules in-process (a file or folder of *.yaml, e.g. infra/alerts; env EBBFLOW_RULES)',
+    ),
+  )
+  .addOption(
+    new Option('--alertmanager <urls>', 'send alerts to Alertmanager (env EBBFLOW_ALERTMANAGER)'),
+  )
+  .addOption(new Option('--webhook <urls>', 'post alert transitions here (env EBBFLOW_WEBHOOK)'))
+  .addOption(
     new Option('--status <bool>', 'log a status line every 2 s (default: on a terminal only)'),
   )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))

@@ -1,6 +1,7 @@
 // `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
 // a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
 // real broker and server. This module only composes the services; each keeps its own config.
+import { loadAlerterConfig, loadRules, startAlerter } from '@ebbflow/alerter'
 import {
   createApi,
   limitsOf,
@@ -48,6 +49,9 @@ export interface UpFlags {
   families?: string
   retentionDays?: string
   tokensFile?: string
+  rules?: string
+  alertmanager?: string
+  webhook?: string
   logLevel?: string
   status?: string
 }
@@ -126,12 +130,38 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
       env,
     ),
   )
+  // Alert rules are optional in `up`: with --rules (or EBBFLOW_RULES) they run in-process on the
+  // same store, read and checked here with everything else.
+  const alerting =
+    (flags.rules ?? env.EBBFLOW_RULES)
+      ? attempt(() => {
+          const config = loadAlerterConfig(
+            Object.fromEntries(
+              Object.entries({
+                rules: flags.rules,
+                alertmanagers: flags.alertmanager,
+                webhooks: flags.webhook,
+                logLevel: flags.logLevel,
+              }).filter((e): e is [string, string] => e[1] !== undefined),
+            ),
+            env,
+          )
+          return { config, rules: loadRules(config.rules) }
+        })
+      : null
   // The tokens file is read with the rest of the configuration: a bad one stops `up` before
   // anything starts, and the API gets exactly the tokens it names.
   const tokens = attempt(() =>
     apiConfig?.tokensFile === undefined ? {} : readTokens(apiConfig.tokensFile),
   )
-  if (!collectorConfig || !enrichConfig || !storeConfig || !apiConfig || !tokens)
+  if (
+    !collectorConfig ||
+    !enrichConfig ||
+    !storeConfig ||
+    !apiConfig ||
+    !tokens ||
+    alerting === undefined
+  )
     throw new ConfigError(gathered.problems)
   // Before anything is opened or listens: without the capabilities nothing else is worth it.
   checkCapturePrerequisites({ net: collectorConfig.families.includes('net') })
@@ -207,6 +237,26 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
     })
     const server = await startApiServer({ api, port: apiConfig.port, host: apiConfig.host })
     closers.push(() => server.close())
+
+    if (alerting) {
+      const { config, rules } = alerting
+      const running = startAlerter(
+        rules,
+        {
+          alertmanagers: config.alertmanagers,
+          webhooks: config.webhooks,
+          resend: config.resend,
+          lagMargin: config.lagMargin,
+          deliveryHorizon: config.deliveryHorizon,
+          httpTimeout: config.httpTimeout,
+          webhookAttempts: config.webhookAttempts,
+          replica: config.replica,
+        },
+        { store, logger },
+      )
+      closers.push(() => running.stop())
+      logger.info({ rules: rules.map((r) => r.name) }, 'alert rules evaluated in-process')
+    }
 
     const collector = startCollector(
       collectorConfig,
