@@ -129,6 +129,21 @@ acceptanceSuite({
           await stopped(collect, 'ebbflow collect')
           await drained(bootstrap, groupId)
           await stopped(ingest, 'ebbflow ingest')
+          // As a CronJob runs it: one pass of the built-in shell rule over what was stored (a
+          // window of 10 minutes covers the scenario), state and history kept in the store.
+          const alert = command(w, [
+            'alert',
+            '--once',
+            '--rules',
+            w.shellRuleFile('10m'),
+            '--data-dir',
+            dataDir,
+          ])
+          const alertCode = await alert.exit(120_000)
+          if (alertCode !== 0)
+            throw new Error(
+              `ebbflow alert --once exited ${alertCode}: ${alert.stderr.slice(-3000)}`,
+            )
           const port = await freePort()
           api = command(w, [
             'api',

@@ -50,7 +50,19 @@ acceptanceSuite({
     }
     delete lossEnv.KUBECONFIG
     const [main, loss] = await Promise.all([
-      up(w, ['--data-dir', join(w.dir, 'data'), '--tokens-file', w.tokensFile], w.collectorEnv()),
+      up(
+        w,
+        [
+          '--data-dir',
+          join(w.dir, 'data'),
+          '--tokens-file',
+          w.tokensFile,
+          // The built-in shell rule, in-process, on a short interval so the test need not wait.
+          '--rules',
+          w.shellRuleFile('2s'),
+        ],
+        w.collectorEnv(),
+      ),
       up(w, ['--data-dir', join(w.dir, 'loss'), '--families', 'exec'], lossEnv),
     ])
     // The loss run goes on beside the scenario: a storm, then the drops its API reports.

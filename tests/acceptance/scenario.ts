@@ -23,7 +23,11 @@ import { after, before, describe, it } from 'node:test'
 import { buildSchema } from '@ebbflow/api/schema'
 import { findCgroup2Mount } from '@ebbflow/common'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { FakeKubeApi, makePod, type PodObject } from '../support/fake-kube-api.ts'
+
+/** The built-in rule the scenario's `kubectl exec`-like shell fires. */
+export const SHELL_RULE = 'InteractiveShellInContainer'
 
 export const root = join(import.meta.dirname, '../..')
 export const bin = join(root, 'bin/ebbflow')
@@ -203,6 +207,21 @@ export class World {
     this.lossNode = `acc-${mode}-loss-${this.tag}`
     this.dir = mkdtempSync(join(tmpdir(), `ebbflow-acceptance-${mode}-`))
     this.tokensFile = join(this.dir, 'tokens.json')
+  }
+
+  /**
+   * The shipped shell-in-container rule (infra/alerts), evaluated every `every`: the one
+   * built-in rule the scenario's exec session must fire.
+   */
+  shellRuleFile(every: string): string {
+    const pack = parseYaml(
+      readFileSync(join(import.meta.dirname, '../../infra/alerts/security.yaml'), 'utf8'),
+    ) as { rules: { name: string; every: string }[] }
+    const rule = pack.rules.find((r) => r.name === SHELL_RULE)
+    assert.ok(rule, `${SHELL_RULE} is in the built-in rule pack`)
+    const file = join(this.dir, `rules-${every}.yaml`)
+    writeFileSync(file, stringifyYaml({ rules: [{ ...rule, every }] }))
+    return file
   }
 
   static async create(mode: string): Promise<World> {
@@ -1166,6 +1185,75 @@ const CHECKS: Check[] = [
 ]
 
 /** With a token of namespace A only: A's rows in every root field, none of B's. */
+/** The alert the joined shell fires, once the store has its session (the rules run on a clock). */
+async function shellAlert(c: Ctx, ask: Ask): Promise<{ alert: Row; sessionId: string }> {
+  const sessions = nodesOf(
+    (
+      await c.poll(
+        'the session of pod A',
+        `query($filter: EventFilter!) { execSessions(filter: $filter, first: 5) { edges { node { id } } } }`,
+        { filter: { from: c.f.from, namespace: c.w.a.namespace } },
+        (d) => d.execSessions.edges.length > 0,
+      )
+    ).execSessions,
+  )
+  assert.equal(sessions.length, 1)
+  const sessionId = sessions[0].id as string
+  const found = await until(
+    `the ${SHELL_RULE} alert of session ${sessionId}`,
+    () =>
+      ask(
+        `query($rule: String) { alerts(rule: $rule) { rule state namespace labels value activeAt firedAt fingerprint } }`,
+        { rule: SHELL_RULE },
+      ),
+    (d) => d.alerts.some((a: Row) => a.labels.session === sessionId && a.state === 'firing'),
+    60_000,
+    500,
+  )
+  return { alert: found.alerts.find((a: Row) => a.labels.session === sessionId), sessionId }
+}
+
+const ALERT_CHECKS: Check[] = [
+  {
+    name: 'alerts / alertHistory / alertRules: the joined shell fires the built-in shell-in-container rule',
+    fields: ['alerts', 'alertHistory', 'alertRules'],
+    async run(c) {
+      const { alert, sessionId } = await shellAlert(c, c.q)
+      assert.deepEqual(
+        { rule: alert.rule, namespace: alert.namespace, labels: alert.labels, value: alert.value },
+        {
+          rule: SHELL_RULE,
+          namespace: c.w.a.namespace,
+          labels: {
+            alertname: SHELL_RULE,
+            severity: 'warning',
+            namespace: c.w.a.namespace,
+            pod: c.w.a.name,
+            container: 'app',
+            session: sessionId,
+            shell: 'sh',
+          },
+          value: 1,
+        },
+      )
+      const history = (
+        await c.q(
+          `query($rule: String) { alertHistory(rule: $rule, first: 50) { fingerprint from to labels } }`,
+          { rule: SHELL_RULE },
+        )
+      ).alertHistory.filter((t: Row) => t.fingerprint === alert.fingerprint)
+      assert.ok(
+        history.some((t: Row) => t.to === 'firing'),
+        `a transition to firing: ${JSON.stringify(history)}`,
+      )
+      const rules = (await c.q('{ alertRules { rule health error instances } }')).alertRules
+      const shell = rules.find((r: Row) => r.rule === SHELL_RULE)
+      assert.ok(shell, JSON.stringify(rules))
+      assert.equal(shell.error, null)
+    },
+  },
+]
+
 const asA =
   (c: Ctx): Ask =>
   (query, variables = {}) =>
@@ -1337,6 +1425,18 @@ const SCOPED: Check[] = [
     },
   },
   {
+    name: 'tokens: namespace A sees its shell alert and nothing of B; rule health is for every-namespace callers',
+    fields: ['alerts', 'alertHistory', 'alertRules'],
+    async run(c) {
+      const { alert } = await shellAlert(c, asA(c))
+      assert.equal(alert.namespace, c.w.a.namespace)
+      const all = await asA(c)('{ alerts { namespace } alertHistory(first: 200) { namespace } }')
+      assert.deepEqual(namespaces(all.alerts), [c.w.a.namespace])
+      assert.deepEqual(namespaces(all.alertHistory), [c.w.a.namespace])
+      assert.deepEqual((await asA(c)('{ alertRules { rule } }')).alertRules, [])
+    },
+  },
+  {
     name: 'tokens: namespace A sees no collector health (nodes are for every-namespace callers)',
     fields: ['collectorHealth'],
     async run(c) {
@@ -1412,12 +1512,12 @@ export function acceptanceSuite(mode: Mode): void {
       }
     }
 
-    for (const check of [...CHECKS, ...SCOPED])
+    for (const check of [...CHECKS, ...ALERT_CHECKS, ...SCOPED])
       it(check.name, { timeout: 60_000 }, () => check.run(ctx()))
 
     it('every Query root field is asserted on, with the admin token and with a scoped token', () => {
       const fields = queryRootFields()
-      const asserted = new Set(CHECKS.flatMap((c) => c.fields))
+      const asserted = new Set([...CHECKS, ...ALERT_CHECKS].flatMap((c) => c.fields))
       assert.deepEqual(
         fields.filter((x) => !asserted.has(x)),
         [],
