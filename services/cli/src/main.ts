@@ -170,6 +170,24 @@ program
   .addOption(
     new Option('--introspection <bool>', 'answer introspection (env EBBFLOW_INTROSPECTION)'),
   )
+  .addOption(
+    new Option(
+      '--cors-origins <list>',
+      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--allowed-hosts <list>',
+      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--max-body-bytes <n>',
+      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
+    ),
+  )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | undefined>) => {
     const { runApi } = await import('@ebbflow/api')
@@ -205,6 +223,24 @@ program
     new Option(
       '--tokens-file <file>',
       'require bearer tokens for the API (env EBBFLOW_API_TOKENS_FILE; default: open on 127.0.0.1)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--cors-origins <list>',
+      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--allowed-hosts <list>',
+      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--max-body-bytes <n>',
+      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
     ),
   )
   .addOption(

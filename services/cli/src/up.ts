@@ -1,7 +1,15 @@
 // `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
 // a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
 // real broker and server. This module only composes the services; each keeps its own config.
-import { createApi, limitsOf, loadApiConfig, MemoryLiveSource, startApiServer } from '@ebbflow/api'
+import {
+  createApi,
+  guardOf,
+  limitsOf,
+  loadApiConfig,
+  MemoryLiveSource,
+  readTokens,
+  startApiServer,
+} from '@ebbflow/api'
 import {
   type CaptureSink,
   checkCapturePrerequisites,
@@ -41,6 +49,9 @@ export interface UpFlags {
   families?: string
   retentionDays?: string
   tokensFile?: string
+  corsOrigins?: string
+  allowedHosts?: string
+  maxBodyBytes?: string
   logLevel?: string
   status?: string
 }
@@ -112,6 +123,9 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
             port: flags.port,
             host: flags.host,
             tokensFile: flags.tokensFile,
+            corsOrigins: flags.corsOrigins,
+            allowedHosts: flags.allowedHosts,
+            maxBodyBytes: flags.maxBodyBytes,
             logLevel: flags.logLevel,
           }).filter((e): e is [string, string] => e[1] !== undefined),
         ),
@@ -184,16 +198,22 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
 
     const api = createApi({
       store,
-      tokens: {},
+      tokens: apiConfig.tokensFile === undefined ? {} : readTokens(apiConfig.tokensFile),
       open: apiConfig.open,
       limits: limitsOf(apiConfig),
       graphiql: apiConfig.graphiql,
       introspection: apiConfig.introspection,
       logger,
       serializeQueries: kind === 'chdb',
+      corsOrigins: apiConfig.corsOrigins,
       live,
     })
-    const server = await startApiServer({ api, port: apiConfig.port, host: apiConfig.host })
+    const server = await startApiServer({
+      api,
+      port: apiConfig.port,
+      host: apiConfig.host,
+      guard: guardOf(apiConfig),
+    })
     closers.push(() => server.close())
 
     const collector = startCollector(
