@@ -5,6 +5,24 @@ import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
 import { type Enrichment, startEnrichment } from './enrich/enricher.ts'
+import { Redactor } from './redact.ts'
+
+/** Hands the sink every exec with its secrets replaced: nothing after it sees them. */
+export function redactingSink(sink: CaptureSink, redactor: Redactor): CaptureSink {
+  return {
+    records(events, family) {
+      if (family === 'exec')
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i]!
+          if (e.kind === 'exec') events[i] = redactor.exec(e)
+        }
+      sink.records(events, family)
+    },
+    counters(events) {
+      sink.counters(events)
+    },
+  }
+}
 
 export interface Collector {
   capture: KernelCapture
@@ -20,10 +38,13 @@ export function startCollector(
   sink: CaptureSink,
   logger = createLogger('collector', config.logLevel),
 ): Collector {
+  // Before enrichment, which may hold events while it waits for their pod.
+  const redactor = Redactor.fromConfig(config)
   const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
+  const redacted = redactingSink(enrichment.enricher, redactor)
   let capture: KernelCapture
   try {
-    capture = KernelCapture.start(config, enrichment.enricher, logger)
+    capture = KernelCapture.start(config, redacted, logger)
   } catch (err) {
     void enrichment.stop()
     throw err
@@ -50,7 +71,11 @@ export function startCollector(
         // After the last batch: sends the events still waiting for their pod.
         await enrichment.stop()
         logger.info(
-          { stats: capture.stats(), enrichment: enrichment.enricher.stats() },
+          {
+            stats: capture.stats(),
+            enrichment: enrichment.enricher.stats(),
+            redactedArgs: redactor.redacted,
+          },
           'capture stopped',
         )
       })()
