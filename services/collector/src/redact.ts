@@ -38,7 +38,7 @@ export const DEFAULT_REDACT_RULES: readonly RedactRule[] = [
   // AWS_SECRET_ACCESS_KEY=X, DB_PASSWORD=X, GITHUB_TOKEN=X: environment-style assignments
   {
     name: 'NAME=value',
-    arg: '^[A-Za-z_][A-Za-z0-9_.]*(?:SECRET|PASSWORD|PASSWD|PASS|PWD|TOKEN|KEY|CREDENTIALS?|AUTH)[A-Za-z0-9_.]*=(.+)$',
+    arg: '^(?:[A-Za-z_][A-Za-z0-9_.]*)?(?:SECRET|PASSWORD|PASSWD|PASS|PWD|TOKEN|KEY|CREDENTIALS?|AUTH)[A-Za-z0-9_.]*=(.+)$',
   },
   // curl -H 'Authorization: Bearer X', 'Proxy-Authorization: Basic X', 'X-Api-Key: X'
   {
