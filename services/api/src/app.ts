@@ -97,6 +97,8 @@ const refused = {
   onReject: [
     (_ctx: unknown, err: GraphQLError) => {
       ;(err.extensions as Record<string, unknown>).code = 'QUERY_TOO_COMPLEX'
+      // graphql-armor words its refusals as parse errors; the query's syntax was fine.
+      err.message = err.message.replace(/^Syntax Error: /, '')
     },
   ],
 }
