@@ -83,7 +83,7 @@ export function validateBatch(b: DecodedBatch): string[] {
     if (!inRange(e.durationNs, 0, DURATION_MAX_NS))
       bad(`tcp[${i}]: duration ${e.durationNs} ns out of range`)
   })
-  b.syscall.forEach((e, i) => task('syscall', i, e))
+  for (const [i, e] of b.syscall.entries()) task('syscall', i, e)
   if (more > 0) problems.push(`and ${more} more`)
   return problems
 }
