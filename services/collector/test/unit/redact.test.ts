@@ -81,7 +81,8 @@ describe('configured rules', () => {
       () => Redactor.fromConfig({ redactDefaults: true, redactRulesFile: good }),
       (err: Error & { problems?: string[] }) => {
         const text = JSON.stringify(err.problems)
-        for (const at of ['[0] rule a: arg', '[1]', '[2]']) assert.ok(text.includes(at), `${at}: ${text}`)
+        for (const at of ['[0] rule a: arg', '[1]', '[2]'])
+          assert.ok(text.includes(at), `${at}: ${text}`)
         return true
       },
     )

@@ -1,12 +1,7 @@
 // The embedded store: chDB (ClickHouse in-process) with its data in one folder.
 import { mkdirSync } from 'node:fs'
 import { EbbflowError } from '../errors.ts'
-import {
-  type InsertOptions,
-  RETRIABLE_CLICKHOUSE_CODES,
-  type Store,
-  toJsonEachRow,
-} from './store.ts'
+import { type InsertOptions, type Store, storeCannotWrite, toJsonEachRow } from './store.ts'
 
 type ChdbModule = typeof import('chdb')
 type Session = InstanceType<ChdbModule['Session']>
@@ -18,7 +13,7 @@ function storeError(what: string, err: unknown): EbbflowError {
   return new EbbflowError(
     code === undefined ? 'STORE_FAILED' : `CLICKHOUSE_${code}`,
     `${what}: ${message}`,
-    { cause: err, retriable: code !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(code) },
+    { cause: err, retriable: storeCannotWrite(code, message) },
   )
 }
 
