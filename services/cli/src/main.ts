@@ -92,6 +92,11 @@ program
     await waitForSignal()
     await collector.stop()
     if (publisher) logger.info({ stats: await publisher.close() }, 'publisher closed')
+    // Everything is flushed and closed here. In Kubernetes mode the client library keeps a
+    // pooled TCP connection to the API server open after the watch is aborted, which held
+    // the process for 20-40 s after SIGTERM (measured 28.6 s; 0.08 s without Kubernetes):
+    // that socket carries nothing of ours, so it does not get to decide when we exit.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref()
   })
 
 program
