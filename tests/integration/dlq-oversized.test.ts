@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { DLQ_HEADERS, type DeadLetter, KafkaDeadLetters } from '@ebbflow/ingester'
+import { type DeadLetter, DLQ_HEADERS, KafkaDeadLetters } from '@ebbflow/ingester'
 import { Kafka, logLevel } from 'kafkajs'
 import { brokerUnavailable, startBroker, type TestBroker } from '../support/kafka-broker.ts'
 
