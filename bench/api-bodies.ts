@@ -59,7 +59,11 @@ async function run(maxBodyBytes: string | undefined) {
     url = /"url":"(http:[^"]+)"/.exec(out)?.[1]
     await new Promise((r) => setTimeout(r, 50))
   }
-  if (!url) throw new Error(`api did not start: ${out}`)
+  if (!url) {
+    child.kill('SIGTERM')
+    rmSync(dir, { recursive: true, force: true })
+    throw new Error(`api did not start: ${out}`)
+  }
   const port = Number(new URL(url).port)
   const rss = () =>
     Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024
