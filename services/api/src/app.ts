@@ -8,6 +8,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga'
 import { clickHouseHttpPlugin } from './clickhouse-http.ts'
 import { type ApiContext, type ApiLimits, createContext } from './context.ts'
 import { userError } from './errors.ts'
+import { requestGuard } from './guard.ts'
 import type { LiveSource } from './live.ts'
 import { buildSchema } from './schema.ts'
 import { type QueryLimits, QueryRunner, type Scope } from './sql.ts'
@@ -51,6 +52,11 @@ export interface ApiOptions {
    * takes them in parallel. Default: true.
    */
   serializeQueries?: boolean
+  /**
+   * Origins besides the API's own that a browser may call it from (CORS, with credentials).
+   * Default: none — same-origin only.
+   */
+  corsOrigins?: readonly string[]
   logger?: Logger
 }
 
@@ -92,6 +98,8 @@ const refused = {
   onReject: [
     (_ctx: unknown, err: GraphQLError) => {
       ;(err.extensions as Record<string, unknown>).code = 'QUERY_TOO_COMPLEX'
+      // graphql-armor words its refusals as parse errors; the query's syntax was fine.
+      err.message = err.message.replace(/^Syntax Error: /, '')
     },
   ],
 }
@@ -111,7 +119,9 @@ export function createApi(options: ApiOptions): Api {
   })
   const tokens = new Map(Object.entries(options.tokens).map(([t, ns]) => [tokenKey(t), ns]))
   const open = options.open === true
+  const corsOrigins = options.corsOrigins ?? []
   const plugins: Plugin[] = [
+    requestGuard({ corsOrigins }),
     EnvelopArmorPlugin({
       maxDepth: { n: limits.maxDepth, flattenFragments: true, ...refused },
       maxAliases: { n: limits.maxAliases, ...refused },
@@ -141,6 +151,11 @@ export function createApi(options: ApiOptions): Api {
     // Batching would multiply every limit by the batch size.
     batching: false,
     logging: false,
+    // yoga's default reflects any Origin with credentials: any page could read the API.
+    cors: (request) => {
+      const origin = request.headers.get('origin')
+      return origin !== null && corsOrigins.includes(origin) ? { origin, credentials: true } : false
+    },
     plugins,
     context: ({ request }) =>
       createContext(

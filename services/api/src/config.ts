@@ -4,10 +4,18 @@ import { readFileSync } from 'node:fs'
 import { ConfigError, LOG_LEVELS, parseConfig } from '@ebbflow/common'
 import { z } from 'zod'
 import { DEFAULT_LIMITS, type Limits } from './app.ts'
+import { DEFAULT_MAX_BODY_BYTES } from './guard.ts'
 
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes')
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+)
 
 const count = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback)
@@ -27,6 +35,24 @@ export const apiConfigSchema = z.object({
   open: flag.default(false),
   /** Log level. Default: info. */
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Origins (scheme://host[:port]), comma-separated, that a browser may call the API from
+   * besides its own; any other Origin is refused with 403. Default: none (same-origin). */
+  corsOrigins: list
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^https?:\/\/[^/\s]+$/, 'an origin is scheme://host[:port], without a path'),
+      ),
+    )
+    .default([]),
+  /** Host names, comma-separated, answered besides the listen address, 127.0.0.1, localhost
+   * and [::1] at the listen port: `name` (any port, for proxies and port-forwards) or
+   * `name:port`. Any other Host header is refused with 403, which stops DNS rebinding.
+   * Default: none. */
+  allowedHosts: list.default([]),
+  /** Largest request body, bytes; larger is answered 413 before it is read. Default: 1 MiB. */
+  maxBodyBytes: count(1024, 256 * 1024 * 1024, DEFAULT_MAX_BODY_BYTES),
   /** Kafka brokers, host:port, comma-separated: the live tail reads the event topics there.
    * Default: none (no live tail outside `ebbflow up`). */
   kafkaBrokers: z
@@ -70,6 +96,9 @@ const ENV: Record<keyof ApiConfigInput, string> = {
   tokensFile: 'EBBFLOW_API_TOKENS_FILE',
   open: 'EBBFLOW_API_OPEN',
   logLevel: 'EBBFLOW_LOG_LEVEL',
+  corsOrigins: 'EBBFLOW_API_CORS_ORIGINS',
+  allowedHosts: 'EBBFLOW_API_ALLOWED_HOSTS',
+  maxBodyBytes: 'EBBFLOW_API_MAX_BODY_BYTES',
   kafkaBrokers: 'EBBFLOW_KAFKA',
   defaultPageSize: 'EBBFLOW_API_DEFAULT_PAGE_SIZE',
   maxPageSize: 'EBBFLOW_API_MAX_PAGE_SIZE',
@@ -138,4 +167,9 @@ export function limitsOf(config: ApiConfig): Limits {
     maxResultRows: config.maxResultRows,
     maxMemoryBytes: config.maxMemoryBytes,
   }
+}
+
+/** What startApiServer checks on the socket. */
+export function guardOf(config: ApiConfig): { allowedHosts: string[]; maxBodyBytes: number } {
+  return { allowedHosts: config.allowedHosts, maxBodyBytes: config.maxBodyBytes }
 }

@@ -4,6 +4,7 @@ import { GraphQLError } from 'graphql'
 
 export type UserErrorCode =
   | 'UNAUTHENTICATED'
+  | 'FORBIDDEN_NAMESPACE'
   | 'BAD_USER_INPUT'
   | 'BAD_CURSOR'
   | 'PAGE_TOO_LARGE'

@@ -2,7 +2,7 @@
 import { createLogger } from '@ebbflow/common'
 import { loadStoreConfig, openStore } from '@ebbflow/common/store/index'
 import { createApi } from './app.ts'
-import { type ApiConfigInput, limitsOf, loadApiConfig, readTokens } from './config.ts'
+import { type ApiConfigInput, guardOf, limitsOf, loadApiConfig, readTokens } from './config.ts'
 import { KafkaLiveSource } from './kafka-live.ts'
 import type { LiveSource } from './live.ts'
 import { type ApiServer, startApiServer } from './server.ts'
@@ -41,9 +41,15 @@ export async function runApi(
     introspection: config.introspection,
     logger,
     serializeQueries: kind === 'chdb',
+    corsOrigins: config.corsOrigins,
     ...(live ? { live } : {}),
   })
-  const server = await startApiServer({ api, port: config.port, host: config.host })
+  const server = await startApiServer({
+    api,
+    port: config.port,
+    host: config.host,
+    guard: guardOf(config),
+  })
   logger.info({ url: server.url, store: where }, 'api listening')
   return {
     url: server.url,

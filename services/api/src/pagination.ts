@@ -25,10 +25,39 @@ export interface KeyColumn {
 }
 
 export const isString = (v: unknown): boolean => typeof v === 'string' && v.length <= 4096
-export const isTime = (v: unknown): boolean =>
-  typeof v === 'string' && /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{9}$/.test(v)
+/**
+ * A time as the store writes it, and one that exists: a made-up date (month 13) or one
+ * outside DateTime64's range (1900–2299) would reach ClickHouse and fail there as an internal
+ * error instead of a BAD_CURSOR.
+ */
+export const isTime = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\.\d{9}$/.exec(v)
+  if (!m) return false
+  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  if (y < 1900 || y > 2299) return false
+  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, sec))
+  return (
+    t.getUTCFullYear() === y &&
+    t.getUTCMonth() === mo - 1 &&
+    t.getUTCDate() === d &&
+    t.getUTCHours() === h &&
+    t.getUTCMinutes() === mi &&
+    t.getUTCSeconds() === sec
+  )
+}
+const U64_MAX = 2n ** 64n - 1n
 export const isUInt = (v: unknown): boolean =>
-  typeof v === 'string' ? /^\d{1,20}$/.test(v) : Number.isInteger(v) && (v as number) >= 0
+  typeof v === 'string'
+    ? /^\d{1,20}$/.test(v) && BigInt(v) <= U64_MAX
+    : Number.isSafeInteger(v) && (v as number) >= 0
 
 export function encodeCursor(kind: string, key: readonly unknown[]): string {
   return Buffer.from(JSON.stringify([kind, ...key])).toString('base64url')

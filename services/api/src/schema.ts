@@ -18,7 +18,7 @@ import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'
 import { seccompProfile, syscallCounts } from './queries/syscalls.ts'
-import { type EventFilter, num } from './sql.ts'
+import { checkNamespace, type EventFilter, num } from './sql.ts'
 import { DateTimeScalar, JsonScalar } from './time.ts'
 
 export const typeDefs = /* GraphQL */ `
@@ -540,6 +540,7 @@ function liveStream(
   families: Family[] | undefined,
 ): AsyncIterableIterator<ReturnType<typeof livePayload>> {
   if (!live) throw userError('UNAVAILABLE', 'live events are not enabled on this server')
+  checkNamespace(ctx.scope, filter?.namespace)
   const source = live.subscribe()[Symbol.asyncIterator]()
   const stream: AsyncIterableIterator<ReturnType<typeof livePayload>> = {
     [Symbol.asyncIterator]: () => stream,

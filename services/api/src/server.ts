@@ -2,6 +2,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Api } from './app.ts'
+import { DEFAULT_MAX_BODY_BYTES, type GuardOptions, httpGuard } from './guard.ts'
 
 export interface ApiServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -14,8 +15,21 @@ export async function startApiServer(options: {
   /** 0 picks a free port. */
   port: number
   host: string
+  /** Host names and the body limit (see guard.ts). Default: loopback names, 1 MB. */
+  guard?: Partial<Pick<GuardOptions, 'allowedHosts' | 'maxBodyBytes'>>
 }): Promise<ApiServer> {
-  const server = createServer(options.api)
+  const guard = httpGuard(
+    {
+      corsOrigins: [],
+      allowedHosts: options.guard?.allowedHosts ?? [],
+      maxBodyBytes: options.guard?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    },
+    options.host,
+    () => (server.address() as AddressInfo).port,
+  )
+  const server = createServer((req, res) => {
+    if (!guard(req, res)) void options.api(req, res)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => {

@@ -55,6 +55,19 @@ export interface EventFilter {
   labels?: readonly LabelMatch[] | null
 }
 
+/**
+ * A namespace asked for by name that the caller may not read is refused, not answered with
+ * nothing: an empty answer would look like a quiet namespace.
+ */
+export function checkNamespace(scope: Scope, namespace: string | null | undefined): void {
+  if (namespace == null || scope.all || scope.namespaces.includes(namespace)) return
+  throw userError(
+    'FORBIDDEN_NAMESPACE',
+    `the namespace asked for is outside this token's scope (${scope.namespaces.length === 0 ? 'no namespaces' : scope.namespaces.join(', ')})`,
+    403,
+  )
+}
+
 /** The caller's restriction: appended to every statement on a namespaced table. */
 export function scopeCondition(scope: Scope, p: Params, column = 'namespace'): string[] {
   if (scope.all) return []
@@ -72,6 +85,7 @@ export function filterConditions(
   alias = '',
 ): string[] {
   const c = (name: string) => (alias ? `${alias}.${name}` : name)
+  checkNamespace(scope, filter?.namespace)
   const out = scopeCondition(scope, p, c('namespace'))
   if (!filter) return out
   if (filter.from != null) out.push(`${c('time')} >= ${p.add("DateTime64(9, 'UTC')", filter.from)}`)

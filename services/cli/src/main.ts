@@ -98,6 +98,11 @@ program
     await waitForSignal()
     await collector.stop()
     if (publisher) logger.info({ stats: await publisher.close() }, 'publisher closed')
+    // Everything is flushed and closed here. In Kubernetes mode the client library keeps a
+    // pooled TCP connection to the API server open after the watch is aborted, which held
+    // the process for 20-40 s after SIGTERM (measured 28.6 s; 0.08 s without Kubernetes):
+    // that socket carries nothing of ours, so it does not get to decide when we exit.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref()
   })
 
 program
@@ -176,6 +181,24 @@ program
   .addOption(
     new Option('--introspection <bool>', 'answer introspection (env EBBFLOW_INTROSPECTION)'),
   )
+  .addOption(
+    new Option(
+      '--cors-origins <list>',
+      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--allowed-hosts <list>',
+      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--max-body-bytes <n>',
+      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
+    ),
+  )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | undefined>) => {
     const { runApi } = await import('@ebbflow/api')
@@ -223,6 +246,24 @@ program
     new Option('--alertmanager <urls>', 'send alerts to Alertmanager (env EBBFLOW_ALERTMANAGER)'),
   )
   .addOption(new Option('--webhook <urls>', 'post alert transitions here (env EBBFLOW_WEBHOOK)'))
+  .addOption(
+    new Option(
+      '--cors-origins <list>',
+      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--allowed-hosts <list>',
+      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
+    ),
+  )
+  .addOption(
+    new Option(
+      '--max-body-bytes <n>',
+      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
+    ),
+  )
   .addOption(
     new Option('--status <bool>', 'log a status line every 2 s (default: on a terminal only)'),
   )

@@ -4,6 +4,7 @@
 import { loadAlerterConfig, loadRules, startAlerter } from '@ebbflow/alerter'
 import {
   createApi,
+  guardOf,
   limitsOf,
   loadApiConfig,
   MemoryLiveSource,
@@ -52,6 +53,9 @@ export interface UpFlags {
   rules?: string
   alertmanager?: string
   webhook?: string
+  corsOrigins?: string
+  allowedHosts?: string
+  maxBodyBytes?: string
   logLevel?: string
   status?: string
 }
@@ -123,6 +127,9 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
             port: flags.port,
             host: flags.host,
             tokensFile: flags.tokensFile,
+            corsOrigins: flags.corsOrigins,
+            allowedHosts: flags.allowedHosts,
+            maxBodyBytes: flags.maxBodyBytes,
             logLevel: flags.logLevel,
           }).filter((e): e is [string, string] => e[1] !== undefined),
         ),
@@ -233,9 +240,15 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
       introspection: apiConfig.introspection,
       logger,
       serializeQueries: kind === 'chdb',
+      corsOrigins: apiConfig.corsOrigins,
       live,
     })
-    const server = await startApiServer({ api, port: apiConfig.port, host: apiConfig.host })
+    const server = await startApiServer({
+      api,
+      port: apiConfig.port,
+      host: apiConfig.host,
+      guard: guardOf(apiConfig),
+    })
     closers.push(() => server.close())
 
     if (alerting) {

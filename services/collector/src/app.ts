@@ -1,12 +1,30 @@
 // Builds the collector: capture → enrichment (pod, container, function names) → sink.
 // `ebbflow collect` starts and stops it.
-import { createLogger, findCgroup2Mount, type Logger } from '@ebbflow/common'
+import { createLogger, type ExecEvent, findCgroup2Mount, type Logger } from '@ebbflow/common'
 import { bootTimeNs } from '@ebbflow/native'
 import { type CaptureSink, KernelCapture } from './capture.ts'
 import type { CollectorConfig } from './config.ts'
 import type { EnrichConfig } from './enrich/config.ts'
 import { type Enricher, type Enrichment, startEnrichment } from './enrich/enricher.ts'
 import { type ProcScan, type ProcScanStats, StartScanDedup, scanProcfs } from './procfs.ts'
+import { Redactor } from './redact.ts'
+
+/** Hands the sink every exec with its secrets replaced: nothing after it sees them. */
+export function redactingSink(sink: CaptureSink, redactor: Redactor): CaptureSink {
+  return {
+    records(events, family) {
+      if (family === 'exec')
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i]!
+          if (e.kind === 'exec') events[i] = redactor.exec(e)
+        }
+      sink.records(events, family)
+    },
+    counters(events) {
+      sink.counters(events)
+    },
+  }
+}
 
 export interface Collector {
   capture: KernelCapture
@@ -29,6 +47,8 @@ export function announceRunningProcesses(
   dedup: StartScanDedup,
   enricher: Pick<Enricher, 'seenAtStart'>,
   logger: Logger,
+  /** Applied to each read exec before it leaves (secrets in argv), after the dedup saw it. */
+  redact: (e: ExecEvent) => ExecEvent = (e) => e,
 ): ProcScanStats | undefined {
   if (!config.families.includes('exec') || config.procScanMax === 0) return undefined
   let scan: ProcScan
@@ -49,7 +69,7 @@ export function announceRunningProcesses(
     return undefined
   }
   dedup.expect(scan)
-  enricher.seenAtStart(scan.events, scan.processes)
+  enricher.seenAtStart(scan.events.map(redact), scan.processes)
   logger.debug({ ...scan.stats }, 'processes running at start read from /proc')
   if (scan.stats.leftOut > 0)
     logger.warn(
@@ -65,15 +85,20 @@ export function startCollector(
   sink: CaptureSink,
   logger = createLogger('collector', config.logLevel),
 ): Collector {
+  // Before enrichment, which may hold events while it waits for their pod.
+  const redactor = Redactor.fromConfig(config)
   const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
-  const dedup = new StartScanDedup(enrichment.enricher)
+  const dedup = new StartScanDedup(redactingSink(enrichment.enricher, redactor))
   let capture: KernelCapture | undefined
   let procScan: ProcScanStats | undefined
   try {
+    // Captured execs are compared with the /proc read as they were, then redacted.
     capture = KernelCapture.start(config, dedup, logger)
     // After the attach, so that a process starting meanwhile is captured or read, never
     // neither. Synchronous: no captured batch reaches the enricher before the read's events.
-    procScan = announceRunningProcesses(config, dedup, enrichment.enricher, logger)
+    procScan = announceRunningProcesses(config, dedup, enrichment.enricher, logger, (e) =>
+      redactor.exec(e),
+    )
   } catch (err) {
     void capture?.stop()
     void enrichment.stop()
@@ -107,6 +132,7 @@ export function startCollector(
             stats: attached.stats(),
             enrichment: enrichment.enricher.stats(),
             startDuplicatesDropped: dedup.dropped,
+            redactedArgs: redactor.redacted,
           },
           'capture stopped',
         )

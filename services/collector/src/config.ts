@@ -109,6 +109,15 @@ export const collectorConfigSchema = z.object({
   flushMs: z.coerce.number().int().min(1).max(10_000).default(50),
   /** Log level. Default: info. */
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** Redact secrets in exec arguments with the default rules (redact.ts, README "Secrets in
+   * command lines") before events leave the collector. Default: true. */
+  redactDefaults: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .default(true),
+  /** JSON file of more redaction rules, `[{ "name", "arg"?, "nextArg"?, "binary"? }]`,
+   * applied after the defaults. Default: none. */
+  redactRulesFile: z.string().min(1).optional(),
 })
 
 export type CollectorConfig = z.output<typeof collectorConfigSchema>
@@ -137,6 +146,8 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   batchBytes: 'EBBFLOW_BATCH_BYTES',
   flushMs: 'EBBFLOW_FLUSH_MS',
   logLevel: 'EBBFLOW_LOG_LEVEL',
+  redactDefaults: 'EBBFLOW_REDACT_DEFAULTS',
+  redactRulesFile: 'EBBFLOW_REDACT_RULES_FILE',
 }
 
 /** The environment variable each setting reads (for help texts and the README table). */

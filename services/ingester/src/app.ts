@@ -77,6 +77,7 @@ export async function startIngester(
           maxWaitMs: config.maxWaitMs,
           slowInsertMs: config.slowInsertMs,
           concurrency: config.concurrency,
+          sessionTimeoutMs: config.sessionTimeoutMs,
         },
         ingestor,
         metrics,

@@ -41,6 +41,11 @@ export const ingesterConfigSchema = z.object({
   slowInsertMs: z.coerce.number().int().min(1).default(2000),
   /** Partitions processed at once. Default: 2. */
   concurrency: z.coerce.number().int().min(1).max(64).default(2),
+  /** How long the group waits for a silent member (a killed ingester) before handing its
+   * partitions on: a restarted or surviving ingester waits about this long. Heartbeats go
+   * every third of it, also while a store failure is retried. Default: 10000 ms (Kafka's
+   * consumers default to 45 s, kafkajs to 30 s). */
+  sessionTimeoutMs: z.coerce.number().int().min(6000).max(300_000).default(10_000),
   /** Port of /metrics on 127.0.0.1 (0: any free port; -1: off). Default: 9464. */
   metricsPort: z.coerce.number().int().min(-1).max(65_535).default(9464),
   /** Address /metrics listens on. Default: 127.0.0.1. */
@@ -69,6 +74,7 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
   maxBytes: 'EBBFLOW_INGEST_MAX_BYTES',
   maxWaitMs: 'EBBFLOW_INGEST_MAX_WAIT_MS',
   slowInsertMs: 'EBBFLOW_SLOW_INSERT_MS',
+  sessionTimeoutMs: 'EBBFLOW_INGEST_SESSION_TIMEOUT_MS',
   concurrency: 'EBBFLOW_INGEST_CONCURRENCY',
   metricsPort: 'EBBFLOW_METRICS_PORT',
   metricsHost: 'EBBFLOW_METRICS_HOST',

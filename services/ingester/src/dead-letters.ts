@@ -2,6 +2,7 @@
 // came from: the Kafka topic ebbflow.dlq.v1 in the distributed mode, the table
 // ebbflow.dead_letters in the embedded one. A dead letter is written before the offset that
 // covers it is committed, so a crash can repeat one but never lose one.
+import { createHash } from 'node:crypto'
 import type { Store } from '@ebbflow/common/store/index'
 import { Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 import type { DeadLetterReason, InRecord } from './records.ts'
@@ -30,15 +31,74 @@ export const DLQ_HEADERS = {
   topic: 'ebbflow-dlq-topic',
   partition: 'ebbflow-dlq-partition',
   offset: 'ebbflow-dlq-offset',
+  /** Set when the value was cut to fit the topic: the original's size and SHA-256 (hex). */
+  truncated: 'ebbflow-dlq-truncated',
+  originalBytes: 'ebbflow-dlq-original-bytes',
+  sha256: 'ebbflow-dlq-sha256',
 } as const
+
+/**
+ * Bytes a dead letter may take on the topic, value, key and headers together. Kafka's
+ * default message.max.bytes is 1 MiB (1048588) for a whole record batch; a record that
+ * was just under it on its own topic is over it once headers are added, and a dead letter
+ * refused by the broker would be retried forever while its partition waits. Default: 900 KiB.
+ */
+export const DLQ_MAX_MESSAGE_BYTES = 900 * 1024
+
+/** The error text kept in a header, at most (an error can quote a whole record). */
+const ERROR_MAX_CHARS = 4096
+
+interface DlqMessage {
+  key: Buffer | null
+  value: Buffer
+  headers: Record<string, string>
+}
+
+function messageBytes(m: DlqMessage): number {
+  let n = m.value.length + (m.key?.length ?? 0) + 64
+  for (const [k, v] of Object.entries(m.headers)) n += k.length + Buffer.byteLength(v) + 8
+  return n
+}
+
+/** The letter as a DLQ record no larger than `max`: the value is cut when it must be. */
+export function dlqMessage(l: DeadLetter, max = DLQ_MAX_MESSAGE_BYTES): DlqMessage {
+  const value = l.record.value ?? Buffer.alloc(0)
+  const error = l.error.length > ERROR_MAX_CHARS ? `${l.error.slice(0, ERROR_MAX_CHARS)}…` : l.error
+  const m: DlqMessage = {
+    key: l.record.key,
+    value,
+    headers: {
+      [DLQ_HEADERS.reason]: l.reason,
+      [DLQ_HEADERS.error]: error,
+      [DLQ_HEADERS.source]: l.source,
+      [DLQ_HEADERS.topic]: l.record.topic,
+      [DLQ_HEADERS.partition]: String(l.record.partition),
+      [DLQ_HEADERS.offset]: l.record.offset,
+    },
+  }
+  if (messageBytes(m) <= max) return m
+  m.headers[DLQ_HEADERS.truncated] = 'true'
+  m.headers[DLQ_HEADERS.originalBytes] = String(value.length)
+  m.headers[DLQ_HEADERS.sha256] = createHash('sha256').update(value).digest('hex')
+  if (m.key && m.key.length > 1024) m.key = m.key.subarray(0, 1024)
+  m.value = value.subarray(0, Math.max(0, max - (messageBytes(m) - value.length)))
+  return m
+}
 
 export class KafkaDeadLetters implements DeadLetterSink {
   private readonly producer: Producer
   private connected: Promise<void> | undefined
   private readonly topic: string
+  private readonly maxMessageBytes: number
 
-  constructor(brokers: string[], topic = DLQ_TOPIC, clientId = 'ebbflow-ingester') {
+  constructor(
+    brokers: string[],
+    topic = DLQ_TOPIC,
+    clientId = 'ebbflow-ingester',
+    maxMessageBytes = DLQ_MAX_MESSAGE_BYTES,
+  ) {
     this.topic = topic
+    this.maxMessageBytes = maxMessageBytes
     const kafka = new Kafka({
       clientId,
       brokers,
@@ -55,22 +115,24 @@ export class KafkaDeadLetters implements DeadLetterSink {
       throw err
     })
     await this.connected
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: letters.map((l) => ({
-        key: l.record.key,
-        value: l.record.value ?? Buffer.alloc(0),
-        headers: {
-          [DLQ_HEADERS.reason]: l.reason,
-          [DLQ_HEADERS.error]: l.error,
-          [DLQ_HEADERS.source]: l.source,
-          [DLQ_HEADERS.topic]: l.record.topic,
-          [DLQ_HEADERS.partition]: String(l.record.partition),
-          [DLQ_HEADERS.offset]: l.record.offset,
-        },
-      })),
-    })
+    // One send is one record batch per partition, and the broker's limit is per batch: the
+    // letters go in groups that fit it.
+    let group: DlqMessage[] = []
+    let bytes = 0
+    const flush = async () => {
+      if (group.length === 0) return
+      await this.producer.send({ topic: this.topic, acks: -1, messages: group })
+      group = []
+      bytes = 0
+    }
+    for (const l of letters) {
+      const m = dlqMessage(l, this.maxMessageBytes)
+      const size = messageBytes(m)
+      if (bytes + size > this.maxMessageBytes) await flush()
+      group.push(m)
+      bytes += size
+    }
+    await flush()
   }
 
   async close(): Promise<void> {

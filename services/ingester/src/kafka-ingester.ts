@@ -41,6 +41,8 @@ export interface KafkaIngesterOptions {
   slowInsertMs?: number
   /** Partitions processed at once. Default: 2. */
   concurrency?: number
+  /** The group's wait for a silent member; heartbeats every third of it. Default: 10 s. */
+  sessionTimeoutMs?: number
   clientId?: string
 }
 
@@ -103,6 +105,7 @@ export class KafkaIngester {
       minBytes: 1024 * 1024,
       slowInsertMs: 2000,
       concurrency: 2,
+      sessionTimeoutMs: 10_000,
       ...options,
     }
     this.ingestor = ingestor
@@ -116,6 +119,10 @@ export class KafkaIngester {
     })
     this.consumer = this.kafka.consumer({
       groupId: this.o.groupId,
+      // A killed member holds its partitions this long: kafkajs's 30 s default was the whole
+      // of a restarted ingester's wait to rejoin.
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: Math.floor(this.o.sessionTimeoutMs / 3),
       minBytes: this.o.minBytes,
       maxWaitTimeInMs: this.o.maxWaitMs,
       maxBytesPerPartition: this.o.maxBytes,

@@ -2,6 +2,7 @@
 // serverless event), and its decoding into an EventBatch with the checks a stored batch must
 // pass. The hot path never throws: a record is either a batch or a reason it is not.
 import { type DecodedBatch, decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
+import { validateBatch } from './validate.ts'
 
 export interface InRecord {
   topic: string
@@ -17,6 +18,7 @@ export type DeadLetterReason =
   | 'empty_record'
   | 'undecodable'
   | 'invalid_batch'
+  | 'invalid_event'
   | 'unknown_topic'
   | 'store_rejected'
 
@@ -67,5 +69,8 @@ export function decodeRecord(r: InRecord): Decoded {
       reason: 'invalid_batch',
       error: `invalid EventBatch: ${problems.join(', ')}`,
     }
+  const invalid = validateBatch(batch)
+  if (invalid.length > 0)
+    return { ok: false, reason: 'invalid_event', error: `out of range: ${invalid.join('; ')}` }
   return { ok: true, batch, events: eventCount(batch) }
 }

@@ -110,7 +110,6 @@ describe('execEvents', () => {
     ['to (exclusive)', { to: iso(3 * S) }, [100, 101]],
     ['window', { from: iso(3 * S), to: iso(3 * S + 1) }, [102, 102]],
     ['namespace of the token', { namespace: 'shop', pod: 'db-0' }, [400]],
-    ['namespace not of the token', { namespace: 'bank' }, []],
     ['function', { function: 'settle' }, []],
     ['nothing matches', { pod: 'nope' }, []],
   ]
@@ -130,6 +129,33 @@ describe('execEvents', () => {
           endCursor: null,
         })
     })
+
+  it('refuses a namespace outside the token with FORBIDDEN_NAMESPACE, not an empty page', async () => {
+    for (const [query, variables] of [
+      [EXEC_QUERY, { filter: { namespace: 'bank' }, first: 100 }],
+      ['query($ns: String!) { seccompProfile(namespace: $ns) { pods } }', { ns: 'bank' }],
+      [
+        'query($ns: String!) { networkPolicy(namespace: $ns) { ingress { peerSpec } } }',
+        { ns: 'bank' },
+      ],
+    ] as const) {
+      const r = await gql(h.api, query, variables)
+      assert.deepEqual(
+        r.errors?.map((e) => [e.message, e.extensions?.code]),
+        [[`the namespace asked for is outside this token's scope (shop)`, 'FORBIDDEN_NAMESPACE']],
+      )
+      assert.ok(!JSON.stringify(r.data ?? null).includes('ledger'))
+    }
+    // The admin token reads it.
+    const admin = await gql(
+      h.api,
+      EXEC_QUERY,
+      { filter: { namespace: 'bank' }, first: 100 },
+      TOKENS.admin,
+    )
+    assert.equal(admin.errors, undefined)
+    assert.ok(admin.data.execEvents.edges.length > 0)
+  })
 
   it('filters by function for the namespace that has it', async () => {
     const r = await gql(h.api, EXEC_QUERY, { filter: { function: 'settle' } }, TOKENS.bank)
@@ -669,11 +695,8 @@ describe('seccompProfile', () => {
     ])
   })
 
-  it('is empty for a pod not seen, or a namespace not of the token', async () => {
-    for (const [ns, pod] of [
-      ['shop', 'nope'],
-      ['bank', 'ledger-1'],
-    ]) {
+  it('is empty for a pod not seen', async () => {
+    for (const [ns, pod] of [['shop', 'nope']]) {
       const r = await gql(
         h.api,
         `query ($ns: String!, $pod: String) { seccompProfile(namespace: $ns, pod: $pod) {
@@ -891,14 +914,12 @@ describe('networkPolicy', () => {
     )
   })
 
-  it('admits nothing for a pod the token cannot read', async () => {
+  it('refuses a namespace the token cannot read', async () => {
     const r = await gql(h.api, Q, { ns: 'bank', pod: 'ledger-1' })
-    assert.deepEqual(r.data.networkPolicy.ingress, [])
-    assert.deepEqual(r.data.networkPolicy.egress, [])
-    assert.deepEqual(r.data.networkPolicy.workloadKind, null)
-    assert.equal(
-      r.data.networkPolicy.warnings[0],
-      'no TCP connections of pod ledger-1 in the window',
+    assert.equal(r.data, null)
+    assert.deepEqual(
+      r.errors?.map((e) => e.extensions?.code),
+      ['FORBIDDEN_NAMESPACE'],
     )
   })
 })

@@ -7,6 +7,7 @@ import {
   type RawQueryResult,
   RETRIABLE_CLICKHOUSE_CODES,
   type Store,
+  storeCannotWrite,
   toJsonEachRow,
 } from './store.ts'
 
@@ -20,7 +21,7 @@ function storeError(what: string, err: unknown): EbbflowError {
   return new EbbflowError(
     code === undefined ? 'STORE_FAILED' : `CLICKHOUSE_${code}`,
     `${what}: ${message}`,
-    { cause: err, retriable: code !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(code) },
+    { cause: err, retriable: storeCannotWrite(code, message) },
   )
 }
 

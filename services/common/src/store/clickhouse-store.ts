@@ -3,12 +3,7 @@
 // whether a retry can help (network failures and overload can; a refused value cannot).
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
 import { EbbflowError } from '../errors.ts'
-import {
-  type InsertOptions,
-  RETRIABLE_CLICKHOUSE_CODES,
-  type Store,
-  withoutDefaults,
-} from './store.ts'
+import { type InsertOptions, type Store, storeCannotWrite, withoutDefaults } from './store.ts'
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'])
 
@@ -22,8 +17,7 @@ function storeError(what: string, err: unknown): EbbflowError {
     `${what}: ${e?.message ?? String(err)}`,
     {
       cause: err,
-      retriable:
-        network || timeout || (chCode !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(chCode)),
+      retriable: network || timeout || storeCannotWrite(chCode, e?.message ?? String(err)),
     },
   )
 }

@@ -90,6 +90,20 @@ export function toJsonEachRow(rows: readonly object[]): string {
  * only mode, coordination hiccups. Anything else (a type the table refuses, a missing table)
  * will fail the same way again.
  */
+/**
+ * Whether an error says the store as a whole cannot write now (its disk is read-only or full,
+ * a file cannot be created), as opposed to refusing these rows: such a failure must pause the
+ * ingester and be retried, never be blamed on the records and dead-lettered. ClickHouse
+ * reports a read-only or full filesystem met while creating a part as STD_EXCEPTION (1001)
+ * with the operating system's words, so those are matched too.
+ */
+export function storeCannotWrite(code: number | undefined, message: string): boolean {
+  if (code !== undefined && RETRIABLE_CLICKHOUSE_CODES.has(code)) return true
+  return /read-only file system|no space left on device|disk quota exceeded|permission denied|cannot (?:create|open|write)/i.test(
+    message,
+  )
+}
+
 export const RETRIABLE_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
   159, // TIMEOUT_EXCEEDED
   164, // READONLY (a replica without Keeper)
@@ -98,6 +112,7 @@ export const RETRIABLE_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
   210, // NETWORK_ERROR
   241, // MEMORY_LIMIT_EXCEEDED
   242, // TABLE_IS_READ_ONLY
+  243, // NOT_ENOUGH_SPACE
   252, // TOO_MANY_PARTS
   319, // UNKNOWN_STATUS_OF_INSERT
   425, // SYSTEM_ERROR

@@ -1,0 +1,129 @@
+// Garbage that decodes: records whose values no kernel and no collector produce (a Metadata
+// message read as a batch, sequence 2^64-1, exit code -2^31, signal 2^32-1, duration 2^64-1,
+// 2,000 forks of pid 0) go to the dead letters with their reason, on chDB through the real
+// Ingestor; the valid record in the same block is stored.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { createLogger } from '@ebbflow/common'
+import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { TOPICS } from '@ebbflow/common/wire'
+import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
+import { Long, v1 } from '@ebbflow/proto'
+
+const U64_MAX = Long.fromString('18446744073709551615', true)
+const t0 = BigInt(Date.now() - 60_000) * 1_000_000n
+const at = (i: number) => Long.fromString((t0 + BigInt(i)).toString(), true)
+
+function batch(id: string, over: Record<string, unknown>): Buffer {
+  return Buffer.from(
+    v1.EventBatch.encode({
+      node: 'node-v',
+      batchId: id,
+      bootId: 'boot-v',
+      firstTimeNs: at(0),
+      lastTimeNs: at(0),
+      ...over,
+    }).finish(),
+  )
+}
+
+const exit = (fields: Record<string, unknown>) => ({
+  exit: [{ timeNs: at(1), task: { pid: 42, tgid: 42, comm: 'x' }, durationNs: at(5), ...fields }],
+})
+
+describe('ingester validation (chDB)', () => {
+  let tmp: string
+  let store: ChdbStore
+
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'ebbflow-validate-'))
+    store = await ChdbStore.open(join(tmp, 'data'))
+    await migrate(store)
+  })
+  after(async () => {
+    await store?.close()
+    if (tmp) rmSync(tmp, { recursive: true, force: true })
+  })
+
+  it('dead-letters each out-of-range record with its reason and stores the valid one', async () => {
+    const metadata = Buffer.from(
+      v1.Metadata.encode({ node: 'node-v', namespace: 'ns', pod: 'p' } as never).finish(),
+    )
+    const cases: [string, Buffer, RegExp][] = [
+      ['metadata', metadata, /./],
+      [
+        'sequence',
+        batch('seq', {
+          sequence: U64_MAX,
+          exec: [
+            {
+              timeNs: at(1),
+              task: { pid: 7, tgid: 7, comm: 'a' },
+              filename: '/bin/a',
+              args: ['a'],
+            },
+          ],
+        }),
+        /sequence .* out of range/,
+      ],
+      [
+        'exit code',
+        batch('code', exit({ exitCode: -(2 ** 31) })),
+        /exit code -2147483648 out of range/,
+      ],
+      ['signal', batch('sig', exit({ signal: 2 ** 32 - 1 })), /signal 4294967295 out of range/],
+      ['duration', batch('dur', exit({ durationNs: U64_MAX })), /duration .* out of range/],
+      [
+        'forks of pid 0',
+        batch('forks', {
+          fork: Array.from({ length: 2000 }, (_, i) => ({ timeNs: at(i), task: {} })),
+        }),
+        /fork\[0\]: pid 0 out of range.*and \d+ more/,
+      ],
+    ]
+    const valid = batch('good', exit({ exitCode: 3, signal: 9 }))
+    const records: InRecord[] = [...cases.map(([, value]) => value), valid].map((value, i) => ({
+      topic: TOPICS.exec,
+      partition: 0,
+      offset: String(i),
+      key: null,
+      value,
+    }))
+    const ingestor = new Ingestor({
+      store,
+      deadLetters: new StoreDeadLetters(store),
+      metrics: new IngestMetrics(),
+      logger: createLogger('test', 'silent'),
+      source: 'validate',
+    })
+    const result = await ingestor.ingestBlock(records, 'validate-1')
+    assert.equal(result.deadLetters, cases.length)
+    assert.equal(result.stored, 1)
+    const letters = await store.query<{ offset: string; reason: string; error: string }>(
+      "SELECT offset, reason, error FROM ebbflow.dead_letters WHERE source = 'validate' ORDER BY toUInt64(offset)",
+    )
+    assert.deepEqual(
+      letters.map((l) => l.offset),
+      cases.map((_, i) => String(i)),
+    )
+    for (const [i, [name, , error]] of cases.entries()) {
+      assert.ok(
+        ['invalid_event', 'invalid_batch', 'undecodable'].includes(letters[i]!.reason),
+        name,
+      )
+      assert.match(letters[i]!.error, error, name)
+    }
+    assert.equal(
+      letters[0]!.reason === 'invalid_batch' || /no events/.test(letters[0]!.error),
+      true,
+    )
+    const exits = await store.query<{ exit_code: number; signal: number; pid: number }>(
+      "SELECT * FROM ebbflow.process_events WHERE node = 'node-v'",
+    )
+    assert.equal(exits.length, 1, JSON.stringify(exits))
+    assert.equal(Number(exits[0]!.exit_code), 3)
+  })
+})
