@@ -5,7 +5,6 @@ import {
   type InsertOptions,
   type RawQueryOptions,
   type RawQueryResult,
-  RETRIABLE_CLICKHOUSE_CODES,
   type Store,
   storeCannotWrite,
   toJsonEachRow,
