@@ -49,4 +49,14 @@ fi
 make -s -C bpf
 make -s -C native
 infra/kafka/kafka.sh fetch # Kafka jars for the integration tests (cached; a no-op when present)
+
+# --- Web console (services/console) ---
+# The console is bundled (esbuild) into static files the API serves at `/`. Debian's chromium,
+# driven by npm playwright-core, is the real browser its tests run in.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (browser tests of the console)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+npm run -s -w @ebbflow/console build
 log "ready"

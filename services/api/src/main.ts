@@ -44,9 +44,10 @@ export async function runApi(
     ...(live ? { live } : {}),
   })
   const server = await startApiServer({ api, port: config.port, host: config.host })
-  logger.info({ url: server.url, store: where }, 'api listening')
+  logger.info({ url: server.url, console: server.consoleUrl, store: where }, 'api listening')
   return {
     url: server.url,
+    ...(server.consoleUrl ? { consoleUrl: server.consoleUrl } : {}),
     close: async () => {
       await server.close()
       await kafkaLive?.close()

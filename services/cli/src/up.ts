@@ -224,11 +224,12 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
         kernel: report.features.kernelRelease,
         features: missingFeatures(report.features),
         enrichment: collector.enrichment.mode,
+        console: server.consoleUrl,
         api: server.url,
         store: `${kind} ${where}`,
         migrationsApplied: migrated.applied.length,
       },
-      `ebbflow is up: GraphQL at ${server.url}, data in ${where}`,
+      `ebbflow is up: console at ${server.consoleUrl ?? '(not served)'}, GraphQL at ${server.url}, data in ${where}`,
     )
     const status = startStatus(flags, collector.capture, stored, logger)
     closers.push(async () => status())
