@@ -2,7 +2,7 @@
 // own port: `/` and `/assets/*`. Everything else goes on to the GraphQL server, so the console
 // is same-origin with `/graphql` and needs no CORS. Kept apart from app.ts so the API's own
 // request handling stays one module.
-import { existsSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -47,9 +47,21 @@ function isConsolePath(pathname: string): boolean {
  * to build it. Requests for other paths, and other methods than GET and HEAD, go to `next`.
  */
 export function consoleHandler(dir: string = DEFAULT_CONSOLE_DIR): ConsoleHandler {
-  const built = existsSync(join(dir, 'index.html'))
-  const files = built
-    ? sirv(dir, {
+  const index = join(dir, 'index.html')
+  // sirv lists the files and their sizes once. A rebuild (scripts/setup.sh run again while the
+  // server runs) writes a new index.html naming new assets: the list is made again then.
+  let files: ReturnType<typeof sirv> | undefined
+  let builtAt = -1
+  const current = () => {
+    let mtime: number
+    try {
+      mtime = statSync(index).mtimeMs
+    } catch {
+      return undefined
+    }
+    if (mtime !== builtAt || !files) {
+      builtAt = mtime
+      files = sirv(dir, {
         etag: true,
         dotfiles: false,
         setHeaders(res, pathname) {
@@ -61,12 +73,15 @@ export function consoleHandler(dir: string = DEFAULT_CONSOLE_DIR): ConsoleHandle
           )
         },
       })
-    : undefined
+    }
+    return files
+  }
   return (req, res, next) => {
     const pathname = (req.url ?? '/').split('?', 1)[0]!
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !isConsolePath(pathname)) return next()
-    if (files) {
-      files(req, res, () => {
+    const serve = current()
+    if (serve) {
+      serve(req, res, () => {
         securityHeaders(res)
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
         res.end('not found\n')
@@ -77,7 +92,7 @@ export function consoleHandler(dir: string = DEFAULT_CONSOLE_DIR): ConsoleHandle
     securityHeaders(res)
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' })
     res.end(
-      'The web console is not built. Run scripts/setup.sh (or npm run -w @ebbflow/console build) and restart.\nGraphQL answers at /graphql.\n',
+      'The web console is not built. Run scripts/setup.sh (or npm run -w @ebbflow/console build).\nGraphQL answers at /graphql.\n',
     )
   }
 }

@@ -2,7 +2,7 @@
 // main element and returns what stops it (timers, streams, widgets) when the URL moves on.
 import './style.css'
 import { fill, h, note } from './dom.ts'
-import { currentRoute, href, type View } from './route.ts'
+import { currentRoute, href, REFRESH, type View } from './route.ts'
 import { healthView } from './views/health.ts'
 import { liveView } from './views/live.ts'
 import { mapView } from './views/map.ts'
@@ -56,4 +56,8 @@ function show(): void {
 }
 
 window.addEventListener('hashchange', show)
+window.addEventListener(REFRESH, () => {
+  shown = ''
+  show()
+})
 show()

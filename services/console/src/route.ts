@@ -39,8 +39,13 @@ export function update(
   }
   const url = href(view, next)
   if (options.replace) history.replaceState(null, '', url)
+  // The same state again (Apply without changes) means: load it again.
+  else if (url === location.hash) window.dispatchEvent(new Event(REFRESH))
   else location.hash = url
 }
+
+/** Asks the shell to render the current view again, with fresh data. */
+export const REFRESH = 'ebbflow:refresh'
 
 /** The time window of a view: `from`/`to` as given, or the last `range` (default 1h). */
 export function window_(params: URLSearchParams): { from: string; to: string | null } {

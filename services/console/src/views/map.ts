@@ -96,6 +96,7 @@ export function mapView(root: HTMLElement, params: URLSearchParams): () => void 
   const selected = params.get('node')
   const graph = h('div', { class: 'graph', 'aria-label': 'service map' })
   const side = h('aside', { class: 'detail' })
+  const edgeList = h('details', { class: 'edge-list' })
   const table = h('div', {}, note('Loading connections…'))
   const q = params.get('q') ?? ''
   fill(
@@ -106,6 +107,7 @@ export function mapView(root: HTMLElement, params: URLSearchParams): () => void 
       { key: 'q', label: 'Search', placeholder: 'process, address or port' },
     ]),
     h('div', { class: 'map' }, graph, side),
+    edgeList,
     h('h2', {}, 'Connections'),
     table,
   )
@@ -267,6 +269,50 @@ export function mapView(root: HTMLElement, params: URLSearchParams): () => void 
         ],
       })
       cy.on('tap', 'node', (ev) => update({ node: ev.target.id() }))
+      // The same edges as text: for readers of the page who cannot see the drawing, and to copy.
+      const names = new Map(
+        m.nodes.map((n) => [n.id, n.external ? n.name : `${n.name} (${n.kind})`]),
+      )
+      fill(
+        edgeList,
+        h('summary', {}, `${count(m.edges.length)} edges as a table`),
+        h(
+          'table',
+          { class: 'edges' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', {}, 'Client'),
+              h('th', {}, 'Server'),
+              h('th', {}, 'Port'),
+              h('th', {}, 'Connections'),
+              h('th', {}, 'Failed'),
+              h('th', {}, 'Sent'),
+              h('th', {}, 'Received'),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            m.edges.map((e) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, names.get(e.source) ?? e.source),
+                h('td', {}, names.get(e.target) ?? e.target),
+                h('td', { class: 'num' }, e.port),
+                h('td', { class: 'num' }, count(e.connections)),
+                h('td', { class: 'num' }, count(e.failedConnections)),
+                h('td', { class: 'num' }, bytes(e.bytesSent)),
+                h('td', { class: 'num' }, bytes(e.bytesReceived)),
+              ),
+            ),
+          ),
+        ),
+      )
       const node = selected ? m.nodes.find((n) => n.id === selected) : undefined
       if (node) {
         cy.getElementById(node.id).select()

@@ -170,12 +170,12 @@ function player(
   const back = h(
     'button',
     { type: 'button', class: 'back', 'aria-label': 'previous command' },
-    '⏮ Back',
+    '‹ Back',
   )
   const next = h(
     'button',
     { type: 'button', class: 'next', 'aria-label': 'next command' },
-    'Step ⏭',
+    'Step ›',
   )
   const speed = h(
     'select',
