@@ -114,6 +114,10 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
     loadApiConfig(
       {
         open: flags.tokensFile || env.EBBFLOW_API_TOKENS_FILE ? 'false' : 'true',
+        // GraphiQL for a browser at /graphql, next to the console at /; the environment decides
+        // when it says.
+        ...(env.EBBFLOW_GRAPHIQL === undefined ? { graphiql: 'true' } : {}),
+        ...(env.EBBFLOW_INTROSPECTION === undefined ? { introspection: 'true' } : {}),
         ...Object.fromEntries(
           Object.entries({
             port: flags.port,
