@@ -122,7 +122,16 @@ if [[ ! -x "$CHQUERY_BIN" ]]; then
   log "building tests/support/chquery (clickhouse-go) into $CHQUERY_BIN"
   (cd "$CHQUERY_SRC" && GOTOOLCHAIN=local "$GO" build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
 fi
-log "ready"
+
+# --- Web console (services/console) ---
+# The console is bundled (esbuild) into static files the API serves at `/`. Debian's chromium,
+# driven by npm playwright-core, is the real browser its tests run in.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (browser tests of the console)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+npm run -s -w @ebbflow/console build
 
 # ---- acceptance tests (tests/acceptance) ----------------------------------------------------
 # python3-seccomp (libseccomp's Python binding, for Debian's /usr/bin/python3) loads the
@@ -132,3 +141,4 @@ if ! dpkg-query -W -f='${Status}' python3-seccomp 2>/dev/null | grep -q 'install
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-seccomp >/dev/null
 fi
+log "ready"

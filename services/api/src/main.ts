@@ -50,9 +50,10 @@ export async function runApi(
     host: config.host,
     guard: guardOf(config),
   })
-  logger.info({ url: server.url, store: where }, 'api listening')
+  logger.info({ url: server.url, console: server.consoleUrl, store: where }, 'api listening')
   return {
     url: server.url,
+    ...(server.consoleUrl ? { consoleUrl: server.consoleUrl } : {}),
     close: async () => {
       await server.close()
       await kafkaLive?.close()

@@ -2,11 +2,14 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Api } from './app.ts'
+import { consoleHandler } from './console.ts'
 import { DEFAULT_MAX_BODY_BYTES, type GuardOptions, httpGuard } from './guard.ts'
 
 export interface ApiServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
   url: string
+  /** The web console, e.g. http://127.0.0.1:4000/ (absent when not served). */
+  consoleUrl?: string
   close(): Promise<void>
 }
 
@@ -17,6 +20,8 @@ export async function startApiServer(options: {
   host: string
   /** Host names and the body limit (see guard.ts). Default: loopback names, 1 MB. */
   guard?: Partial<Pick<GuardOptions, 'allowedHosts' | 'maxBodyBytes'>>
+  /** The console's built files (default: services/console/dist); false: no console. */
+  console?: string | false
 }): Promise<ApiServer> {
   const guard = httpGuard(
     {
@@ -27,8 +32,14 @@ export async function startApiServer(options: {
     options.host,
     () => (server.address() as AddressInfo).port,
   )
+  const api = options.api
+  const serveConsole =
+    options.console === false ? undefined : consoleHandler(options.console ?? undefined)
+  // The guard (Host header, body size) comes first, for the console's files as for GraphQL.
   const server = createServer((req, res) => {
-    if (!guard(req, res)) void options.api(req, res)
+    if (guard(req, res)) return
+    if (serveConsole) serveConsole(req, res, () => api(req, res))
+    else void api(req, res)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -41,6 +52,7 @@ export async function startApiServer(options: {
   const host = options.host.includes(':') ? `[${options.host}]` : options.host
   return {
     url: `http://${host}:${port}${options.api.graphqlEndpoint}`,
+    ...(serveConsole ? { consoleUrl: `http://${host}:${port}/` } : {}),
     close: () =>
       new Promise<void>((resolve, reject) => {
         // Server-sent event streams stay open; end them so close() does not wait forever.

@@ -122,6 +122,10 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
     loadApiConfig(
       {
         open: flags.tokensFile || env.EBBFLOW_API_TOKENS_FILE ? 'false' : 'true',
+        // GraphiQL for a browser at /graphql, next to the console at /; the environment decides
+        // when it says.
+        ...(env.EBBFLOW_GRAPHIQL === undefined ? { graphiql: 'true' } : {}),
+        ...(env.EBBFLOW_INTROSPECTION === undefined ? { introspection: 'true' } : {}),
         ...Object.fromEntries(
           Object.entries({
             port: flags.port,
@@ -287,11 +291,12 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
         kernel: report.features.kernelRelease,
         features: missingFeatures(report.features),
         enrichment: collector.enrichment.mode,
+        console: server.consoleUrl,
         api: server.url,
         store: `${kind} ${where}`,
         migrationsApplied: migrated.applied.length,
       },
-      `ebbflow is up: GraphQL at ${server.url}, data in ${where}`,
+      `ebbflow is up: console at ${server.consoleUrl ?? '(not served)'}, GraphQL at ${server.url}, data in ${where}`,
     )
     const status = startStatus(flags, collector.capture, stored, logger)
     closers.push(async () => status())

@@ -1,12 +1,17 @@
-// One logger for every service: JSON lines on stderr (stdout is left to data, such as
-// `collect --output json`), secrets redacted by default.
-import { type Logger, pino } from 'pino'
+// One logger for every service: log lines on stderr (stdout is left to data, such as
+// `collect --output json`), secrets redacted by default. JSON lines for machines and files;
+// on a terminal, readable lines (pino-pretty), so `ebbflow up` can be read as it runs.
+import { type DestinationStream, type Logger, pino } from 'pino'
+import { prettyFactory } from 'pino-pretty'
 
 export type { Logger }
 
 /** pino's levels, for every service's `logLevel` setting. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** `auto`: readable lines when stderr is a terminal, JSON lines otherwise. */
+export type LogFormat = 'json' | 'pretty' | 'auto'
 
 const REDACT = [
   '*.password',
@@ -17,6 +22,33 @@ const REDACT = [
   '*.secret',
 ]
 
-export function createLogger(name: string, level: LogLevel = 'info'): Logger {
-  return pino({ name, level, redact: { paths: REDACT, censor: '[redacted]' } }, pino.destination(2))
+/**
+ * Formats each line in the writing call, not in a worker or a piped stream: a line logged just
+ * before the process exits (a fatal start-up error) is on the terminal when it exits.
+ */
+function prettyStderr(): DestinationStream {
+  const format = prettyFactory({
+    colorize: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    singleLine: false,
+  })
+  return {
+    write(line: string) {
+      // Clears a status line that `ebbflow up` keeps at the bottom (it draws it again).
+      process.stderr.write(`\r\x1b[2K${format(line)}`)
+    },
+  }
+}
+
+export function createLogger(
+  name: string,
+  level: LogLevel = 'info',
+  format: LogFormat = 'auto',
+): Logger {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stderr.isTTY === true)
+  return pino(
+    { name, level, redact: { paths: REDACT, censor: '[redacted]' } },
+    pretty ? prettyStderr() : pino.destination(2),
+  )
 }
