@@ -332,4 +332,37 @@ describe('TCP records', { skip, timeout: 120_000 }, () => {
       await clientCg.remove()
     }
   })
+
+  it('a refused connect: connect_failed from the client, with its ports and owner', async () => {
+    const clientCg = createCgroup('refused-client')
+    const { capture, sink } = startCapture({ families: 'net' })
+    try {
+      const port = await freePort('127.0.0.1') // nothing listens there: the SYN gets a RST
+      const clientPort = await freePort('127.0.0.1')
+      const client = await clientCg.run([
+        'perl',
+        '-MIO::Socket::IP',
+        '-e',
+        'IO::Socket::IP->new(PeerHost => "127.0.0.1", PeerPort => $ARGV[0], LocalPort => $ARGV[1]) and die "connected"; print "refused\n";',
+        String(port),
+        String(clientPort),
+      ])
+      assert.equal(client.code, 0, client.stderr)
+      assert.match(client.stdout, /refused/)
+      const mine = () => sink.of('tcp').filter((e) => e.cgroupId === clientCg.id)
+      await sink.waitFor(() => mine().length > 0, 10_000, 'the failed connect')
+      assert.deepEqual(
+        mine().map((e) => e.tcp),
+        ['connect_failed'],
+      )
+      const e = mine()[0]!
+      assert.equal(e.role, 'active')
+      assert.equal(e.pid, client.pid)
+      assert.equal(e.comm, 'perl')
+      assertEndpoints(e, { family: 4, address: '127.0.0.1', sport: clientPort, dport: port }, e.tcp)
+    } finally {
+      await capture.stop()
+      await clientCg.remove()
+    }
+  })
 })
