@@ -348,8 +348,8 @@ function isoOf(chTime: string): string {
 }
 
 /**
- * One row as a sample when it passes the condition: `label_*` columns are labels, `value` the
- * value (1 without one), every other column an annotation; the rule's labels and alertname are
+ * One row as a sample when it passes the condition: `label_*` columns are labels (empty ones
+ * dropped), `value` the value (1 without one), every other column an annotation; the rule's labels and alertname are
  * added, its annotation templates filled.
  */
 export function sampleOf(rule: Rule, row: Record<string, unknown>): Sample[] {
@@ -357,8 +357,11 @@ export function sampleOf(rule: Rule, row: Record<string, unknown>): Sample[] {
   const annotations: Record<string, string> = {}
   let value = 1
   for (const [k, v] of Object.entries(row)) {
-    if (k.startsWith('label_')) labels[k.slice(6)] = text(v)
-    else if (k === 'value') value = Number(v)
+    if (k.startsWith('label_')) {
+      // As in Prometheus, an empty label is no label (and not part of the identity).
+      const t = text(v)
+      if (t !== '') labels[k.slice(6)] = t
+    } else if (k === 'value') value = Number(v)
     else annotations[k] = text(v)
   }
   if (!passes(rule.condition, value)) return []
@@ -387,6 +390,11 @@ export async function checkRules(store: Store, rules: readonly Rule[]): Promise<
         `DESCRIBE TABLE (SELECT * FROM (${rule.sql}\n) LIMIT 0)`,
         params,
       )
+      for (const c of columns)
+        if (c.name.startsWith('label_') && !/^label_[A-Za-z_][A-Za-z0-9_]*$/.test(c.name))
+          problems.push(
+            `${rule.file}:${rule.line}: rule ${rule.name}: column "${c.name}" is not a valid label name (letters, digits, _ after label_)`,
+          )
       const value = columns.find((c) => c.name === 'value')
       if (rule.condition.kind === 'threshold' && !value)
         problems.push(

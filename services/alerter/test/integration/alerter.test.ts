@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import { createLogger, EbbflowError } from '@ebbflow/common'
 import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { WebhookReceiver } from '../../../../tests/support/webhook-receiver.ts'
-import { Alerter, type AlerterOptions, runOnce } from '../../src/alerter.ts'
+import { Alerter, type AlerterOptions, checkRules, runOnce } from '../../src/alerter.ts'
 import { AlerterMetrics } from '../../src/metrics.ts'
 import { parseRuleFile, type Rule } from '../../src/rules.ts'
 import { chTime } from '../../src/store-state.ts'
@@ -179,6 +179,16 @@ describe('alerter on chDB', { timeout: 120_000 }, () => {
       5000,
       'GaugeGood',
     )
+    // --check's view of the same rules, plus columns Alertmanager would refuse.
+    const badLabel = rule(`  - name: BadLabel
+    condition: value > 0
+    sql: SELECT 1 AS \`label_a-b\`, 'x' AS value
+`)
+    const problems = await checkRules(store, [broken, good, badLabel])
+    assert.equal(problems.length, 3, problems.join('\n'))
+    assert.match(problems[0]!, /^test\.yaml:4: rule BrokenSql: .*no_such_table/)
+    assert.match(problems[1]!, /rule BadLabel: column "label_a-b" is not a valid label name/)
+    assert.match(problems[2]!, /rule BadLabel: column "value" is String, not a number/)
   })
 
   it('a webhook that is down gets the transition once it is back, once', async () => {
