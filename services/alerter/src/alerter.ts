@@ -92,8 +92,9 @@ export class Alerter {
       return { rule: rule.name, slot, outcome: 'skipped', reason: 'slot already evaluated' }
     // Another replica is still on an earlier slot: let it finish, so this one starts from the
     // state it writes. A replica that died mid-way is given up on after one interval.
-    const waitUntil = this.now() + Math.min(rule.everyMs, 10_000)
-    while (last.claimed > last.done && last.claimed < slot && this.now() < waitUntil) {
+    // Real elapsed time, not the (injectable) evaluation clock, bounds the wait.
+    const waitUntil = performance.now() + Math.min(rule.everyMs, 10_000)
+    while (last.claimed > last.done && last.claimed < slot && performance.now() < waitUntil) {
       await new Promise((r) => setTimeout(r, 50))
       last = await this.state.lastEvaluations(rule.name)
     }
@@ -173,6 +174,18 @@ export class Alerter {
       instances: outcome.active.size,
       durationMs: performance.now() - started,
     })
+    logger.debug(
+      {
+        rule: rule.name,
+        slot,
+        health,
+        rows: rows.length,
+        active: outcome.active.size,
+        windowStart,
+        windowEnd,
+      },
+      'rule evaluated',
+    )
     for (const t of outcome.transitions)
       logger.info(
         {
