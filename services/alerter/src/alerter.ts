@@ -88,8 +88,12 @@ export class Alerter {
     const { logger, store } = this.deps
     const slot = Math.floor(ts / rule.everyMs)
     let last = await this.state.lastEvaluations(rule.name)
-    if (last.done >= slot)
+    if (last.done >= slot) {
+      // A run repeated within one slot (a CronJob retried) still delivers what earlier runs
+      // could not; delivery claims keep it from sending anything twice.
+      await this.deliverWebhooks(rule)
       return { rule: rule.name, slot, outcome: 'skipped', reason: 'slot already evaluated' }
+    }
     // Another replica is still on an earlier slot: let it finish, so this one starts from the
     // state it writes. A replica that died mid-way is given up on after one interval.
     // Real elapsed time, not the (injectable) evaluation clock, bounds the wait.
