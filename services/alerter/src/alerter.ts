@@ -88,12 +88,17 @@ export class Alerter {
     const { logger, store } = this.deps
     const slot = Math.floor(ts / rule.everyMs)
     let last = await this.state.lastEvaluations(rule.name)
-    if (last.done >= slot)
+    if (last.done >= slot) {
+      // A run repeated within one slot (a CronJob retried) still delivers what earlier runs
+      // could not; delivery claims keep it from sending anything twice.
+      await this.deliverWebhooks(rule)
       return { rule: rule.name, slot, outcome: 'skipped', reason: 'slot already evaluated' }
+    }
     // Another replica is still on an earlier slot: let it finish, so this one starts from the
     // state it writes. A replica that died mid-way is given up on after one interval.
-    const waitUntil = this.now() + Math.min(rule.everyMs, 10_000)
-    while (last.claimed > last.done && last.claimed < slot && this.now() < waitUntil) {
+    // Real elapsed time, not the (injectable) evaluation clock, bounds the wait.
+    const waitUntil = performance.now() + Math.min(rule.everyMs, 10_000)
+    while (last.claimed > last.done && last.claimed < slot && performance.now() < waitUntil) {
       await new Promise((r) => setTimeout(r, 50))
       last = await this.state.lastEvaluations(rule.name)
     }
@@ -173,6 +178,18 @@ export class Alerter {
       instances: outcome.active.size,
       durationMs: performance.now() - started,
     })
+    logger.debug(
+      {
+        rule: rule.name,
+        slot,
+        health,
+        rows: rows.length,
+        active: outcome.active.size,
+        windowStart,
+        windowEnd,
+      },
+      'rule evaluated',
+    )
     for (const t of outcome.transitions)
       logger.info(
         {
@@ -348,8 +365,8 @@ function isoOf(chTime: string): string {
 }
 
 /**
- * One row as a sample when it passes the condition: `label_*` columns are labels, `value` the
- * value (1 without one), every other column an annotation; the rule's labels and alertname are
+ * One row as a sample when it passes the condition: `label_*` columns are labels (empty ones
+ * dropped), `value` the value (1 without one), every other column an annotation; the rule's labels and alertname are
  * added, its annotation templates filled.
  */
 export function sampleOf(rule: Rule, row: Record<string, unknown>): Sample[] {
@@ -357,8 +374,11 @@ export function sampleOf(rule: Rule, row: Record<string, unknown>): Sample[] {
   const annotations: Record<string, string> = {}
   let value = 1
   for (const [k, v] of Object.entries(row)) {
-    if (k.startsWith('label_')) labels[k.slice(6)] = text(v)
-    else if (k === 'value') value = Number(v)
+    if (k.startsWith('label_')) {
+      // As in Prometheus, an empty label is no label (and not part of the identity).
+      const t = text(v)
+      if (t !== '') labels[k.slice(6)] = t
+    } else if (k === 'value') value = Number(v)
     else annotations[k] = text(v)
   }
   if (!passes(rule.condition, value)) return []
@@ -387,6 +407,11 @@ export async function checkRules(store: Store, rules: readonly Rule[]): Promise<
         `DESCRIBE TABLE (SELECT * FROM (${rule.sql}\n) LIMIT 0)`,
         params,
       )
+      for (const c of columns)
+        if (c.name.startsWith('label_') && !/^label_[A-Za-z_][A-Za-z0-9_]*$/.test(c.name))
+          problems.push(
+            `${rule.file}:${rule.line}: rule ${rule.name}: column "${c.name}" is not a valid label name (letters, digits, _ after label_)`,
+          )
       const value = columns.find((c) => c.name === 'value')
       if (rule.condition.kind === 'threshold' && !value)
         problems.push(

@@ -9,10 +9,10 @@ import { after, before, describe, it } from 'node:test'
 import { createLogger, EbbflowError } from '@ebbflow/common'
 import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { WebhookReceiver } from '../../../../tests/support/webhook-receiver.ts'
-import { Alerter, type AlerterOptions, runOnce } from '../../src/alerter.ts'
+import { Alerter, type AlerterOptions, checkRules, runOnce } from '../../src/alerter.ts'
 import { AlerterMetrics } from '../../src/metrics.ts'
 import { parseRuleFile, type Rule } from '../../src/rules.ts'
-import { chTime } from '../../src/store-state.ts'
+import { AlertStore, chTime } from '../../src/store-state.ts'
 
 const logger = createLogger('alerter-test', 'silent')
 const S = 1000
@@ -179,6 +179,16 @@ describe('alerter on chDB', { timeout: 120_000 }, () => {
       5000,
       'GaugeGood',
     )
+    // --check's view of the same rules, plus columns Alertmanager would refuse.
+    const badLabel = rule(`  - name: BadLabel
+    condition: value > 0
+    sql: SELECT 1 AS \`label_a-b\`, 'x' AS value
+`)
+    const problems = await checkRules(store, [broken, good, badLabel])
+    assert.equal(problems.length, 3, problems.join('\n'))
+    assert.match(problems[0]!, /^test\.yaml:4: rule BrokenSql: .*no_such_table/)
+    assert.match(problems[1]!, /rule BadLabel: column "label_a-b" is not a valid label name/)
+    assert.match(problems[2]!, /rule BadLabel: column "value" is String, not a number/)
   })
 
   it('a webhook that is down gets the transition once it is back, once', async () => {
@@ -210,6 +220,38 @@ describe('alerter on chDB', { timeout: 120_000 }, () => {
     assert.deepEqual(
       outcomes.map((o) => `${o.phase}#${o.generation}`),
       ['failed#0', 'delivered#1'],
+    )
+  })
+
+  it('a replica that died after claiming a slot holds the next one up for one interval at most', async () => {
+    const r = gaugeRule('GaugeDeadReplica', 'g6')
+    await setGauge(store, 'g6', 'node-f', 1)
+    const first = await once(r, 50)
+    assert.ok(first.outcome === 'evaluated')
+    // A replica claims slot 51 and dies before finishing it.
+    assert.equal(
+      await new AlertStore(store, 'dead').claimSlot(
+        r.name,
+        Math.floor((T + 51 * S) / S),
+        T + 51 * S,
+      ),
+      true,
+    )
+    assert.equal((await once(r, 51)).outcome, 'skipped', 'the claimed slot is not taken over')
+    const started = performance.now()
+    const next = await once(r, 52)
+    const waited = performance.now() - started
+    assert.ok(
+      next.outcome === 'evaluated' && next.windowStart === first.windowEnd,
+      JSON.stringify(next),
+    )
+    assert.ok(
+      waited >= 900 && waited < 10_000,
+      `waited ${Math.round(waited)} ms for the dead replica`,
+    )
+    assert.deepEqual(
+      hooksFor('GaugeDeadReplica').map((x) => x.body.status),
+      ['firing'],
     )
   })
 

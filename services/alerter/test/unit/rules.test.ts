@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { sampleOf } from '../../src/alerter.ts'
 import { parseDuration } from '../../src/duration.ts'
 import { expandTemplate, loadRules, parseRuleFile, passes, RulesError } from '../../src/rules.ts'
 
@@ -73,5 +74,22 @@ describe('rule files', { timeout: 10_000 }, () => {
     assert.equal(parseDuration('1h30m'), 5_400_000)
     assert.equal(parseDuration('500ms'), 500)
     assert.throws(() => parseDuration('5 minutes'), /not a duration/)
+  })
+
+  it('a row becomes labels, value and annotations; empty labels are no labels', () => {
+    const problems: string[] = []
+    const [r] = parseRuleFile(
+      'a.yaml',
+      'rules:\n  - name: R\n    condition: value > 1\n    labels: { team: t }\n    annotations: { s: "{{ $labels.pod }}={{ $value }}" }\n    sql: SELECT 1\n',
+      problems,
+    )
+    assert.deepEqual(sampleOf(r!, { label_pod: 'web', label_ns: '', value: '2', note: 7 }), [
+      {
+        labels: { pod: 'web', team: 't', alertname: 'R' },
+        annotations: { note: '7', s: 'web=2' },
+        value: 2,
+      },
+    ])
+    assert.deepEqual(sampleOf(r!, { label_pod: 'web', value: 1 }), [], 'below the threshold')
   })
 })
