@@ -411,7 +411,6 @@ export async function handleClickHouseHttp(
         written_rows: '0',
         written_bytes: '0',
         total_rows_to_read: String(result.rowsRead),
-        result_rows: '0',
         result_bytes: String(bytes.length),
         elapsed_ns: String(process.hrtime.bigint() - started),
       }),
