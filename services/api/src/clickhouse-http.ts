@@ -75,6 +75,7 @@ const EXCEPTION_NAMES: Record<number, string> = {
   81: 'UNKNOWN_DATABASE',
   115: 'UNKNOWN_SETTING',
   164: 'READONLY',
+  344: 'SUPPORT_IS_DISABLED',
   393: 'QUERY_IS_TOO_LARGE',
   497: 'ACCESS_DENIED',
   516: 'AUTHENTICATION_FAILED',
@@ -136,6 +137,7 @@ export interface ParsedStatement {
  */
 export function parseStatement(text: string): ParsedStatement {
   let keyword = ''
+  let previous = ''
   let end = -1
   let i = 0
   const n = text.length
@@ -162,11 +164,21 @@ export function parseStatement(text: string): ParsedStatement {
     } else if (/\s/.test(c)) i++
     else {
       if (end >= 0) throw refuse(62, 'Syntax error (Multi-statements are not allowed)')
-      if (keyword === '') {
-        const m = /^[A-Za-z]+/.exec(text.slice(i))
-        keyword = m ? m[0].toUpperCase() : c === '(' ? 'SELECT' : c
-        i += m ? m[0].length : 1
-      } else i++
+      const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i))?.[0]
+      if (word === undefined) {
+        if (keyword === '') keyword = c === '(' ? 'SELECT' : c
+        previous = ''
+        i++
+        continue
+      }
+      const upper = word.toUpperCase()
+      if (keyword === '') keyword = upper
+      // chDB is clickhouse-local, which writes INTO OUTFILE itself, readonly or not; a
+      // ClickHouse server refuses it over HTTP as well.
+      if (previous === 'INTO' && upper === 'OUTFILE')
+        throw refuse(344, 'INTO OUTFILE is not allowed', 403)
+      previous = upper
+      i += word.length
     }
   }
   let sql = (end < 0 ? text : text.slice(0, end)).trimEnd()
@@ -399,7 +411,6 @@ export async function handleClickHouseHttp(
         written_rows: '0',
         written_bytes: '0',
         total_rows_to_read: String(result.rowsRead),
-        result_rows: '0',
         result_bytes: String(bytes.length),
         elapsed_ns: String(process.hrtime.bigint() - started),
       }),

@@ -3,6 +3,9 @@
 // tests/support/chquery) and @clickhouse/client. Every expected value is written by this test
 // (literals) or read from chDB directly, never through the interface under test.
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client'
@@ -101,6 +104,7 @@ describe('ClickHouse HTTP interface (/clickhouse)', { timeout: 120_000 }, () => 
   })
 
   it('refuses writes, DDL, multi-statements and settings that lift read-only', async () => {
+    const outfile = join(tmpdir(), `ebbflow-outfile-${process.pid}.csv`)
     const [before] = await h.store.query<{ n: string }>('SELECT count() AS n FROM ebbflow.traffic')
     const results = await chquery(conn(closed), [
       { id: 'insert', sql: "INSERT INTO ebbflow.traffic (node) VALUES ('x')" },
@@ -110,6 +114,8 @@ describe('ClickHouse HTTP interface (/clickhouse)', { timeout: 120_000 }, () => 
       { id: 'settings', sql: 'SELECT 1 SETTINGS readonly = 0' },
       { id: 'limit', sql: 'SELECT 1 SETTINGS max_result_rows = 0' },
       { id: 'file', sql: "SELECT * FROM file('/etc/hostname', 'LineAsString')" },
+      { id: 'outfile', sql: `SELECT 1 INTO OUTFILE '${outfile}' FORMAT CSV` },
+      { id: 'outfile2', sql: `SELECT 1 into /* c */ outfile '${outfile}'` },
     ])
     const byId = Object.fromEntries(results.map((r) => [r.id, r.error ?? '']))
     assert.match(byId.insert!, /HTTP 403.*Code: 164.*readonly mode.*READONLY/)
@@ -119,6 +125,9 @@ describe('ClickHouse HTTP interface (/clickhouse)', { timeout: 120_000 }, () => 
     assert.match(byId.settings!, /Code: 164.*Cannot modify 'readonly' setting in readonly mode/)
     assert.match(byId.limit!, /Code: 164.*Cannot modify 'max_result_rows'/)
     assert.match(byId.file!, /Code: 164.*readonly mode/)
+    assert.match(byId.outfile!, /HTTP 403.*Code: 344.*INTO OUTFILE is not allowed/)
+    assert.match(byId.outfile2!, /Code: 344.*INTO OUTFILE is not allowed/)
+    assert.equal(existsSync(outfile), false, 'no file written')
     const [after] = await h.store.query<{ n: string }>('SELECT count() AS n FROM ebbflow.traffic')
     assert.equal(after!.n, before!.n)
 
