@@ -75,7 +75,9 @@ describe('the collector’s ServiceAccount against a real API server', {
         name: 'web-5d8c7b9f4-zz9xk',
         containers: [{ name: 'nginx', id, image: 'nginx:1.27' }],
       })
-      await until('the watched pod', () => pods.byUid(watched.metadata!.uid!) !== undefined)
+      // Created, then its containers reported running: the second change carries the id.
+      await until('the watched pod', () => pods.byContainerId(id) !== undefined)
+      assert.equal(pods.byContainerId(id)?.pod.uid, watched.metadata!.uid)
       assert.equal(pods.byContainerId(id)?.pod.workloadName, 'web')
       assert.equal(enrichment.watcher!.stats().listsOrWatchesFailed, 0, 'nothing was refused')
     } finally {
@@ -130,7 +132,7 @@ describe('the collector’s ServiceAccount against a real API server', {
     for (const [what, args, message] of refused) {
       const r = await as(args)
       assert.notEqual(r.status, 0, `${what}: allowed`)
-      assert.match(r.stderr, /Forbidden/, `${what}: ${r.stderr}`)
+      assert.match(r.stderr, /forbidden/i, `${what}: ${r.stderr}`)
       assert.match(r.stderr, message, `${what}: ${r.stderr}`)
       assert.match(
         r.stderr,
