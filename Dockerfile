@@ -32,12 +32,14 @@ COPY services/ingester/package.json services/ingester/
 COPY services/api/package.json services/api/
 COPY services/alerter/package.json services/alerter/
 COPY services/cli/package.json services/cli/
+COPY services/console/package.json services/console/
 COPY tests/package.json tests/
 COPY bench/package.json bench/
 RUN npm ci --no-audit --no-fund
 COPY . .
 # Then only what runs stays: no compiler inputs, no dev dependencies.
-RUN make -s -C bpf && make -s -C native \
+# The console's static files are bundled here (esbuild is a dev dependency).
+RUN make -s -C bpf && make -s -C native && npm run -s -w @ebbflow/console build \
   && rm -f bpf/build/vmlinux.h native/build/*.o native/build/vmlinux.h \
   && rm -rf native/build/fixtures \
   && npm prune --omit=dev --no-audit --no-fund

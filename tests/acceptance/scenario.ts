@@ -1260,6 +1260,17 @@ const asA =
     c.q(query, variables, c.w.tokenA)
 const namespaces = (l: { namespace: string | null }[]) => [...new Set(l.map((x) => x.namespace))]
 
+/** Namespace A's token naming B's namespace: refused with a clear error, nothing of B answered. */
+async function refusedForB(c: Ctx, query: string, variables: object): Promise<void> {
+  const r = await post(c.url, c.w.tokenA, query, variables)
+  assert.equal(r.data?.[Object.keys(r.data ?? {})[0] ?? ''] ?? null, null, JSON.stringify(r.data))
+  assert.deepEqual(
+    r.errors?.map((e) => e.extensions?.code),
+    ['FORBIDDEN_NAMESPACE'],
+    JSON.stringify(r.errors),
+  )
+}
+
 const SCOPED: Check[] = [
   {
     name: 'tokens: no token and an unknown token get 401',
@@ -1362,7 +1373,11 @@ const SCOPED: Check[] = [
           )
         ).trafficSeries
       assert.ok(sum(await series({ namespace: c.w.a.namespace }), 'egressBytes') >= CLIENT_SENDS)
-      assert.deepEqual(await series({ namespace: c.w.b.namespace }), [])
+      await refusedForB(
+        c,
+        `query($f: EventFilter!) { trafficSeries(filter: $f, step: "1s") { egressBytes } }`,
+        { f: { from: c.f.from, namespace: c.w.b.namespace } },
+      )
       assert.deepEqual(await series({}), await series({ namespace: c.w.a.namespace }))
     },
   },
@@ -1378,7 +1393,11 @@ const SCOPED: Check[] = [
           )
         ).syscallCounts
       assert.ok((await counts({ namespace: c.w.a.namespace })).length > 0)
-      assert.deepEqual(await counts({ namespace: c.w.b.namespace }), [])
+      await refusedForB(
+        c,
+        `query($f: EventFilter!) { syscallCounts(filter: $f, first: 500) { syscall count } }`,
+        { f: { from: c.f.from, namespace: c.w.b.namespace } },
+      )
       assert.deepEqual(await counts({}), await counts({ namespace: c.w.a.namespace }))
     },
   },
@@ -1397,7 +1416,11 @@ const SCOPED: Check[] = [
         observed: true,
         pods: [c.w.a.name],
       })
-      assert.deepEqual(await profile(c.w.b.namespace, c.w.b.name), { observed: false, pods: [] })
+      await refusedForB(
+        c,
+        `query($n: String!, $p: String) { seccompProfile(namespace: $n, pod: $p) { observed pods } }`,
+        { n: c.w.b.namespace, p: c.w.b.name },
+      )
     },
   },
   {
@@ -1421,7 +1444,11 @@ const SCOPED: Check[] = [
           },
         ],
       })
-      assert.deepEqual(await policy(c.w.b.namespace, c.w.b.name), { ingress: [], egress: [] })
+      await refusedForB(
+        c,
+        `query($n: String!, $p: String) { networkPolicy(namespace: $n, pod: $p) { ingress { ports } } }`,
+        { n: c.w.b.namespace, p: c.w.b.name },
+      )
     },
   },
   {

@@ -33,6 +33,9 @@ function domainValue(field: string, n: number, baseNs: bigint): unknown {
     case 'daddr':
     case 'remoteAddr':
       return `2001:db8::${n.toString(16)}`
+    case 'exitCode':
+      // An exit status is 0–255.
+      return (n % 255) + 1
     case 'signal':
       // Linux signals are 1–64; the column is a UInt8.
       return (n % 64) + 1

@@ -276,17 +276,31 @@ function settingsClause(url: URL, limits: QueryLimits): string {
   return `SETTINGS ${out.join(', ')}`
 }
 
+async function readBounded(request: Request, max: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  let total = 0
+  const reader = request.body?.getReader()
+  if (!reader) return new Uint8Array()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.length
+    if (total > max) {
+      await reader.cancel()
+      throw refuse(393, `Query is too large (over ${total} bytes). max_query_size = ${max}`, 413)
+    }
+    chunks.push(value)
+  }
+  return new Uint8Array(Buffer.concat(chunks))
+}
+
 async function readQuery(request: Request, url: URL): Promise<string> {
   const fromUrl = url.searchParams.get('query') ?? ''
   let body = ''
   if (request.method === 'POST') {
-    const bytes = new Uint8Array(await request.arrayBuffer())
-    if (bytes.length > MAX_QUERY_BYTES)
-      throw refuse(
-        393,
-        `Query is too large (${bytes.length}). max_query_size = ${MAX_QUERY_BYTES}`,
-        413,
-      )
+    // Read with a bound as it arrives: ClickHouse clients send the query chunked (no
+    // Content-Length), so the HTTP guard cannot size it beforehand.
+    const bytes = await readBounded(request, MAX_QUERY_BYTES)
     const encoding = request.headers.get('content-encoding')?.toLowerCase()
     let plain: Uint8Array = bytes
     if (encoding === 'gzip') plain = zlib.gunzipSync(bytes)

@@ -122,9 +122,14 @@ export function httpGuard(
         'BODY_TOO_LARGE',
         `request body of ${length} bytes is over the limit of ${options.maxBodyBytes} (--max-body-bytes, EBBFLOW_API_MAX_BODY_BYTES)`,
       )
-    if (length === undefined && req.headers['transfer-encoding'] !== undefined)
+    if (
+      length === undefined &&
+      req.headers['transfer-encoding'] !== undefined &&
+      !isClickHousePath(req.url)
+    )
       // A chunked body's size is known only once read; every browser and GraphQL client
-      // sends a Content-Length for a query.
+      // sends a Content-Length for a query. ClickHouse clients stream their queries chunked:
+      // /clickhouse reads its body with its own bound (max_query_size).
       return refuse(411, 'LENGTH_REQUIRED', 'a request body needs a Content-Length header')
     return false
   }
@@ -195,4 +200,12 @@ export function requestGuard(options: Pick<GuardOptions, 'corsOrigins'>): Plugin
         })
     },
   }
+}
+
+function isClickHousePath(url: string | undefined): boolean {
+  return (
+    url === '/clickhouse' ||
+    url?.startsWith('/clickhouse/') === true ||
+    url?.startsWith('/clickhouse?') === true
+  )
 }
