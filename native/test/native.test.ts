@@ -427,13 +427,19 @@ describe('native addon', { skip }, () => {
     getppidTimes(N)
     // The kernel reports a loss with the next sample it writes to that CPU's buffer: keep
     // writing a few until every loss has surfaced.
+    // A loss on the other CPU's buffer surfaces only once this thread runs there again: the
+    // deadline leaves the scheduler time to move it (seconds on an idle 2-CPU machine).
     let sent = N
-    await waitFor('every sample received or reported lost', () => {
-      if (received + lost === sent) return true
-      getppidTimes(5)
-      sent += 5
-      return false
-    })
+    await waitFor(
+      'every sample received or reported lost',
+      () => {
+        if (received + lost === sent) return true
+        getppidTimes(5)
+        sent += 5
+        return false
+      },
+      30_000,
+    )
     assert.ok(lost > 0, 'the perf buffer overflowed')
     assert.equal(o.stats().lost, lost)
   })

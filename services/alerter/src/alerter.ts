@@ -20,6 +20,22 @@ export interface AlerterOptions {
   replica: string
 }
 
+/** The evaluation options of a loaded configuration. */
+export function alerterOptionsOf(
+  config: Pick<AlerterOptions, keyof AlerterOptions>,
+): AlerterOptions {
+  return {
+    alertmanagers: config.alertmanagers,
+    webhooks: config.webhooks,
+    resend: config.resend,
+    lagMargin: config.lagMargin,
+    deliveryHorizon: config.deliveryHorizon,
+    httpTimeout: config.httpTimeout,
+    webhookAttempts: config.webhookAttempts,
+    replica: config.replica,
+  }
+}
+
 export interface AlerterDeps {
   store: Store
   logger: Logger

@@ -1,7 +1,7 @@
 // Starts the alerter from its configuration: `ebbflow alert` calls runAlert.
 import { createLogger, EbbflowError } from '@ebbflow/common'
 import { migrate, openStore } from '@ebbflow/common/store/index'
-import { checkRules, runOnce, startAlerter } from './alerter.ts'
+import { alerterOptionsOf, checkRules, runOnce, startAlerter } from './alerter.ts'
 import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
 import { AlerterMetrics, serveMetrics } from './metrics.ts'
 import { loadRules, RulesError } from './rules.ts'
@@ -32,16 +32,7 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
       logger.info({ rules: rules.length }, 'every rule checked')
       return { mode: 'check', stop: async () => {} }
     }
-    const options = {
-      alertmanagers: config.alertmanagers,
-      webhooks: config.webhooks,
-      resend: config.resend,
-      lagMargin: config.lagMargin,
-      deliveryHorizon: config.deliveryHorizon,
-      httpTimeout: config.httpTimeout,
-      webhookAttempts: config.webhookAttempts,
-      replica: config.replica,
-    }
+    const options = alerterOptionsOf(config)
     if (config.once) {
       const { results, failures } = await runOnce(rules, options, { store, logger })
       await close()

@@ -1,7 +1,7 @@
 // `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
 // a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
 // real broker and server. This module only composes the services; each keeps its own config.
-import { loadAlerterConfig, loadRules, startAlerter } from '@ebbflow/alerter'
+import { alerterOptionsOf, loadAlerterConfig, loadRules, startAlerter } from '@ebbflow/alerter'
 import {
   createApi,
   guardOf,
@@ -257,20 +257,7 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
 
     if (alerting) {
       const { config, rules } = alerting
-      const running = startAlerter(
-        rules,
-        {
-          alertmanagers: config.alertmanagers,
-          webhooks: config.webhooks,
-          resend: config.resend,
-          lagMargin: config.lagMargin,
-          deliveryHorizon: config.deliveryHorizon,
-          httpTimeout: config.httpTimeout,
-          webhookAttempts: config.webhookAttempts,
-          replica: config.replica,
-        },
-        { store, logger },
-      )
+      const running = startAlerter(rules, alerterOptionsOf(config), { store, logger })
       closers.push(() => running.stop())
       logger.info({ rules: rules.map((r) => r.name) }, 'alert rules evaluated in-process')
     }
