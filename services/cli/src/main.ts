@@ -181,24 +181,9 @@ program
   .addOption(
     new Option('--introspection <bool>', 'answer introspection (env EBBFLOW_INTROSPECTION)'),
   )
-  .addOption(
-    new Option(
-      '--cors-origins <list>',
-      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
-    ),
-  )
-  .addOption(
-    new Option(
-      '--allowed-hosts <list>',
-      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
-    ),
-  )
-  .addOption(
-    new Option(
-      '--max-body-bytes <n>',
-      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
-    ),
-  )
+  .addOption(guardOption('cors'))
+  .addOption(guardOption('hosts'))
+  .addOption(guardOption('body'))
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | undefined>) => {
     const { runApi } = await import('@ebbflow/api')
@@ -246,24 +231,9 @@ program
     new Option('--alertmanager <urls>', 'send alerts to Alertmanager (env EBBFLOW_ALERTMANAGER)'),
   )
   .addOption(new Option('--webhook <urls>', 'post alert transitions here (env EBBFLOW_WEBHOOK)'))
-  .addOption(
-    new Option(
-      '--cors-origins <list>',
-      'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
-    ),
-  )
-  .addOption(
-    new Option(
-      '--allowed-hosts <list>',
-      'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
-    ),
-  )
-  .addOption(
-    new Option(
-      '--max-body-bytes <n>',
-      'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
-    ),
-  )
+  .addOption(guardOption('cors'))
+  .addOption(guardOption('hosts'))
+  .addOption(guardOption('body'))
   .addOption(
     new Option('--status <bool>', 'log a status line every 2 s (default: on a terminal only)'),
   )
@@ -428,4 +398,25 @@ try {
       : String((err as Error)?.stack ?? err)
   process.stderr.write(`ebbflow: ${message}\n`)
   process.exitCode = err instanceof ConfigError ? 2 : 1
+}
+
+/** The API's HTTP guard flags, shared by `api` and `up`. */
+function guardOption(which: 'cors' | 'hosts' | 'body'): Option {
+  switch (which) {
+    case 'cors':
+      return new Option(
+        '--cors-origins <list>',
+        'origins a browser may call the API from besides its own (env EBBFLOW_API_CORS_ORIGINS; default none)',
+      )
+    case 'hosts':
+      return new Option(
+        '--allowed-hosts <list>',
+        'Host names answered besides 127.0.0.1, localhost, [::1] and --host (env EBBFLOW_API_ALLOWED_HOSTS)',
+      )
+    case 'body':
+      return new Option(
+        '--max-body-bytes <n>',
+        'largest request body, larger is answered 413 (env EBBFLOW_API_MAX_BODY_BYTES; default 1 MiB)',
+      )
+  }
 }
