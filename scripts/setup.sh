@@ -91,6 +91,10 @@ if [[ -n "$go_minor" ]] && ((go_minor < 21)) && [[ ! -x .tools/go/bin/go ]]; the
 fi
 [[ -x .tools/go/bin/go ]] && export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
 infra/kube/kube.sh build
+# --- The Security Profiles Operator's CRDs (tests/manifests): its Go module, pinned by
+# infra/kube/spo/go.sum, into the Go module cache (3 MB; nothing is built from it).
+infra/kube/kube.sh spo-crds >/dev/null
+# --- end of SPO CRD step
 
 # --- Grafana's ClickHouse driver for the tests ---------------------------------------------
 # tests/support/chquery runs SQL through clickhouse-go v2 over HTTP, as Grafana's ClickHouse

@@ -10,6 +10,7 @@
 #   infra/kube/kube.sh stop  [--dir DIR]
 #   infra/kube/kube.sh env   [--dir DIR]     KUBECONFIG=… lines for `eval`/`source`
 #   infra/kube/kube.sh bin-dir               where the built binaries are
+#   infra/kube/kube.sh spo-crds              the Security Profiles Operator's CRD folder
 #
 # `start` makes a CA and serving certs with openssl, a static token file with one admin
 # (group system:masters), a service-account signing key pair, starts etcd and kube-apiserver
@@ -24,6 +25,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 APISERVER_MOD="$SCRIPT_DIR/apiserver"
 ETCD_MOD="$SCRIPT_DIR/etcd"
+SPO_MOD="$SCRIPT_DIR/spo"
 
 die() { echo "kube.sh: error: $*" >&2; exit 1; }
 say() { echo "kube.sh: $*" >&2; }
@@ -86,6 +88,20 @@ cmd_build() {
   say "built in $((SECONDS - started)) s into $BIN_DIR"
 }
 
+
+# ---------------------------------------------------------------- SPO CRDs
+
+# The operator publishes its CRD YAML inside its Go module (deploy/base-crds/crds); the module
+# is downloaded (go.sum in infra/kube/spo checks it) into the Go module cache, nothing is built.
+cmd_spo_crds() {
+  [[ -x "$REPO_ROOT/.tools/go/bin/go" ]] && PATH="$REPO_ROOT/.tools/go/bin:$PATH"
+  command -v go >/dev/null 2>&1 || die "Go not found: install it (Debian: apt-get install golang-go)"
+  local dir
+  dir=$(cd "$SPO_MOD" && go mod download -json sigs.k8s.io/security-profiles-operator \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p') || die "downloading the SPO module failed"
+  [[ -d "$dir/deploy/base-crds/crds" ]] || die "no deploy/base-crds/crds in the SPO module at ${dir:-?}"
+  echo "$dir/deploy/base-crds/crds"
+}
 
 # ---------------------------------------------------------------- start / stop
 
@@ -293,5 +309,6 @@ case "${1:-}" in
   stop) shift; cmd_stop "$@" ;;
   env) shift; cmd_env "$@" ;;
   bin-dir) echo "$BIN_DIR" ;;
-  *) die "usage: kube.sh build | start [--dir DIR] [--only apiserver|etcd] | stop [--dir DIR] [--only apiserver|etcd] | env [--dir DIR] | bin-dir" ;;
+  spo-crds) cmd_spo_crds ;;
+  *) die "usage: kube.sh build | start [--dir DIR] [--only apiserver|etcd] | stop [--dir DIR] [--only apiserver|etcd] | env [--dir DIR] | bin-dir | spo-crds" ;;
 esac

@@ -2,6 +2,7 @@
 // `kubectl apply --dry-run=server`: admission, defaulting and validation by the server itself,
 // not only the OpenAPI schemas manifests.test.ts checks against.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseAllDocuments } from 'yaml'
@@ -9,6 +10,7 @@ import { gql, type Harness, openHarness } from '../../services/api/test/harness.
 import { KubeApiServer, kubeApiServerUnavailable } from '../support/kube-apiserver.ts'
 
 const k8sDir = join(import.meta.dirname, '../../infra/k8s')
+const kubeSh = join(import.meta.dirname, '../../infra/kube/kube.sh')
 const skip = kubeApiServerUnavailable() ?? false
 
 // biome-ignore lint/suspicious/noExplicitAny: objects as the server returns them
@@ -99,5 +101,52 @@ describe('manifests applied to a real API server (server-side dry run)', {
     assert.ok(applied.metadata.uid, 'went through the server')
     assert.deepEqual(applied.spec.podSelector, manifest.spec.podSelector)
     assert.deepEqual(applied.spec.policyTypes, manifest.spec.policyTypes)
+  })
+
+  it('accepts the SeccompProfile that the API’s seccompProfile field generates, under the Security Profiles Operator’s own CRD', async () => {
+    // The CRD as the operator publishes it, from its Go module (scripts/setup.sh downloads it).
+    const crds = execFileSync(kubeSh, ['spo-crds'], { encoding: 'utf8', timeout: 60_000 }).trim()
+    await kube.kubectlOk(['apply', '--server-side', '-f', join(crds, 'seccompprofile.yaml')])
+    await kube.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/seccompprofiles.security-profiles-operator.x-k8s.io',
+    ])
+    harness ??= await openHarness()
+    const r = await gql(
+      harness.api,
+      `{ seccompProfile(namespace: "shop", pod: "web-1") { manifest } }`,
+    )
+    assert.equal(r.errors, undefined)
+    const manifest = r.data.seccompProfile.manifest as Obj
+    assert.equal(manifest.kind, 'SeccompProfile')
+    await kube.namespace('shop')
+    const apply = (o: Obj) =>
+      kube.kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', '-'], {
+        input: JSON.stringify(o),
+      })
+    const ok = await apply(manifest)
+    assert.equal(ok.status, 0, ok.stderr)
+    const applied = JSON.parse(ok.stdout) as Obj
+    assert.equal(applied.apiVersion, manifest.apiVersion)
+    assert.equal(applied.metadata.name, manifest.metadata.name)
+    assert.ok(applied.metadata.uid, 'went through the server')
+    const { disabled, ...kept } = applied.spec
+    assert.equal(disabled, false, 'defaulted by the CRD')
+    assert.deepEqual(kept, manifest.spec, 'nothing pruned: every field is in the CRD’s schema')
+    const { 'kubectl.kubernetes.io/last-applied-configuration': _, ...annotations } =
+      applied.metadata.annotations
+    assert.deepEqual(annotations, manifest.metadata.annotations)
+    // The CRD is cluster-scoped: the name carries the namespace so namespaces do not collide.
+    assert.equal(applied.metadata.namespace, undefined)
+    assert.equal(applied.metadata.name, 'shop-web')
+    // The schema is enforced, so the acceptance above means something.
+    const bad = await apply({
+      ...manifest,
+      spec: { ...manifest.spec, defaultAction: 'SCMP_ACT_MAYBE' },
+    })
+    assert.notEqual(bad.status, 0)
+    assert.match(bad.stderr, /spec\.defaultAction: Unsupported value: "SCMP_ACT_MAYBE"/)
   })
 })

@@ -211,14 +211,21 @@ export async function seccompProfile(ctx: QueryContext, args: ProfileArgs) {
     syscalls: names.length > 0 ? [{ names, action: 'SCMP_ACT_ALLOW' }] : [],
   }
   const pods = [...new Set(workload.flatMap((s) => s.pods))].sort()
-  const name = objectName(target?.name || target?.pod || args.namespace, args.container ?? '')
+  // SeccompProfile is cluster-scoped in the operator's CRD (v0.10, applied by
+  // tests/manifests/apiserver-apply.test.ts): a namespace would be dropped on apply and two
+  // namespaces' `web` would overwrite each other, so the namespace goes into the name.
+  const name = objectName(
+    args.namespace,
+    target ? target.name || target.pod : '',
+    args.container ?? '',
+  )
   const manifest = {
     apiVersion: 'security-profiles-operator.x-k8s.io/v1beta1',
     kind: 'SeccompProfile',
     metadata: {
       name,
-      namespace: args.namespace,
       annotations: {
+        'ebbflow.io/namespace': args.namespace,
         'ebbflow.io/generated-from': 'syscall_counts',
         'ebbflow.io/workload': target ? `${target.kind || 'Pod'}/${target.name || target.pod}` : '',
         'ebbflow.io/window': `${args.from ?? ''}..${args.to ?? ''}`,

@@ -624,8 +624,10 @@ describe('seccompProfile', () => {
     assert.deepEqual(p.ociProfile, oci)
     assert.equal(p.manifest.apiVersion, 'security-profiles-operator.x-k8s.io/v1beta1')
     assert.equal(p.manifest.kind, 'SeccompProfile')
-    assert.deepEqual(p.manifest.metadata.name, 'web')
-    assert.deepEqual(p.manifest.metadata.namespace, 'shop')
+    // Cluster-scoped in the operator's CRD: the namespace is in the name.
+    assert.deepEqual(p.manifest.metadata.name, 'shop-web')
+    assert.equal(p.manifest.metadata.namespace, undefined)
+    assert.equal(p.manifest.metadata.annotations['ebbflow.io/namespace'], 'shop')
     assert.deepEqual(p.manifest.spec, {
       defaultAction: oci.defaultAction,
       architectures: oci.architectures,
