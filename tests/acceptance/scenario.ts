@@ -1,5 +1,6 @@
 // The acceptance scenario shared by both modes (embedded.test.ts, distributed.test.ts): two pods
-// in two namespaces, served by the list/watch API server, real processes in their container
+// in two namespaces, created on a real kube-apiserver (the collector reads them with a token of
+// its own ServiceAccount, bound by infra/k8s/collector-rbac.yaml), real processes in their container
 // cgroups laid out as kubelet's systemd driver lays them out, real sockets on addresses and ports
 // the test chose. The test runs the scenario once, then asks every GraphQL root field about it
 // and compares the answers with what it did itself (the commands it ran, the bytes it sent, the
@@ -24,7 +25,7 @@ import { buildSchema } from '@ebbflow/api/schema'
 import { findCgroup2Mount } from '@ebbflow/common'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
-import { FakeKubeApi, makePod, type PodObject } from '../support/fake-kube-api.ts'
+import { KubeApiServer, kubeApiServerUnavailable } from '../support/kube-apiserver.ts'
 
 /** The built-in rule the scenario's `kubectl exec`-like shell fires. */
 export const SHELL_RULE = 'InteractiveShellInContainer'
@@ -166,13 +167,24 @@ export interface Container {
 }
 
 export interface PodInfo {
+  /** Given by the API server. */
   uid: string
   name: string
   namespace: string
   labels: Record<string, string>
   ip: string
   containers: Record<string, Container>
+  /** Its controller (the ReplicaSet of a Deployment), if any. */
+  owner?: { kind: string; name: string }
+  serviceAccount: string
+  /** Container requests: without limits they make the pod Burstable. */
+  requests: Record<string, string>
 }
+
+const RBAC_FILE = join(root, 'infra/k8s/collector-rbac.yaml')
+/** Where the collector's ServiceAccount lives (infra/k8s). */
+const COLLECTOR_NS = 'ebbflow'
+const COLLECTOR_SA = 'ebbflow-collector'
 
 /** Starts argv inside a container's cgroup, from this process (the wrapper joins, then execs). */
 function startIn(c: Container, argv: string[]): Proc {
@@ -193,7 +205,8 @@ export class World {
   readonly tokensFile: string
   readonly adminToken = randomBytes(24).toString('hex')
   readonly tokenA = randomBytes(24).toString('hex')
-  kube!: FakeKubeApi
+  kube!: KubeApiServer
+  /** The real server, authenticated as the collector's ServiceAccount. */
   kubeconfig!: string
   a!: PodInfo
   b!: PodInfo
@@ -239,19 +252,31 @@ export class World {
     const t = this.tag
     const octet = 1 + (randomBytes(1)[0]! % 250)
     const hash = randomBytes(5).toString('hex').slice(0, 9)
-    this.a = this.pod({
+    this.kube = KubeApiServer.start()
+    await this.kube.namespace(COLLECTOR_NS)
+    await this.kube.kubectlOk(['apply', '-f', RBAC_FILE])
+    this.kubeconfig = this.kube.kubeconfigWithToken(
+      await this.kube.token(COLLECTOR_NS, COLLECTOR_SA),
+      'collector.kubeconfig',
+    )
+    this.a = await this.pod({
       name: `web-${hash}-${t.slice(0, 5)}`,
       namespace: `acc-a-${t}`,
       labels: { app: 'web', tier: 'front', 'pod-template-hash': hash },
       ip: `10.213.${octet}.1`,
       containers: ['app', 'client'],
+      owner: { kind: 'ReplicaSet', name: `web-${hash}` },
+      serviceAccount: 'web',
+      requests: { cpu: '50m', memory: '32Mi' },
     })
-    this.b = this.pod({
+    this.b = await this.pod({
       name: `cache-${t}`,
       namespace: `acc-b-${t}`,
       labels: { app: 'cache' },
       ip: `10.213.${octet}.2`,
       containers: ['server', 'tool'],
+      serviceAccount: 'default',
+      requests: { memory: '16Mi' },
     })
     writeFileSync(
       this.tokensFile,
@@ -262,28 +287,30 @@ export class World {
       execFileSync('ip', ['addr', 'add', `${ip}/32`, 'dev', 'lo'])
       this.addresses.push(ip)
     }
-    this.kube = await FakeKubeApi.start()
-    this.kubeconfig = this.kube.kubeconfig()
-    this.kube.add(
-      this.podObject(this.a, { owner: { kind: 'ReplicaSet', name: `web-${hash}` }, sa: 'web' }),
-    )
-    this.kube.add(this.podObject(this.b, {}))
   }
 
-  private pod(o: {
-    name: string
-    namespace: string
-    labels: Record<string, string>
-    ip: string
-    containers: string[]
-  }): PodInfo {
-    const uid = randomUUID()
+  /**
+   * Creates the pod on the server, bound to this world's node with its containers reported
+   * running (as the scheduler and kubelet would), then its cgroups under the uid it was given.
+   */
+  private async pod(o: Omit<PodInfo, 'uid' | 'containers'> & { containers: string[] }) {
+    const ids = o.containers.map((name) => ({ name, id: randomBytes(32).toString('hex') }))
+    const created = await this.kube.createPod({
+      namespace: o.namespace,
+      name: o.name,
+      nodeName: this.node,
+      labels: o.labels,
+      ...(o.owner ? { owner: o.owner } : {}),
+      serviceAccount: o.serviceAccount,
+      podIP: o.ip,
+      requests: o.requests,
+      containers: ids.map((c) => ({ ...c, image: `registry.example/${c.name}:1` })),
+    })
+    assert.equal(created.status?.qosClass, 'Burstable', 'the server’s QoS class for requests')
+    const uid = created.metadata!.uid!
     const containers: Record<string, Container> = {}
-    for (const name of o.containers) {
-      const id = randomBytes(32).toString('hex')
-      containers[name] = { name, id, path: this.cgroup(uid, id) }
-    }
-    return { uid, name: o.name, namespace: o.namespace, labels: o.labels, ip: o.ip, containers }
+    for (const c of ids) containers[c.name] = { ...c, path: this.cgroup(uid, c.id) }
+    return { ...o, uid, containers }
   }
 
   /** kubelet's systemd driver: slices per QoS class and pod, a scope per container. */
@@ -302,25 +329,6 @@ export class World {
       }
     }
     return dir
-  }
-
-  private podObject(p: PodInfo, o: { owner?: { kind: string; name: string }; sa?: string }) {
-    const pod: PodObject = makePod({
-      uid: p.uid,
-      name: p.name,
-      namespace: p.namespace,
-      nodeName: this.node,
-      labels: p.labels,
-      ...(o.owner ? { owner: o.owner } : {}),
-      ...(o.sa ? { serviceAccount: o.sa } : {}),
-      containers: Object.values(p.containers).map((c) => ({
-        name: c.name,
-        id: c.id,
-        image: `registry.example/${c.name}:1`,
-      })),
-    })
-    pod.status.podIP = p.ip
-    return pod
   }
 
   start(c: Container, argv: string[]): Proc {
@@ -353,7 +361,7 @@ export class World {
       try {
         execFileSync('ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo'])
       } catch {}
-    await this.kube?.close()
+    this.kube?.stop()
     // Innermost first; a level someone else uses too (ENOTEMPTY) stays.
     for (const d of this.madeCgroups.reverse()) {
       for (let i = 0; i < 50; i++) {
@@ -411,10 +419,10 @@ export async function runScenario(w: World): Promise<Facts> {
   // The collector names events after pods once it has listed them and watches for changes.
   await until(
     'the collector to list and watch pods',
-    () => w.kube.openWatches,
+    () => w.kube.openWatches('pods'),
     (n) => n > 0,
     60_000,
-    50,
+    100,
   )
   const from = new Date(Date.now() - 1000).toISOString()
   const marker = `acc-${w.tag}`
@@ -624,6 +632,42 @@ const nodesOf = (conn: Row): Row[] => conn.edges.map((e: Row) => e.node)
 const ns = (s: number) => s * 1e9
 
 const CHECKS: Check[] = [
+  {
+    name: 'execEvents meta: namespace, pod, uid, labels, owner, service account and QoS class the API server holds',
+    fields: ['execEvents'],
+    async run({ w, f, poll }) {
+      const query = `query($filter: EventFilter!) { execEvents(filter: $filter, first: 500) {
+        edges { node { pid args meta { node namespace pod podUid container containerId labels
+          workloadKind workloadName serviceAccount qosClass unresolved } } } } }`
+      const expected = (p: PodInfo, container: string) => ({
+        node: w.node,
+        namespace: p.namespace,
+        pod: p.name,
+        podUid: p.uid,
+        container,
+        containerId: p.containers[container]!.id,
+        labels: p.labels,
+        // A ReplicaSet named <deployment>-<pod-template-hash> is a Deployment's.
+        workloadKind: p.owner ? 'Deployment' : 'Pod',
+        workloadName: p.owner ? 'web' : p.name,
+        serviceAccount: p.serviceAccount,
+        qosClass: 'burstable',
+        unresolved: false,
+      })
+      const execOf = async (p: PodInfo, pid: number) => {
+        const d = await poll(
+          `the exec of pid ${pid} in ${p.namespace}/${p.name}`,
+          query,
+          { filter: { from: f.from, namespace: p.namespace } },
+          (d) => nodesOf(d.execEvents).some((e: Row) => e.pid === pid),
+        )
+        return nodesOf(d.execEvents).find((e: Row) => e.pid === pid)
+      }
+      assert.deepEqual((await execOf(w.a, f.main.pid)).meta, expected(w.a, 'app'))
+      assert.equal(w.a.owner?.name, `web-${w.a.labels['pod-template-hash']}`)
+      assert.deepEqual((await execOf(w.b, f.tool.pid)).meta, expected(w.b, 'tool'))
+    },
+  },
   {
     name: 'execEvents: argv, exit codes, durations, pids, pods and namespaces of what the test ran',
     fields: ['execEvents'],
@@ -1487,7 +1531,8 @@ export function queryRootFields(): string[] {
 
 /** The whole suite for one mode: services started once, the scenario run once, every check. */
 export function acceptanceSuite(mode: Mode): void {
-  describe(`acceptance (${mode.name})`, { skip: mode.skip, timeout: 360_000 }, () => {
+  const skip = mode.skip || (kubeApiServerUnavailable() ?? false)
+  describe(`acceptance (${mode.name})`, { skip, timeout: 360_000 }, () => {
     let w: World
     let deployment: Deployment | undefined
     let facts: Facts

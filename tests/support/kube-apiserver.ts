@@ -51,6 +51,13 @@ export interface TestPod {
   /** The controller owner, as the ReplicaSet or Job controller would set it. */
   owner?: { kind: string; name: string; apiVersion?: string }
   serviceAccount?: string
+  /** The address kubelet reports (10.244.0.10 unless said). */
+  podIP?: string
+  /**
+   * Requests of every container; the server derives the QoS class from them (none:
+   * BestEffort, requests without equal limits: Burstable).
+   */
+  requests?: Record<string, string>
 }
 
 /** A running etcd + kube-apiserver pair; `stop()` ends both and removes their folder. */
@@ -165,15 +172,23 @@ export class KubeApiServer {
           serviceAccountName: pod.serviceAccount ?? 'default',
           // No token volume: nothing runs in these pods.
           automountServiceAccountToken: false,
-          containers: pod.containers.map((c) => ({ name: c.name, image: c.image })),
+          containers: pod.containers.map((c) => ({
+            name: c.name,
+            image: c.image,
+            ...(pod.requests ? { resources: { requests: pod.requests } } : {}),
+          })),
         },
       },
     })
-    return this.reportRunning(created, pod.containers)
+    return this.reportRunning(created, pod.containers, pod.podIP)
   }
 
   /** What kubelet writes once the containers run: ids, images, phase. */
-  async reportRunning(pod: V1Pod, containers: TestContainer[]): Promise<V1Pod> {
+  async reportRunning(
+    pod: V1Pod,
+    containers: TestContainer[],
+    podIP = '10.244.0.10',
+  ): Promise<V1Pod> {
     const now = new Date()
     const statuses: V1ContainerStatus[] = containers.map((c) => ({
       name: c.name,
@@ -194,7 +209,8 @@ export class KubeApiServer {
           ...pod.status,
           phase: 'Running',
           hostIP: '127.0.0.1',
-          podIP: '10.244.0.10',
+          podIP,
+          podIPs: [{ ip: podIP }],
           startTime: now,
           containerStatuses: statuses,
         },
@@ -239,6 +255,11 @@ export class KubeApiServer {
       if (ok) sum += Number(line.slice(close + 1).trim())
     }
     return sum
+  }
+
+  /** Watches of `resource` open at the server now (a gauge of its own). */
+  openWatches(resource: string): Promise<number> {
+    return this.metric('apiserver_longrunning_requests', { verb: 'WATCH', resource })
   }
 
   /** Stops kube-apiserver alone (etcd keeps the data); clients see connections refused. */
