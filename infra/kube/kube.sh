@@ -18,7 +18,8 @@
 # for /readyz. Progress goes to stderr.
 #
 # Environment: KUBE_DIR (default .cache/kube/run), KUBE_START_TIMEOUT (s, default 60),
-# KUBE_STOP_TIMEOUT (s, default 20), GOFLAGS/GOPROXY as usual for the build.
+# KUBE_STOP_TIMEOUT (s, default 20), KUBE_APISERVER_ARGS (more kube-apiserver flags, split on
+# spaces, e.g. --watch-cache-sizes=pods#0), GOFLAGS/GOPROXY as usual for the build.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -234,7 +235,8 @@ start_apiserver() {
   alive apiserver && return 0
   port_free "$API_PORT" || die "the API server's port $API_PORT is taken by another process"
   say "starting kube-apiserver $KUBE_VERSION on https://127.0.0.1:$API_PORT"
-  local pki="$DIR/pki"
+  local pki="$DIR/pki" extra=()
+  read -r -a extra <<<"${KUBE_APISERVER_ARGS:-}"
   # No kubelet and no controller manager: the endpoint reconciler would publish this address
   # as the kubernetes Service's endpoints, which nothing here needs.
   setsid "$BIN_DIR/kube-apiserver" \
@@ -251,6 +253,7 @@ start_apiserver() {
     --allow-privileged=true \
     --profiling=false \
     --v=0 \
+    "${extra[@]}" \
     </dev/null >"$DIR/apiserver.log" 2>&1 &
   echo $! >"$DIR/apiserver.pid"
   wait_for apiserver "$DIR/apiserver.pid" apiserver_ready

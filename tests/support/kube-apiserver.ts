@@ -70,7 +70,11 @@ export class KubeApiServer {
   readonly kubeconfig: string
   readonly binDir: string
 
-  private constructor(dir: string, kubeconfig: string, bin: string) {
+  /** kube-apiserver flags beyond kube.sh's own, kept for restarts. */
+  private readonly apiserverArgs: string[]
+
+  private constructor(dir: string, kubeconfig: string, bin: string, apiserverArgs: string[]) {
+    this.apiserverArgs = apiserverArgs
     this.dir = dir
     this.kubeconfig = kubeconfig
     this.binDir = bin
@@ -79,15 +83,18 @@ export class KubeApiServer {
     this.core = this.kc.makeApiClient(CoreV1Api)
   }
 
-  static start(): KubeApiServer {
+  /** `apiserverArgs`: more kube-apiserver flags (no spaces inside one). */
+  static start(options: { apiserverArgs?: string[] } = {}): KubeApiServer {
     const dir = mkdtempSync(join(tmpdir(), 'ebbflow-kube-'))
+    const apiserverArgs = options.apiserverArgs ?? []
     try {
       const kubeconfig = execFileSync(kubeSh, ['start', '--dir', dir], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
         timeout: 90_000,
+        env: { ...process.env, KUBE_APISERVER_ARGS: apiserverArgs.join(' ') },
       }).trim()
-      return new KubeApiServer(dir, kubeconfig, binDir())
+      return new KubeApiServer(dir, kubeconfig, binDir(), apiserverArgs)
     } catch (err) {
       spawnSync(kubeSh, ['stop', '--dir', dir], { stdio: 'ignore' })
       rmSync(dir, { recursive: true, force: true })
@@ -257,6 +264,64 @@ export class KubeApiServer {
     return sum
   }
 
+  /**
+   * A pod not yet bound to a node (no scheduler here): no node's collector lists it. `bind`
+   * then does what the scheduler and kubelet would.
+   */
+  async createUnscheduledPod(pod: TestPod): Promise<V1Pod> {
+    await this.namespace(pod.namespace)
+    return this.core.createNamespacedPod({
+      namespace: pod.namespace,
+      body: {
+        metadata: {
+          name: pod.name,
+          labels: pod.labels ?? {},
+          ...(pod.owner ? { ownerReferences: [ownerReference(pod.owner)] } : {}),
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: pod.containers.map((c) => ({ name: c.name, image: c.image })),
+        },
+      },
+    })
+  }
+
+  /** The scheduler's binding to `pod.nodeName`, then the containers reported running. */
+  async bind(pod: TestPod): Promise<V1Pod> {
+    await this.core.createNamespacedPodBinding({
+      namespace: pod.namespace,
+      name: pod.name,
+      body: { metadata: { name: pod.name }, target: { kind: 'Node', name: pod.nodeName } },
+    })
+    const bound = await this.core.readNamespacedPod({ namespace: pod.namespace, name: pod.name })
+    return this.reportRunning(bound, pod.containers, pod.podIP)
+  }
+
+  /**
+   * Compacts etcd at its current revision (physically), through etcd's JSON gateway: every
+   * older resource version is gone, so a watch resumed from one gets 410 Gone. Returns the
+   * revision.
+   */
+  async compactEtcd(): Promise<number> {
+    const state = readFileSync(join(this.dir, 'state.env'), 'utf8')
+    const port = /^ETCD_PORT=(\d+)$/m.exec(state)?.[1]
+    if (!port) throw new Error(`no ETCD_PORT in ${this.dir}/state.env`)
+    const call = async (path: string, body: object) => {
+      const r = await fetch(`http://127.0.0.1:${port}/v3/${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      })
+      if (!r.ok) throw new Error(`etcd ${path}: ${r.status} ${await r.text()}`)
+      return (await r.json()) as { header?: { revision?: string } }
+    }
+    const revision = Number((await call('kv/range', { key: 'AA==' })).header?.revision)
+    if (!Number.isSafeInteger(revision) || revision <= 0)
+      throw new Error(`etcd gave no revision (${revision})`)
+    await call('kv/compaction', { revision: String(revision), physical: true })
+    return revision
+  }
+
   /** Watches of `resource` open at the server now (a gauge of its own). */
   openWatches(resource: string): Promise<number> {
     return this.metric('apiserver_longrunning_requests', { verb: 'WATCH', resource })
@@ -271,6 +336,7 @@ export class KubeApiServer {
   async startApiServer(): Promise<void> {
     await execFileAsync(kubeSh, ['start', '--dir', this.dir, '--only', 'apiserver'], {
       timeout: 90_000,
+      env: { ...process.env, KUBE_APISERVER_ARGS: this.apiserverArgs.join(' ') },
     })
   }
 
