@@ -1,5 +1,5 @@
 // `kubectl exec` sessions through the whole collector (real kernel capture, the /proc read at
-// start, enrichment against a list/watch API server, cgroups in kubelet's layout): a shell
+// start, enrichment against a real kube-apiserver, cgroups in kubelet's layout): a shell
 // entering a pod's container from outside its process tree, and its commands, carry one session
 // id; the container's main process and its children carry none. Once with the collector
 // running first, once with the shell (and a command of it) already running when it starts.
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readlinkSync, realpathSync } from 'node:fs'
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import {
   announceRunningProcesses,
   type Collector,
@@ -26,7 +26,7 @@ import {
 } from '@ebbflow/common'
 import { bootTimeNs } from '@ebbflow/native'
 import { isRoot, RecordingSink } from '../support/capture.ts'
-import { FakeKubeApi, makePod } from '../support/fake-kube-api.ts'
+import { KubeApiServer, kubeApiServerUnavailable } from '../support/kube-apiserver.ts'
 import { kubeletCgroup, readLines } from '../support/kubelet-cgroup.ts'
 
 const NODE = 'node-under-test'
@@ -43,23 +43,27 @@ async function until(what: string, predicate: () => boolean, timeoutMs = 10_000)
   }
 }
 
-/** A pod served by the list/watch API, one container, and its cgroup. */
+/** One server for the file, started by the first test that needs it. */
+let kube: KubeApiServer | undefined
+
+/**
+ * A pod on the real API server, bound to this node with one container reported running, and
+ * its cgroup; `remove()` deletes the pod so the next test can use the same name.
+ */
 async function podWithContainer() {
-  const api = await FakeKubeApi.start()
-  const uid = randomUUID()
+  kube ??= KubeApiServer.start()
+  const server = kube
   const containerId = randomBytes(32).toString('hex')
-  api.add(
-    makePod({
-      uid,
-      name: POD,
-      namespace: 'shop',
-      nodeName: NODE,
-      owner: { kind: 'ReplicaSet', name: 'web-5d8f7c9b4' },
-      containers: [{ name: 'web', id: containerId, image: 'ghcr.io/shop/web:2' }],
-    }),
-  )
-  const cg = kubeletCgroup(uid, containerId)
-  return { api, cg, containerId }
+  const created = await server.createPod({
+    name: POD,
+    namespace: 'shop',
+    nodeName: NODE,
+    owner: { kind: 'ReplicaSet', name: 'web-5d8f7c9b4' },
+    containers: [{ name: 'web', id: containerId, image: 'ghcr.io/shop/web:2' }],
+  })
+  const cg = kubeletCgroup(created.metadata!.uid!, containerId)
+  const pod = { kubeconfig: server.kubeconfig, remove: () => server.deletePod('shop', POD) }
+  return { pod, cg, containerId }
 }
 
 function collector(kubeconfig: string, sink: RecordingSink): Collector {
@@ -81,11 +85,16 @@ function eventsOf(sink: RecordingSink, cgroupId: number) {
   }
 }
 
-describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 }, () => {
+describe('kubectl exec sessions through the collector', {
+  skip: skip || (kubeApiServerUnavailable() ?? false),
+  timeout: 120_000,
+}, () => {
+  after(() => kube?.stop())
+
   it('a shell entering after the collector started: it and its three commands share one session', async () => {
-    const { api, cg, containerId } = await podWithContainer()
+    const { pod, cg, containerId } = await podWithContainer()
     const sink = new RecordingSink()
-    const c = collector(api.kubeconfig(), sink)
+    const c = collector(pod.kubeconfig, sink)
     const tag = randomUUID()
     // Killed once, in `finally`, while still running: never a pid that may have been reused.
     const children: ChildProcess[] = []
@@ -159,13 +168,13 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
     } finally {
       killAll(children)
       await c.stop()
-      await api.close()
+      await pod.remove()
       await cg.remove()
     }
   })
 
   it('a shell already open when the collector starts: read from /proc with its session, and its next commands join it', async () => {
-    const { api, cg, containerId } = await podWithContainer()
+    const { pod, cg, containerId } = await podWithContainer()
     const sink = new RecordingSink()
     const tag = randomUUID()
     let c: Collector | undefined
@@ -185,7 +194,7 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
       const afterShell = bootTimeNs()
       await until('all four processes in the cgroup', () => cg.procs().length === 4)
 
-      c = collector(api.kubeconfig(), sink)
+      c = collector(pod.kubeconfig, sink)
       assert.ok(c.procScan && c.procScan.processes >= 4, 'the read at start counted them')
       const ev = eventsOf(sink, cg.id)
       const pids = [main.pid!, mainChild!, shell.pid!, shellChild!]
@@ -250,12 +259,12 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
       killAll(children)
       for (const pid of extraPids) process.kill(pid, 'SIGKILL')
       await c?.stop()
-      await api.close()
+      await pod.remove()
       await cg.remove()
     }
   })
   it('a runtime helper stays in the cgroup as the shell’s parent (runc exec’s shape), opened before and after the start', async () => {
-    const { api, cg } = await podWithContainer()
+    const { pod, cg } = await podWithContainer()
     const sink = new RecordingSink()
     const tag = randomUUID()
     let c: Collector | undefined
@@ -272,7 +281,7 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
       const main = cg.enter(['/bin/sleep', '63'])
       children.push(main)
       const early = await open()
-      c = collector(api.kubeconfig(), sink)
+      c = collector(pod.kubeconfig, sink)
       const late = await open()
       early.helper.stdin.end(`/bin/true early-${tag}\nexit 0\n`)
       late.helper.stdin.end(`/bin/true late-${tag}\nexit 0\n`)
@@ -311,7 +320,7 @@ describe('kubectl exec sessions through the collector', { skip, timeout: 60_000 
     } finally {
       killAll(children)
       await c?.stop()
-      await api.close()
+      await pod.remove()
       await cg.remove()
     }
   })
