@@ -58,7 +58,10 @@ const relocate: Plugin = {
 const noPretty: Plugin = {
   name: 'no-pretty',
   setup(b) {
-    b.onResolve({ filter: /^pino-pretty$/ }, () => ({ path: 'pino-pretty', namespace: 'no-pretty' }))
+    b.onResolve({ filter: /^pino-pretty$/ }, () => ({
+      path: 'pino-pretty',
+      namespace: 'no-pretty',
+    }))
     b.onLoad({ filter: /.*/, namespace: 'no-pretty' }, () => ({
       contents: `export function prettyFactory() { throw new Error('pretty logs are not in the function bundle: set the log format to json') }`,
       loader: 'js',

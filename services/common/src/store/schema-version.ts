@@ -17,7 +17,8 @@ export function latestMigrationVersion(dir: string = DEFAULT_MIGRATIONS_DIR): nu
     const m = FILE.exec(file)
     if (m) latest = Math.max(latest, Number(m[1]))
   }
-  if (latest === 0) throw new EbbflowError('MIGRATION_NAME', `no NNNN_name.sql migrations in ${dir}`)
+  if (latest === 0)
+    throw new EbbflowError('MIGRATION_NAME', `no NNNN_name.sql migrations in ${dir}`)
   return latest
 }
 
