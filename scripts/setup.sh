@@ -174,5 +174,16 @@ if [[ ! -f "$RIC_DIR/node_modules/aws-lambda-ric/rapid-client.node" ]]; then
     || { log "aws-lambda-ric did not build (see $RIC_DIR.log)"; exit 1; }
   unset npm_config_nodedir
 fi
+# The Knative Service CRD (its OpenAPI schema validates infra/k8s/knative/service.yaml), from
+# the Go module knative.dev/serving, which carries it in config/.
+KNATIVE_SERVING=v0.51.0
+KNATIVE_CRD=.cache/knative-serving-$KNATIVE_SERVING/service.yaml
+if [[ ! -f "$KNATIVE_CRD" ]]; then
+  log "fetching the Knative Service CRD (knative.dev/serving $KNATIVE_SERVING) from the Go module proxy"
+  tmp_mod=$(mktemp -d)
+  serving_dir=$(cd "$tmp_mod" && go mod download -json "knative.dev/serving@$KNATIVE_SERVING" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$tmp_mod"
+  mkdir -p "$(dirname "$KNATIVE_CRD")" && cp "$serving_dir/config/core/300-resources/service.yaml" "$KNATIVE_CRD"
+fi
 # --- end of serverless step
 log "ready"
