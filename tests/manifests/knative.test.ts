@@ -58,7 +58,9 @@ describe('Knative manifests (infra/k8s/knative)', { timeout: 30_000 }, () => {
     const schema = version.schema.openAPIV3Schema as Obj
     assert.equal(`${crd.spec.group}/${version.name}`, service.apiVersion)
     assert.equal(crd.spec.names.kind, service.kind)
-    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(schema)
+    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(
+      schema,
+    )
     assert.ok(validate(service), JSON.stringify(validate.errors, null, 2))
     assert.deepEqual(unknownFields(schema, service), [])
     // The walker does find a misspelt field.
