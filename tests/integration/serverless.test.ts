@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -24,6 +24,7 @@ import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { CloudEvent, HTTP } from 'cloudevents'
 import { Kafka, logLevel } from 'kafkajs'
+import { parse } from 'yaml'
 import { isRoot } from '../support/capture.ts'
 import {
   brokerUnavailable,
@@ -206,10 +207,12 @@ describe('serverless ingest through the Lambda and Knative runtimes', {
   let kafka: Kafka
   let records: Rec[]
   let garbage: Rec
+  let dist: string
   const node = `sls-${randomUUID().slice(0, 8)}`
 
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'ebbflow-sls-'))
+    dist = join(tmp, 'dist')
     broker = await startBroker()
     kafka = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING })
     const { publisher } = testPublisher([broker.bootstrap], { node, batchMaxEvents: 40 })
@@ -234,7 +237,6 @@ describe('serverless ingest through the Lambda and Knative runtimes', {
   })
 
   it('Lambda (emulator + aws-lambda-ric): retries add nothing, bad records are dead-lettered, a store that cannot write fails the invocation', async () => {
-    const dist = join(tmp, 'dist')
     const packaged = spawnSync(
       process.execPath,
       [join(ROOT, 'scripts/package-functions.ts'), '--out', dist],
@@ -370,5 +372,50 @@ describe('serverless ingest through the Lambda and Knative runtimes', {
     assert.equal(letters.length, 2)
     assert.ok(letters.some((l) => l.value.equals(GARBAGE)))
     assert.ok(letters.some((l) => l.value.toString().includes('"tick":true')))
+  })
+  it('the alerter as a scheduled Lambda (alert.zip): one --once run per invocation', async () => {
+    const dataDir = join(tmp, 'lambda-data')
+    const taskRoot = join(dist, 'alert')
+    mkdirSync(join(taskRoot, 'node_modules'))
+    symlinkSync(join(ROOT, 'node_modules/chdb'), join(taskRoot, 'node_modules/chdb'))
+    // The rules the zip carries, counted from their files.
+    const rules = readdirSync(join(taskRoot, 'alerts')).flatMap(
+      (f) =>
+        (parse(readFileSync(join(taskRoot, 'alerts', f), 'utf8')) as { rules: { name: string }[] })
+          .rules,
+    )
+    assert.ok(rules.length > 0)
+    let fn: RunningFunction | undefined
+    try {
+      fn = await startFunction(taskRoot, 'index.handler', {
+        EBBFLOW_RULES: 'alerts',
+        EBBFLOW_DATA_DIR: dataDir,
+        EBBFLOW_MIGRATE: 'false',
+        EBBFLOW_LOG_LEVEL: 'warn',
+      })
+      // What an EventBridge schedule sends; the function does not read it.
+      const r = await fn.invoke({
+        version: '0',
+        source: 'aws.events',
+        'detail-type': 'Scheduled Event',
+        time: new Date().toISOString(),
+        detail: {},
+      })
+      assert.deepEqual(r.body, { mode: 'once' }, fn.output())
+    } finally {
+      await fn?.stop()
+    }
+    const store = await ChdbStore.open(dataDir)
+    try {
+      const done = await store.query<{ rule: string }>(
+        "SELECT DISTINCT rule FROM ebbflow.alert_evaluations WHERE phase = 'done' ORDER BY rule",
+      )
+      assert.deepEqual(
+        done.map((d) => d.rule),
+        rules.map((r) => r.name).sort(),
+      )
+    } finally {
+      await store.close()
+    }
   })
 })
