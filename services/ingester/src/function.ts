@@ -1,6 +1,7 @@
 // What every function form of the ingester shares: open the store, check its schema the cheap
-// way, and build an Ingestor whose dead letters go to Kafka when brokers are named (kafkajs is
-// loaded only when the first letter is written, so a cold start does not pay for it).
+// way, and build an Ingestor whose dead letters go to Kafka when brokers are named (in the
+// function bundle kafkajs is a chunk loaded with the first letter, so a cold start does not pay
+// for it).
 import type { Logger } from '@ebbflow/common'
 import {
   checkSchemaVersion,
