@@ -199,7 +199,7 @@ await m.closeFunction()
     bench: 'ingest-cold',
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg1m: loadavg()[0] },
     method:
-      'fresh node process per run: import the Lambda bundle (its top level opens the store and checks the schema version), handler(one MSK event), print; parent wall clock from spawn to the line; rounds of node -e "", the function on a running ClickHouse server, the function with chDB in a migrated folder',
+      'fresh node process per run: import the Lambda bundle (its top level opens the store and checks the schema version), handler(one MSK event), print; parent wall clock from spawn to the line; rounds of node -e "", the function with chDB in a migrated folder, the function on a running ClickHouse server',
     runs: RUNS,
     rowsPerInvocation: rows,
     bareNodeMedianMs: Math.round(median(bare)),
