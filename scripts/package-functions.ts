@@ -6,9 +6,10 @@
 //   DIR/ingest/  DIR/ingest.zip   AWS Lambda for an MSK / self-managed Kafka trigger (index.handler)
 //   DIR/alert/   DIR/alert.zip    `ebbflow alert --once` for a schedule (index.handler)
 //
-// chDB stays out of the bundle: it is a native module with a ~400 MB library, past a zip's
-// limit. A function writes to a ClickHouse server (EBBFLOW_CLICKHOUSE); one that keeps chDB in
-// /tmp needs `npm install chdb` in its folder, as infra/lambda/Dockerfile does.
+// chDB stays out of the bundle: it is a native module with a ~540 MB library, past the 250 MB
+// a Lambda zip may unpack to. A function writes to a ClickHouse server (EBBFLOW_CLICKHOUSE);
+// one that keeps chDB in /tmp needs `npm install chdb` in its folder, as
+// infra/lambda/Dockerfile does.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
