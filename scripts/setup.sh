@@ -145,4 +145,49 @@ if ! dpkg-query -W -f='${Status}' python3-seccomp 2>/dev/null | grep -q 'install
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-seccomp >/dev/null
 fi
+# ---- Serverless functions (tests/integration/serverless.test.ts) ----------------------------
+# The AWS Lambda Runtime Interface Emulator, built from its Go module (pinned by
+# tests/support/lambda-rie/go.mod), and the npm runtime client aws-lambda-ric (pinned by
+# tests/support/lambda-ric/package.json), whose install builds curl and aws-lambda-cpp with
+# cmake and its addon with node-gyp. node-gyp takes Node's headers from the Node running here
+# (the npm package `node` ships them) instead of downloading them. Both go into .cache/, keyed by
+# the hash of their pins (tests/support/lambda.ts computes the same paths). zip packs functions.
+sls_missing=()
+command -v cmake >/dev/null 2>&1 || sls_missing+=(cmake)
+command -v zip >/dev/null 2>&1 || sls_missing+=(zip)
+if ((${#sls_missing[@]})); then
+  log "installing system packages for the serverless functions: ${sls_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${sls_missing[@]}" >/dev/null
+fi
+RIE_SRC=tests/support/lambda-rie
+RIE_BIN=.cache/lambda-rie-$(cat "$RIE_SRC/go.mod" "$RIE_SRC/go.sum" | sha256sum | cut -c1-16)/aws-lambda-rie
+if [[ ! -x "$RIE_BIN" ]]; then
+  log "building the AWS Lambda Runtime Interface Emulator into $RIE_BIN"
+  (cd "$RIE_SRC" && CGO_ENABLED=0 go build -mod=readonly -trimpath -o "$EBBFLOW_ROOT/$RIE_BIN" \
+    github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie)
+fi
+RIC_SRC=tests/support/lambda-ric
+RIC_DIR=.cache/lambda-ric-$(sha256sum <"$RIC_SRC/package.json" | cut -c1-16)
+if [[ ! -f "$RIC_DIR/node_modules/aws-lambda-ric/rapid-client.node" ]]; then
+  log "installing aws-lambda-ric into $RIC_DIR (builds its native part: a few minutes)"
+  rm -rf "$RIC_DIR" && mkdir -p "$RIC_DIR" && cp "$RIC_SRC/package.json" "$RIC_DIR/"
+  node_dir=$(node -p "require('path').resolve(process.execPath, '../..')")
+  [[ -f "$node_dir/include/node/common.gypi" ]] && export npm_config_nodedir="$node_dir"
+  (cd "$RIC_DIR" && npm install --no-audit --no-fund --no-package-lock >"$EBBFLOW_ROOT/$RIC_DIR.log" 2>&1) \
+    || { log "aws-lambda-ric did not build (see $RIC_DIR.log)"; exit 1; }
+  unset npm_config_nodedir
+fi
+# The Knative Service CRD (its OpenAPI schema validates infra/k8s/knative/service.yaml), from
+# the Go module knative.dev/serving, which carries it in config/.
+KNATIVE_SERVING=v0.51.0
+KNATIVE_CRD=.cache/knative-serving-$KNATIVE_SERVING/service.yaml
+if [[ ! -f "$KNATIVE_CRD" ]]; then
+  log "fetching the Knative Service CRD (knative.dev/serving $KNATIVE_SERVING) from the Go module proxy"
+  tmp_mod=$(mktemp -d)
+  serving_dir=$(cd "$tmp_mod" && go mod download -json "knative.dev/serving@$KNATIVE_SERVING" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$tmp_mod"
+  mkdir -p "$(dirname "$KNATIVE_CRD")" && cp "$serving_dir/config/core/300-resources/service.yaml" "$KNATIVE_CRD"
+fi
+# --- end of serverless step
 log "ready"

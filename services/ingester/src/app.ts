@@ -1,13 +1,12 @@
 // Builds the ingester from its configuration: the store (migrated when asked), the dead-letter
 // sink, metrics, and the source — a Kafka consumer group or a Knative KafkaSource sink.
-import { createServer, type Server } from 'node:http'
 import type { Logger } from '@ebbflow/common'
 import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import type { IngesterConfig } from './config.ts'
 import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
-import { handleKafkaBatch, recordFromKnative } from './handler.ts'
 import { Ingestor } from './ingest.ts'
 import { KafkaIngester } from './kafka-ingester.ts'
+import { knativeSink } from './knative.ts'
 import { IngestMetrics, serveMetrics } from './metrics.ts'
 
 export interface RunningIngester {
@@ -53,7 +52,7 @@ export async function startIngester(
     let knativePort: number | undefined
     if (config.knativePort !== undefined) {
       const ingestor = new Ingestor({ store, deadLetters, metrics, logger, source: 'knative' })
-      const server = knativeSink(ingestor, logger)
+      const server = knativeSink(ingestor, deadLetters, logger)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(config.knativePort, '0.0.0.0', resolve)
@@ -102,35 +101,4 @@ export async function startIngester(
     await stop()
     throw err
   }
-}
-
-/**
- * The Knative sink: one CloudEvent per POST. 200 once stored (or dead-lettered), 400 for a
- * request that is not a KafkaSource event, 503 when the store failed (Knative retries).
- */
-function knativeSink(ingestor: Ingestor, logger: Logger): Server {
-  return createServer((req, res) => {
-    if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST' }).end()
-      return
-    }
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      let record: ReturnType<typeof recordFromKnative>
-      try {
-        record = recordFromKnative(req.headers, Buffer.concat(chunks))
-      } catch (err) {
-        res.writeHead(400, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`)
-        return
-      }
-      handleKafkaBatch(ingestor, [record]).then(
-        (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r)),
-        (err: Error) => {
-          logger.warn({ err }, 'storing a Knative event failed; the source will retry')
-          res.writeHead(503, { 'content-type': 'text/plain' }).end(`${err.message}\n`)
-        },
-      )
-    })
-  })
 }

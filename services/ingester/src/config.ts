@@ -103,3 +103,43 @@ export function loadIngesterConfig(
   if (problems.length > 0 || !data || !store) throw new ConfigError(problems)
   return { ...data, store }
 }
+
+/**
+ * The ingester as a function (an AWS Lambda for an MSK or self-managed Kafka trigger): the
+ * store comes from the shared store settings (EBBFLOW_CLICKHOUSE, or EBBFLOW_DATA_DIR for chDB),
+ * dead letters go to Kafka when brokers are named and to the store's dead_letters table
+ * otherwise.
+ */
+export const functionConfigSchema = z.object({
+  /** Brokers for the dead-letter topic. Default: none (dead letters in the store). */
+  kafkaBrokers: list.default([]),
+  /** Where records that cannot be stored go. Default: ebbflow.dlq.v1. */
+  dlqTopic: z.string().min(1).default(DLQ_TOPIC),
+  /**
+   * How a cold start checks the store's schema. `stamp`: one query that the newest migration
+   * this build knows is applied (run `ebbflow migrate` when deploying); `migrate`: apply
+   * pending migrations (for a store that starts empty, such as chDB in /tmp). Default: stamp.
+   */
+  schema: z.enum(['stamp', 'migrate']).default('stamp'),
+})
+
+export type FunctionConfig = z.output<typeof functionConfigSchema> & { store: StoreConfig }
+
+const FUNCTION_ENV: Record<keyof z.input<typeof functionConfigSchema>, string> = {
+  kafkaBrokers: 'EBBFLOW_KAFKA',
+  dlqTopic: 'EBBFLOW_DLQ_TOPIC',
+  schema: 'EBBFLOW_FUNCTION_SCHEMA',
+}
+
+export function loadFunctionConfig(env: NodeJS.ProcessEnv = process.env): FunctionConfig {
+  const { data, problems } = parseConfig(functionConfigSchema, FUNCTION_ENV, {}, env)
+  let store: StoreConfig | undefined
+  try {
+    store = loadStoreConfig({}, env)
+  } catch (err) {
+    if (err instanceof ConfigError) problems.push(...err.problems)
+    else throw err
+  }
+  if (problems.length > 0 || !data || !store) throw new ConfigError(problems)
+  return { ...data, store }
+}
