@@ -28,10 +28,13 @@ import {
   createLogger,
   type RecordEvent,
 } from '@ebbflow/common'
-import { CompressionCodecs, CompressionTypes } from 'kafkajs'
+import kafkajs from 'kafkajs'
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
+
 import { createCgroup } from '../../tests/support/cgroup.ts'
 import { freePort, testPublisher } from '../../tests/support/kafka-broker.ts'
+
+const { CompressionCodecs, CompressionTypes } = kafkajs
 
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 3)
 const repo = join(import.meta.dirname, '../..')

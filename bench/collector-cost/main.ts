@@ -47,8 +47,9 @@ const rssMiB = () => status('VmRSS')
 
 interface Window {
   name: string
-  rate: number // calls/s; 0: rest; Infinity: a storm of `calls`
+  rate: number // calls/s; 0: rest (ignored for a storm)
   seconds?: number
+  /** A storm: this many calls as fast as perl makes them. */
   calls?: number
 }
 interface ChildInput {
@@ -82,8 +83,13 @@ async function child(input: ChildInput) {
   await new Promise((r) => setTimeout(r, 3000)) // pods listed, start scan done, producer connected
   const attachedMiB = rssMiB()
   let peak = attachedMiB
+  let peakExternal = 0
+  let peakHeap = 0
   const sampler = setInterval(() => {
     peak = Math.max(peak, rssMiB())
+    const m = process.memoryUsage()
+    peakExternal = Math.max(peakExternal, m.external / 2 ** 20)
+    peakHeap = Math.max(peakHeap, m.heapUsed / 2 ** 20)
   }, 250)
   const cg = createCgroup('bench-collector-cost')
   const results: Record<string, unknown>[] = []
@@ -94,11 +100,11 @@ async function child(input: ChildInput) {
       const cpu0 = process.cpuUsage()
       const t0 = performance.now()
       let produced = 0
-      if (w.rate === 0) {
+      if (w.rate === 0 && w.calls === undefined) {
         await new Promise((r) => setTimeout(r, w.seconds! * 1000))
       } else {
         const script =
-          w.rate === Number.POSITIVE_INFINITY
+          w.calls !== undefined
             ? `getppid() for 1..${w.calls}; print "${w.calls}\\n";`
             : `use Time::HiRes qw(time sleep); my ($r, $d) = (${w.rate}, ${w.seconds}); my $t0 = time; my $n = 0;
                while ((my $e = time - $t0) < $d) { my $target = $e * $r; while ($n < $target) { getppid(); $n++ } sleep(0.0005) }
@@ -122,7 +128,7 @@ async function child(input: ChildInput) {
       const published = publisher.stats().publishedEvents - publishedBefore
       results.push({
         window: w.name,
-        targetRate: w.rate === Number.POSITIVE_INFINITY ? 'unpaced' : w.rate,
+        targetRate: w.calls !== undefined ? 'unpaced' : w.rate,
         wallSeconds: wall,
         produced,
         capturedRecords: stats.perFamily.syscall.records - recordsBefore,
@@ -146,7 +152,8 @@ async function child(input: ChildInput) {
       peakSampled: peak,
       peakVmHWM: status('VmHWM'),
       ringBuffersMapped: (3 * config.ringBufferBytes) / 2 ** 20,
-      heapUsedAtEnd: process.memoryUsage().heapUsed / 2 ** 20,
+      peakHeapUsed: peakHeap,
+      peakExternal: peakExternal, // Buffers and other memory V8 tracks outside its heap
     },
     windows: results,
     publisher: publisher.stats(),
@@ -209,25 +216,32 @@ try {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim()
   const kubeconfig = kube.kubeconfig()
-  const cpu = runChild({
-    brokers,
-    kubeconfig,
-    windows: [
-      { name: 'rest', rate: 0, seconds: CPU_SECONDS },
-      { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
-      { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
-    ],
-  })
-  const memory = runChild({
-    brokers,
-    kubeconfig,
-    windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
-  })
+  // EBBFLOW_BENCH_PHASES: cpu and/or memory (default both); the throughput storm always runs.
+  const phases = (env.EBBFLOW_BENCH_PHASES ?? 'cpu,memory').split(',')
+  const skipped = { windows: [], memoryMiB: {} }
+  const cpu = !phases.includes('cpu')
+    ? skipped
+    : runChild({
+        brokers,
+        kubeconfig,
+        windows: [
+          { name: 'rest', rate: 0, seconds: CPU_SECONDS },
+          { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
+          { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
+        ],
+      })
+  const memory = !phases.includes('memory')
+    ? skipped
+    : runChild({
+        brokers,
+        kubeconfig,
+        windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
+      })
   const bytesBefore = topicBytes(join(dir, 'data'))
   const storm = runChild({
     brokers,
     kubeconfig,
-    windows: [{ name: 'storm', rate: Number.POSITIVE_INFINITY, calls: STORM }],
+    windows: [{ name: 'storm', rate: 0, calls: STORM }],
   })
   const stormWindow = storm.windows[0]
   const bytesPerEvent = (topicBytes(join(dir, 'data')) - bytesBefore) / stormWindow.publishedEvents
