@@ -10,7 +10,7 @@
 // Without bpftrace (scripts/setup.sh installs it) its rows are skipped and said so.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { probeFeatures } from '@ebbflow/native'
@@ -28,11 +28,27 @@ const hasBpftrace = spawnSync('bpftrace', ['--version'], { stdio: 'ignore' }).st
 
 const cg = createCgroup('bench-exec-overhead')
 const storm = ['/bin/sh', '-c', `i=0; while [ $i -lt ${EXECS} ]; do /bin/true; i=$((i+1)); done`]
-async function timed(): Promise<number> {
+/** CPU seconds the storm's cgroup used so far (cpu.stat is there without the cpu controller). */
+const cgroupCpu = () =>
+  Number(/^usage_usec (\d+)$/m.exec(readFileSync(join(cg.path, 'cpu.stat'), 'utf8'))![1]) / 1e6
+/** CPU seconds of a process so far (utime + stime; clock ticks of 1/100 s). */
+const processCpu = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+// On a shared machine the storm's wall time mostly measures the other users. CPU time does
+// not: the BPF programs run in the storm's own tasks (charged to its cgroup), the tool's
+// userspace work in the tool's process; their sum is what the tool costs.
+const cpuCost: Record<string, number[]> = { bare: [], bpftrace: [], collect: [], up: [] }
+async function timed(tool?: Tool, name = 'bare'): Promise<number> {
+  const c0 = cgroupCpu()
+  const p0 = tool ? processCpu(tool.child.pid!) : 0
   const t0 = process.hrtime.bigint()
   const r = await cg.run(storm)
   if (r.code !== 0) throw new Error(`workload failed: ${r.stderr}`)
-  return Number(process.hrtime.bigint() - t0) / 1e9
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  cpuCost[name]!.push(cgroupCpu() - c0 + (tool ? processCpu(tool.child.pid!) - p0 : 0))
+  return seconds
 }
 
 interface Tool {
@@ -88,18 +104,19 @@ const seen: Record<string, number[]> = { bpftrace: [], collect: [], up: [] }
 const load: number[] = []
 try {
   await timed() // warm caches
+  cpuCost.bare = []
   for (let i = 0; i < ROUNDS; i++) {
     load.push(loadavg()[0]!)
     rows.bare!.push(await timed())
     if (hasBpftrace) {
       const t = await startTool(['bpftrace', '-e', EXECSNOOP], /Attaching 1 probe/)
-      rows.bpftrace!.push(await timed())
+      rows.bpftrace!.push(await timed(t, 'bpftrace'))
       const out = await stopTool(t, 'SIGINT')
       seen.bpftrace!.push(out.split('\n').filter((l) => l.endsWith('/bin/true')).length)
     }
     {
       const t = await startTool([bin, 'collect', '--kafka', broker.bootstrap], /capture attached/)
-      rows.collect!.push(await timed())
+      rows.collect!.push(await timed(t, 'collect'))
       seen.collect!.push(execRecords(await stopTool(t)) ?? -1)
     }
     {
@@ -108,7 +125,7 @@ try {
         [bin, 'up', '--data-dir', join(tmp, 'data'), '--port', String(port)],
         /ebbflow is up/,
       )
-      rows.up!.push(await timed())
+      rows.up!.push(await timed(t, 'up'))
       seen.up!.push(execRecords(await stopTool(t)) ?? -1)
     }
   }
@@ -146,6 +163,7 @@ const report = {
   // collector decoded while attached (the storm's EXECS + 1 shell, plus other execs on the machine).
   execsSeen: seen,
   raw: rows,
+  rawCpuSeconds: cpuCost,
 }
 const text = `${JSON.stringify(report, null, 2)}\n`
 const dir = join(import.meta.dirname, '../reports')
