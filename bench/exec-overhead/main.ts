@@ -158,6 +158,17 @@ const report = {
     collect: slowdown('collect'),
     up: slowdown('up'),
   },
+  // CPU seconds of the storm's cgroup plus the tool's process during the storm, medians, and
+  // what each tool adds to the bare storm's CPU (the robust figure on a loaded machine).
+  cpuSeconds: Object.fromEntries(
+    Object.entries(cpuCost).map(([k, v]) => [k, v.length ? median(v) : null]),
+  ),
+  cpuAddedPercent: Object.fromEntries(
+    ['bpftrace', 'collect', 'up'].map((k) => [
+      k,
+      cpuCost[k]!.length ? (median(cpuCost[k]!) / median(cpuCost.bare!) - 1) * 100 : null,
+    ]),
+  ),
   targets: { collect: 'at most half of bpftrace', up: 'at most bpftrace' },
   // bpftrace: lines printed for /bin/true (EXECS per storm); collect and up: exec records the
   // collector decoded while attached (the storm's EXECS + 1 shell, plus other execs on the machine).
