@@ -38,6 +38,15 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
 fi
 # --- end of alerting step
 
+# --- Collector cost benchmarks (bench/exec-overhead): bpftrace is the reference a collector's
+# overhead is compared with (an execsnoop-style script). Only the bench uses it.
+if ! command -v bpftrace >/dev/null 2>&1; then
+  log "installing bpftrace (overhead reference for bench/exec-overhead)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bpftrace >/dev/null
+fi
+# --- end of collector cost step
+
 if [[ "$(node --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
   log "installing Node $NODE_VERSION from the npm registry into .tools/node"
   npm install --prefix .tools/node --no-save --no-package-lock --no-audit --no-fund "node@$NODE_VERSION" >/dev/null

@@ -30,6 +30,8 @@ enum ebf_limits {
 	EBF_SYSCALL_STR_LEN = 128,
 	/* Syscall numbers tracked per event/counted (x86_64 has ~460). */
 	EBF_SYSCALL_NR_MAX = 512,
+	/* Cgroups whose syscalls are counted in the per-CPU slot array (the rest: the hash). */
+	EBF_SYSCALL_SLOTS = 128,
 };
 
 enum ebf_event_type {
@@ -177,6 +179,16 @@ struct ebf_syscall_count_key {
 	__u32 _pad0;
 };
 _Static_assert(sizeof(struct ebf_syscall_count_key) == 16, "ebf_syscall_count_key layout");
+
+/*
+ * Value of the syscall slot counter map (per CPU): the counts of one cgroup by syscall number.
+ * Userspace assigns a slot to each busy cgroup; the rest are counted in the hash map above.
+ */
+struct ebf_syscall_slot_counts {
+	__u64 count[EBF_SYSCALL_NR_MAX];
+};
+_Static_assert(sizeof(struct ebf_syscall_slot_counts) == 8 * EBF_SYSCALL_NR_MAX,
+	       "ebf_syscall_slot_counts layout");
 
 /* Key of the cgroup_skb traffic counter map. Ports in host byte order. */
 struct ebf_traffic_key {

@@ -15,6 +15,7 @@ struct ebf_all_types {
 	struct ebf_tcp_event_v1 tcp_v1;
 	struct ebf_syscall_event_v1 syscall_v1;
 	struct ebf_syscall_count_key syscall_count_key;
+	struct ebf_syscall_slot_counts syscall_slot_counts;
 	struct ebf_traffic_key traffic_key;
 	struct ebf_traffic_value traffic_value;
 	enum ebf_limits limits;

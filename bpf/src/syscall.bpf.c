@@ -2,8 +2,14 @@
 /*
  * System calls: every call is counted per (cgroup, syscall) in the kernel, with no record
  * per call; a chosen set of security-relevant calls also emits a record with its arguments.
- * One tp_btf hook on sys_enter serves both, so a getppid storm pays one program run and one
- * per-CPU hash update per call.
+ * One tp_btf hook on sys_enter serves both.
+ *
+ * Counting runs on every syscall of the node, so its fast path avoids the hash map: userspace
+ * gives each busy cgroup a slot of a per-CPU array (a counter per syscall number), and a
+ * per-CPU cache remembers the last cgroup seen and its slot. A call from the same cgroup as
+ * the CPU's previous one costs two inlined array lookups and a compare; the hash lookup on a
+ * 16-byte key it replaces was ~55-75 ns of a ~140 ns run (bpf_stats). Cgroups without a slot
+ * (new ones, until userspace's next read, or more than the slots) are counted in the hash.
  */
 #include "common.bpf.h"
 
@@ -35,7 +41,61 @@ struct {
 	__type(value, struct ebf_syscall_event_v1);
 } syscall_scratch SEC(".maps");
 
-static __always_inline void counts__add(__u64 cgroup_id, __u32 nr)
+/* cgroup id -> slot, written only by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EBF_SYSCALL_SLOTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} syscall_cgroup_slots SEC(".maps");
+
+/*
+ * slot -> the cgroup id that owns it (0: free), written only by userspace. Checked on every
+ * cached hit, so a slot that userspace freed or gave to another cgroup is never counted into
+ * through a stale per-CPU cache. Same max_entries as syscall_slot_counts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EBF_SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} syscall_slot_owner SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EBF_SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ebf_syscall_slot_counts);
+} syscall_slot_counts SEC(".maps");
+
+/*
+ * Bumped by userspace after it assigns slots, so a cached "this cgroup has no slot" is
+ * believed only until the next assignment.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} syscall_slot_generation SEC(".maps");
+
+#define SLOT_NONE 0xffffffffu
+
+struct slot_cache {
+	__u64 cgroup_id;
+	__u64 generation; /* of a SLOT_NONE entry */
+	__u32 slot;       /* or SLOT_NONE: counted in the hash */
+	__u32 _pad0;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct slot_cache);
+} syscall_slot_cache SEC(".maps");
+
+static __always_inline void counts__add_hash(__u64 cgroup_id, __u32 nr)
 {
 	struct ebf_syscall_count_key key = { .cgroup_id = cgroup_id, .syscall_nr = nr };
 	__u64 one = 1, *count;
@@ -53,6 +113,54 @@ static __always_inline void counts__add(__u64 cgroup_id, __u32 nr)
 		else
 			drops__count(EBF_DROP_MAP_FULL);
 	}
+}
+
+static __always_inline bool counts__add_slot(__u64 cgroup_id, __u32 nr)
+{
+	struct ebf_syscall_slot_counts *counts;
+	struct slot_cache *cache;
+	__u32 zero = 0, slot, *found;
+	__u64 *owner, *generation;
+
+	if (nr >= EBF_SYSCALL_NR_MAX)
+		return false;
+	cache = bpf_map_lookup_elem(&syscall_slot_cache, &zero);
+	if (!cache)
+		return false;
+	if (cache->cgroup_id != cgroup_id || cache->slot == SLOT_NONE) {
+		generation = bpf_map_lookup_elem(&syscall_slot_generation, &zero);
+		if (!generation)
+			return false;
+		if (cache->cgroup_id == cgroup_id && cache->generation == *generation)
+			return false; /* known to have no slot, and nothing was assigned since */
+		found = bpf_map_lookup_elem(&syscall_cgroup_slots, &cgroup_id);
+		cache->cgroup_id = cgroup_id;
+		cache->generation = *generation;
+		cache->slot = found ? *found : SLOT_NONE;
+		if (!found)
+			return false;
+	}
+	slot = cache->slot;
+	owner = bpf_map_lookup_elem(&syscall_slot_owner, &slot);
+	if (!owner || *owner != cgroup_id) {
+		cache->cgroup_id = 0;
+		return false;
+	}
+	counts = bpf_map_lookup_elem(&syscall_slot_counts, &slot);
+	if (!counts)
+		return false;
+	/* clang drops a repeated bound check; the barrier makes it stay for the verifier. */
+	barrier_var(nr);
+	if (nr >= EBF_SYSCALL_NR_MAX)
+		return false;
+	counts->count[nr] += 1; /* per-CPU value: no other writer while this program runs here */
+	return true;
+}
+
+static __always_inline void counts__add(__u64 cgroup_id, __u32 nr)
+{
+	if (!counts__add_slot(cgroup_id, nr))
+		counts__add_hash(cgroup_id, nr);
 }
 
 static __always_inline __u64 regs__arg(struct pt_regs *regs, __u32 i)
@@ -83,12 +191,15 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 {
 	struct ebf_syscall_event_v1 *e;
+	struct task_struct *task;
 	__u64 cgroup_id;
 	__u32 nr = id, zero = 0, i, strings;
 
-	if (current__is_self() || id < 0)
+	/* One task pointer serves the self check and the cgroup id: a helper call less per run. */
+	task = bpf_get_current_task_btf();
+	if ((self_tgid && task->tgid == self_tgid) || id < 0)
 		return 0;
-	cgroup_id = current__cgroup_id();
+	cgroup_id = task->cgroups->dfl_cgrp->kn->id;
 	counts__add(cgroup_id, nr);
 
 	if (nr >= EBF_SYSCALL_NR_MAX || !syscall_events[nr])
@@ -96,7 +207,7 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 	e = bpf_map_lookup_elem(&syscall_scratch, &zero);
 	if (!e)
 		return 0;
-	task__fill(&e->task, bpf_get_current_task_btf(), cgroup_id);
+	task__fill(&e->task, task, cgroup_id);
 	e->syscall_nr = nr;
 	for (i = 0; i < 6; i++)
 		e->args[i] = regs__arg(regs, i);

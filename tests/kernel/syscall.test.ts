@@ -39,6 +39,51 @@ describe('syscall capture', { skip, timeout: 120_000 }, () => {
     }
   })
 
+  it('a busy cgroup moves from the hash to a slot, and no call is lost or counted twice', async () => {
+    const cg = createCgroup('getppid-slot')
+    const other = createCgroup('getppid-hash')
+    const { capture, sink } = startCapture({ families: 'syscall' })
+    const counted = (id: number) =>
+      sink
+        .of('syscall_count')
+        .filter((c) => c.cgroupId === id && c.syscall === 'getppid')
+        .reduce((n, c) => n + c.count, 0)
+    try {
+      // First calls: no slot yet, counted in the hash; the read gives the cgroup a slot.
+      const first = await cg.run(['perl', '-e', 'getppid() for 1..10000'])
+      assert.equal(first.code, 0, first.stderr)
+      capture.pollCounters()
+      assert.ok(capture.syscallSlots().has(cg.id), 'the busy cgroup got a slot')
+      const afterFirst = counted(cg.id)
+      assert.ok(afterFirst >= 10_000 && afterFirst < 10_100, `first count ${afterFirst}`)
+      // Then on the slot, while another cgroup (no slot yet) is still counted in the hash.
+      const second = await cg.run(['perl', '-e', 'getppid() for 1..25000'])
+      const third = await other.run(['perl', '-e', 'getppid() for 1..7000'])
+      assert.equal(second.code, 0, second.stderr)
+      assert.equal(third.code, 0, third.stderr)
+      capture.pollCounters()
+      capture.pollCounters() // a read with no new calls adds nothing
+      const total = counted(cg.id)
+      assert.ok(total - afterFirst >= 25_000 && total - afterFirst < 25_100, `second ${total}`)
+      const otherCount = counted(other.id)
+      assert.ok(otherCount >= 7_000 && otherCount < 7_100, `other cgroup ${otherCount}`)
+      // One delta per (cgroup, syscall) per read, whichever path counted.
+      const perRead = new Map<string, number>()
+      for (const c of sink.of('syscall_count')) {
+        const key = `${c.bootNs}:${c.cgroupId}:${c.syscallNr}`
+        perRead.set(key, (perRead.get(key) ?? 0) + 1)
+      }
+      assert.ok(
+        [...perRead.values()].every((n) => n === 1),
+        'no duplicate deltas in one read',
+      )
+    } finally {
+      await capture.stop()
+      await cg.remove()
+      await other.remove()
+    }
+  })
+
   it('records unshare and mount with their arguments', async () => {
     const cg = createCgroup('security')
     const { capture, sink } = startCapture({ families: 'syscall' })

@@ -23,6 +23,7 @@ import { BpfObject, bootTimeNs, NativeError, probeFeatures } from '@ebbflow/nati
 import type { CollectorConfig } from './config.ts'
 import { DeltaTracker, type MapDump, syscallCountDeltas, trafficDeltas } from './counters.ts'
 import { checkCapturePrerequisites } from './privileges.ts'
+import { mergeSyscallCounts, SyscallSlots } from './syscall-slots.ts'
 
 /** Where decoded events go. Called on the JavaScript thread, one call per batch. */
 export interface CaptureSink {
@@ -84,6 +85,8 @@ interface FamilyState {
   family: Family
   object: BpfObject
   dropTotals: Map<string, number>
+  /** The syscall family's slot counters (the fast path of the per-call count). */
+  slots?: SyscallSlots
 }
 
 function u32(value: number): Buffer {
@@ -325,11 +328,15 @@ export class KernelCapture {
           intervalNs,
           SYSCALL_COUNT_IDLE_READS,
         )
-        events.push(...deltas)
         for (const key of idle) {
           state.object.mapDelete('syscall_counts', key)
           this.syscallCounts.forget(key)
         }
+        state.slots ??= new SyscallSlots(state.object)
+        const slotDeltas = state.slots.read(now, intervalNs, SYSCALL_COUNT_IDLE_READS)
+        // Cgroups still counted in the hash are busy ones without a slot: give them one.
+        state.slots.assign(new Set(deltas.map((d) => d.cgroupId)))
+        events.push(...mergeSyscallCounts([...deltas, ...slotDeltas]))
       } else if (state.family === 'net') {
         events.push(
           ...trafficDeltas(
@@ -372,6 +379,11 @@ export class KernelCapture {
       }
     }
     return out
+  }
+
+  /** cgroup id → slot of the cgroups whose syscalls are counted on the fast path. */
+  syscallSlots(): ReadonlyMap<number, number> {
+    return this.states.find((s) => s.family === 'syscall')?.slots?.assigned ?? new Map()
   }
 
   stats(): CaptureStats {

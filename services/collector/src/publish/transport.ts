@@ -23,9 +23,9 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number
   /** Per request. Default: 10000 ms. */
   requestTimeoutMs?: number
-  /** Record batch compression: gzip is built into kafkajs (lz4 and zstd need codec packages,
-   * not measured yet). Default: gzip. */
-  compression?: 'gzip' | 'none'
+  /** Record batch compression: gzip is built into kafkajs; lz4 and zstd need their codec
+   * registered in kafkajs' CompressionCodecs first (bench/collector-cost does). Default: gzip. */
+  compression?: 'gzip' | 'none' | 'lz4' | 'zstd'
 }
 
 /** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
@@ -35,8 +35,12 @@ export class KafkaTransport implements Transport {
   private readonly compression: CompressionTypes
 
   constructor(options: KafkaTransportOptions) {
-    this.compression =
-      options.compression === 'none' ? CompressionTypes.None : CompressionTypes.GZIP
+    this.compression = {
+      none: CompressionTypes.None,
+      gzip: CompressionTypes.GZIP,
+      lz4: CompressionTypes.LZ4,
+      zstd: CompressionTypes.ZSTD,
+    }[options.compression ?? 'gzip']
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'ebbflow-collector',
       brokers: options.brokers,

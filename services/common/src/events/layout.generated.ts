@@ -15,6 +15,7 @@ export const LIMITS = {
   ARGS_CAP: 4096,
   SYSCALL_STR_LEN: 128,
   SYSCALL_NR_MAX: 512,
+  SYSCALL_SLOTS: 128,
 } as const
 
 /** enum ebf_event_type */
@@ -226,6 +227,12 @@ export const LAYOUTS = {
       'cgroup_id': { offset: 0, size: 8, kind: 'u64' },
       'syscall_nr': { offset: 8, size: 4, kind: 'u32' },
       '_pad0': { offset: 12, size: 4, kind: 'u32' },
+    },
+  },
+  ebf_syscall_slot_counts: {
+    size: 4096,
+    fields: {
+      'count': { offset: 0, size: 4096, kind: 'bytes' },
     },
   },
   ebf_traffic_key: {

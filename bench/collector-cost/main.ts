@@ -1,0 +1,274 @@
+// bench/collector-cost: what the collector costs on a node, each run in a fresh process that
+// starts the collector exactly as `ebbflow collect --kafka` does (startCollector + the Kafka
+// publisher; every family, enrichment, redaction), publishing to a real local broker (acks=all,
+// idempotent). The workload is real captured events: perl calls getppid at a paced rate in a
+// child cgroup, with getppid recorded one by one (--security-syscalls getppid), so every call
+// is a ring-buffer record decoded, enriched, encoded and published.
+//   - cpu: collector CPU % at rest, at 1,000 and at 10,000 events/s (EBBFLOW_BENCH_CPU_SECONDS
+//     each, default 20);
+//   - memory: peak RSS (VmHWM) in Kubernetes mode watching 1,000 pods on its node (served by
+//     tests/support/fake-kube-api.ts) at EBBFLOW_BENCH_RATE events/s (default 200,000) for
+//     EBBFLOW_BENCH_SECONDS (default 60), with the breakdown: Node alone, after the imports,
+//     attached with the pod index loaded, peak;
+//   - throughput: EBBFLOW_BENCH_STORM getppid records (default 2,000,000) as fast as perl makes
+//     them; events acknowledged by the broker per collector CPU second (storm start → publisher
+//     closed), and bytes per event on the broker's log (gzip, the default).
+// The machine is shared: the collector also captures everything else running on it (that is
+// what it is for); the report gives the load average and the events the collector saw.
+// Prints one JSON report and writes it to bench/reports/collector-cost.json.
+import { execFileSync, spawnSync } from 'node:child_process'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const env = process.env
+const CPU_SECONDS = Number(env.EBBFLOW_BENCH_CPU_SECONDS ?? 20)
+const RATE = Number(env.EBBFLOW_BENCH_RATE ?? 200_000)
+const SECONDS = Number(env.EBBFLOW_BENCH_SECONDS ?? 60)
+const STORM = Number(env.EBBFLOW_BENCH_STORM ?? 2_000_000)
+const PODS = 1000
+const NODE = 'bench-node-1'
+
+const status = (field: string) => {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+    readFileSync('/proc/self/status', 'utf8'),
+  )
+  return m ? Number(m[1]) / 1024 : 0
+}
+const rssMiB = () => status('VmRSS')
+
+interface Window {
+  name: string
+  rate: number // calls/s; 0: rest (ignored for a storm)
+  seconds?: number
+  /** A storm: this many calls as fast as perl makes them. */
+  calls?: number
+}
+interface ChildInput {
+  brokers: string
+  kubeconfig?: string
+  windows: Window[]
+}
+
+// ---- child: one collector, measured from the inside ----------------------------------------
+async function child(input: ChildInput) {
+  const nodeBaselineMiB = rssMiB() // before any of ours is loaded
+  const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } = await import(
+    '@ebbflow/collector'
+  )
+  const { createLogger } = await import('@ebbflow/common')
+  const { createCgroup } = await import('../../tests/support/cgroup.ts')
+  const afterImportsMiB = rssMiB()
+  const config = loadCollectorConfig(
+    { kafkaBrokers: input.brokers, output: 'kafka', securitySyscalls: 'getppid' },
+    {},
+  )
+  const enrichConfig = loadEnrichConfig(
+    input.kubeconfig
+      ? { kubernetes: 'on', kubeconfig: input.kubeconfig, nodeName: NODE }
+      : { kubernetes: 'off' },
+    {},
+  )
+  const logger = createLogger('bench', 'warn')
+  const publisher = new KafkaPublisher(config, logger)
+  const collector = startCollector(config, enrichConfig, publisher, logger)
+  await new Promise((r) => setTimeout(r, 3000)) // pods listed, start scan done, producer connected
+  const attachedMiB = rssMiB()
+  let peak = attachedMiB
+  let peakExternal = 0
+  let peakHeap = 0
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMiB())
+    const m = process.memoryUsage()
+    peakExternal = Math.max(peakExternal, m.external / 2 ** 20)
+    peakHeap = Math.max(peakHeap, m.heapUsed / 2 ** 20)
+  }, 250)
+  const cg = createCgroup('bench-collector-cost')
+  const results: Record<string, unknown>[] = []
+  try {
+    for (const w of input.windows) {
+      const recordsBefore = collector.capture.stats().perFamily.syscall.records
+      const publishedBefore = publisher.stats().publishedEvents
+      const cpu0 = process.cpuUsage()
+      const t0 = performance.now()
+      let produced = 0
+      if (w.rate === 0 && w.calls === undefined) {
+        await new Promise((r) => setTimeout(r, w.seconds! * 1000))
+      } else {
+        const script =
+          w.calls !== undefined
+            ? `getppid() for 1..${w.calls}; print "${w.calls}\\n";`
+            : `use Time::HiRes qw(time sleep); my ($r, $d) = (${w.rate}, ${w.seconds}); my $t0 = time; my $n = 0;
+               while ((my $e = time - $t0) < $d) { my $target = $e * $r; while ($n < $target) { getppid(); $n++ } sleep(0.0005) }
+               print "$n\\n";`
+        const r = await cg.run(['perl', '-e', script])
+        if (r.code !== 0) throw new Error(r.stderr)
+        produced = Number(r.stdout.trim())
+      }
+      const last = w === input.windows.at(-1)
+      if (last) {
+        // Until the broker acknowledged everything: stop the capture, close the publisher.
+        await collector.stop()
+        await publisher.close()
+      } else {
+        await new Promise((r) => setTimeout(r, 500)) // the batches in flight
+      }
+      const cpu = process.cpuUsage(cpu0)
+      const wall = (performance.now() - t0) / 1000
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6
+      const stats = collector.capture.stats()
+      const published = publisher.stats().publishedEvents - publishedBefore
+      results.push({
+        window: w.name,
+        targetRate: w.calls !== undefined ? 'unpaced' : w.rate,
+        wallSeconds: wall,
+        produced,
+        capturedRecords: stats.perFamily.syscall.records - recordsBefore,
+        publishedEvents: published,
+        droppedSoFar: stats.dropped,
+        cpuSeconds,
+        cpuPercent: (cpuSeconds / wall) * 100,
+        publishedPerCpuSecond: published / cpuSeconds,
+        loadAverage1m: loadavg()[0],
+      })
+    }
+  } finally {
+    clearInterval(sampler)
+    await cg.remove()
+  }
+  const out = {
+    memoryMiB: {
+      nodeBaseline: nodeBaselineMiB,
+      afterImports: afterImportsMiB,
+      attached: attachedMiB,
+      peakSampled: peak,
+      peakVmHWM: status('VmHWM'),
+      ringBuffersMapped: (3 * config.ringBufferBytes) / 2 ** 20,
+      peakHeapUsed: peakHeap,
+      peakExternal: peakExternal, // Buffers and other memory V8 tracks outside its heap
+    },
+    windows: results,
+    publisher: publisher.stats(),
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`)
+  process.exit(0)
+}
+
+if (process.argv[2] === '--child') await child(JSON.parse(process.argv[3]!))
+
+// ---- parent: broker, API server, one fresh process per measure -----------------------------
+const { FakeKubeApi, makePod } = await import('../../tests/support/fake-kube-api.ts')
+const { freePort } = await import('../../tests/support/kafka-broker.ts')
+const { probeFeatures } = await import('@ebbflow/native')
+const repo = join(import.meta.dirname, '../..')
+const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
+
+function topicBytes(dataDir: string): number {
+  let total = 0
+  for (const entry of readdirSync(dataDir)) {
+    if (!entry.startsWith('ebbflow.syscall')) continue
+    for (const f of readdirSync(join(dataDir, entry)))
+      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
+  }
+  return total
+}
+
+function runChild(input: ChildInput) {
+  const r = spawnSync(process.execPath, [import.meta.filename, '--child', JSON.stringify(input)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 * 1024 * 1024,
+  })
+  if (r.status !== 0) throw new Error(`collector process failed (exit ${r.status})`)
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ebbflow-collector-cost-'))
+const kube = await FakeKubeApi.start()
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0')
+for (let i = 0; i < PODS; i++) {
+  kube.add(
+    makePod({
+      uid: `${hex(i, 8)}-0000-4000-8000-${hex(i, 12)}`,
+      name: `checkout-7d9f${hex(i, 4)}-x${i}`,
+      namespace: `team-${i % 20}`,
+      nodeName: NODE,
+      containers: [{ name: 'api', id: hex(i, 64), image: `registry.example/checkout:${i}` }],
+      labels: { app: 'checkout', 'pod-template-hash': '7d9f' },
+      owner: { kind: 'ReplicaSet', name: 'checkout-7d9f' },
+    }),
+  )
+}
+let report: Record<string, unknown>
+try {
+  execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const port = await freePort()
+  const brokers = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim()
+  const kubeconfig = kube.kubeconfig()
+  // EBBFLOW_BENCH_PHASES: cpu and/or memory (default both); the throughput storm always runs.
+  const phases = (env.EBBFLOW_BENCH_PHASES ?? 'cpu,memory').split(',')
+  const skipped = { windows: [], memoryMiB: {} }
+  const cpu = !phases.includes('cpu')
+    ? skipped
+    : runChild({
+        brokers,
+        kubeconfig,
+        windows: [
+          { name: 'rest', rate: 0, seconds: CPU_SECONDS },
+          { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
+          { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
+        ],
+      })
+  const memory = !phases.includes('memory')
+    ? skipped
+    : runChild({
+        brokers,
+        kubeconfig,
+        windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
+      })
+  const bytesBefore = topicBytes(join(dir, 'data'))
+  const storm = runChild({
+    brokers,
+    kubeconfig,
+    windows: [{ name: 'storm', rate: 0, calls: STORM }],
+  })
+  const stormWindow = storm.windows[0]
+  const bytesPerEvent = (topicBytes(join(dir, 'data')) - bytesBefore) / stormWindow.publishedEvents
+  report = {
+    bench: 'collector-cost',
+    machine: {
+      kernel: probeFeatures().kernelRelease,
+      cpus: cpus().length,
+      node: process.version,
+      loadAverage: loadavg(),
+    },
+    pods: PODS,
+    cpu: cpu.windows,
+    memory: { ...memory.memoryMiB, window: memory.windows[0] },
+    throughput: { ...stormWindow, compression: 'gzip', bytesPerEventOnBroker: bytesPerEvent },
+    targets: {
+      peakRssMiB: 128,
+      publishedPerCpuSecond: 500_000,
+    },
+  }
+} finally {
+  spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
+  rmSync(dir, { recursive: true, force: true })
+  await kube.close()
+}
+const text = `${JSON.stringify(report, null, 2)}\n`
+const reports = join(import.meta.dirname, '../reports')
+mkdirSync(reports, { recursive: true })
+writeFileSync(join(reports, 'collector-cost.json'), text)
+process.stdout.write(text)

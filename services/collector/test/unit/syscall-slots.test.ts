@@ -1,0 +1,106 @@
+// The slot bookkeeping of the syscall counters against a stand-in for the kernel maps: the
+// test plays the kernel (it adds to a slot only while the slot names the caller as owner, as
+// the BPF program checks) and compares the deltas with the calls it made.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { LAYOUTS } from '@ebbflow/common'
+import { mergeSyscallCounts, type SlotMaps, SyscallSlots } from '../../src/syscall-slots.ts'
+
+const CPUS = 2
+const SLOT_BYTES = LAYOUTS.ebf_syscall_slot_counts.size
+
+class FakeKernel implements SlotMaps {
+  counts = new Map<number, Buffer>()
+  owner = new Map<number, number>()
+  slotOf = new Map<number, number>()
+  generation = 0
+  mapLookup(map: string, key: Buffer): Buffer | null {
+    assert.equal(map, 'syscall_slot_counts')
+    const slot = key.readUInt32LE(0)
+    if (!this.counts.has(slot)) this.counts.set(slot, Buffer.alloc(SLOT_BYTES * CPUS))
+    return Buffer.from(this.counts.get(slot)!)
+  }
+  mapUpdate(map: string, key: Buffer, value: Buffer): void {
+    if (map === 'syscall_slot_owner')
+      this.owner.set(key.readUInt32LE(0), Number(value.readBigUInt64LE(0)))
+    else if (map === 'syscall_cgroup_slots')
+      this.slotOf.set(Number(key.readBigUInt64LE(0)), value.readUInt32LE(0))
+    else if (map === 'syscall_slot_generation') this.generation = Number(value.readBigUInt64LE(0))
+    else assert.fail(`unexpected map ${map}`)
+  }
+  mapDelete(map: string, key: Buffer): boolean {
+    assert.equal(map, 'syscall_cgroup_slots')
+    return this.slotOf.delete(Number(key.readBigUInt64LE(0)))
+  }
+  /** A call from `cgroupId` on `cpu`: true if a slot counted it (else the hash would). */
+  call(cgroupId: number, nr: number, cpu = 0): boolean {
+    const slot = this.slotOf.get(cgroupId)
+    if (slot === undefined || this.owner.get(slot) !== cgroupId) return false
+    const buf = this.counts.get(slot) ?? Buffer.alloc(SLOT_BYTES * CPUS)
+    this.counts.set(slot, buf)
+    const at = cpu * SLOT_BYTES + nr * 8
+    buf.writeBigUInt64LE(buf.readBigUInt64LE(at) + 1n, at)
+    return true
+  }
+}
+
+const sum = (
+  deltas: { cgroupId: number; syscallNr: number; count: number }[],
+  cg: number,
+  nr: number,
+) => deltas.filter((d) => d.cgroupId === cg && d.syscallNr === nr).reduce((n, d) => n + d.count, 0)
+
+describe('SyscallSlots', () => {
+  it('assigns free slots, bumps the generation, and yields only new calls per read', () => {
+    const k = new FakeKernel()
+    const slots = new SyscallSlots(k, 2)
+    assert.equal(slots.assign([11, 12, 13]), 2, 'two slots for three cgroups')
+    assert.equal(k.generation, 1)
+    assert.deepEqual([...slots.assigned.keys()].sort(), [11, 12])
+    for (let i = 0; i < 5; i++) k.call(11, 39, i % CPUS)
+    for (let i = 0; i < 3; i++) k.call(12, 0)
+    assert.equal(k.call(13, 39), false, 'the third cgroup stays on the hash')
+    const first = slots.read(1, 1)
+    assert.equal(sum(first, 11, 39), 5)
+    assert.equal(sum(first, 12, 0), 3)
+    assert.equal(first.length, 2)
+    assert.deepEqual(slots.read(2, 1), [], 'no calls, no deltas')
+  })
+
+  it('frees an idle slot, reads it once more, and its next owner starts from zero', () => {
+    const k = new FakeKernel()
+    const slots = new SyscallSlots(k, 1)
+    slots.assign([21])
+    for (let i = 0; i < 7; i++) k.call(21, 1)
+    assert.equal(sum(slots.read(1, 1), 21, 1), 7)
+    slots.read(2, 1, 2)
+    slots.read(3, 1, 2) // second idle read: freed
+    assert.equal(k.owner.get(0), 0, 'owner cleared')
+    assert.equal(k.slotOf.has(21), false, 'cgroup unmapped')
+    assert.equal(k.call(21, 1), false, 'a freed cgroup falls back to the hash')
+    assert.equal(slots.assign([22]), 0, 'the freed slot is drained before reuse')
+    const drained = slots.read(4, 1, 2)
+    assert.deepEqual(drained, [])
+    assert.equal(slots.assign([22]), 1)
+    for (let i = 0; i < 4; i++) k.call(22, 1)
+    const reused = slots.read(5, 1, 2)
+    assert.equal(sum(reused, 22, 1), 4, 'the new owner does not inherit the old counts')
+    assert.equal(sum(reused, 21, 1), 0)
+  })
+
+  it('merges a hash delta and a slot delta of one cgroup and syscall', () => {
+    const base = { kind: 'syscall_count' as const, bootNs: 1, intervalNs: 1, syscall: 'read' }
+    const merged = mergeSyscallCounts([
+      { ...base, cgroupId: 1, syscallNr: 0, count: 2 },
+      { ...base, cgroupId: 1, syscallNr: 0, count: 3 },
+      { ...base, cgroupId: 2, syscallNr: 0, count: 1 },
+    ])
+    assert.deepEqual(
+      merged.map((d) => [d.cgroupId, d.count]),
+      [
+        [1, 5],
+        [2, 1],
+      ],
+    )
+  })
+})
