@@ -57,3 +57,5 @@ export const snakeNames: { [K in Name]: ReadonlyMap<string, string> } = (() => {
 export { default as Long } from 'long'
 export * from './compat.ts'
 export * from './reflect.ts'
+// The protobuf reader, for code that reads a record's header without decoding the rest.
+export { Reader } from 'protobufjs'

@@ -45,7 +45,7 @@ function fieldType(f: protobuf.Field): string {
   f.resolve()
   let t: string
   if (f.map) {
-    const key = SCALAR[(f as protobuf.MapField).keyType]
+    const key = SCALAR[(f as unknown as protobuf.MapField).keyType]
     t = `Map(${key}, ${SCALAR[f.type] ?? 'String'})`
     return t
   }

@@ -31,9 +31,10 @@ export interface Store {
   /**
    * Hands the engine a block of EventBatch records, length-delimited (ClickHouse's `Protobuf`
    * format), for statements built over it (batch-sql.ts): ClickHouse parses the records, the
-   * JavaScript never does. Release it when done.
+   * JavaScript never does. Release it when done. Both stores have it; a store without it
+   * (a test double) cannot ingest records.
    */
-  batchInput(body: Buffer): Promise<BatchInput>
+  batchInput?(body: Buffer): Promise<BatchInput>
   close(): Promise<void>
 }
 
