@@ -106,7 +106,7 @@ export class Ingestor {
     for (const r of rejected) letters.push(r)
     const rejectedSet = new Set(rejected.map((l) => l.record))
     const stored = good.filter((g) => !rejectedSet.has(g.record))
-    await this.storeLag(stored, token)
+    rows.collector_stats += await this.storeLag(stored, token)
     // Dead letters are durable before the caller commits anything past them.
     await this.o.deadLetters.write(letters)
     let newestEventNs = 0n
@@ -217,7 +217,7 @@ export class Ingestor {
    * the ingester took it (metric ingest_lag_ms): the lag of the pipeline per node and family,
    * kept with the data it describes. From the headers: one row per record, not per event.
    */
-  private async storeLag(stored: readonly HeaderedRecord[], token: string): Promise<void> {
+  private async storeLag(stored: readonly HeaderedRecord[], token: string): Promise<number> {
     const nowNs = BigInt(Date.now()) * 1_000_000n
     const rows = stored
       .filter((g) => g.header.lastTimeNs > 0n)
@@ -237,6 +237,7 @@ export class Ingestor {
       await this.o.store.insert('ebbflow.collector_stats', rows, {
         dedupToken: `${token}:ingest_lag`,
       })
+    return rows.length
   }
 
   private letter(record: InRecord, reason: DeadLetterReason, error: string): DeadLetter {
