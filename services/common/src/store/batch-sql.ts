@@ -207,6 +207,22 @@ export function familyColumns(route: FamilyRoute): [string, string][] {
   return [...out]
 }
 
+/**
+ * The ClickHouse type of each column a family fills straight from a field of its own name: what
+ * another family of the same table puts in the column when it lacks the field.
+ */
+function familyColumnTypes(route: FamilyRoute): Map<string, string> {
+  const msg = messageOf(route.field)
+  const out = new Map<string, string>()
+  for (const f of msg.fieldsArray) {
+    if (route.columns && f.name in route.columns) continue
+    f.resolve()
+    if (f.resolvedType && !('fieldsArray' in f.resolvedType)) out.set(f.name, 'String')
+    else if (!f.resolvedType) out.set(f.name, fieldType(f))
+  }
+  return out
+}
+
 /** The tables EventBatch records fill, each with the families that go into it. */
 export function routesByTable(): Map<Table, FamilyRoute[]> {
   const out = new Map<Table, FamilyRoute[]>()
@@ -231,26 +247,39 @@ export const inputSource: BatchSource = (families) =>
   `input(${sqlString(batchStructure(families))})`
 
 /**
- * The rows of one table from the records of `source`, one SELECT per family (UNION ALL), as
- * one INSERT. `where` filters records (by header fields) before unnesting.
+ * The rows of one table from the records of `source`: its columns and one SELECT per family
+ * (UNION ALL). `where` filters records (by header fields) before unnesting.
  */
-export function insertStatement(
+export function tableSelect(
   table: Table,
   source: BatchSource,
   where?: string,
-): string {
+): { columns: string[]; select: string } {
   const routes = routesByTable().get(table)
   if (!routes) throw new Error(`no EventBatch family goes to ${table}`)
   const perFamily = routes.map((r) => familyColumns(r))
   const columns = [...new Set(perFamily.flatMap((cols) => cols.map(([c]) => c)))]
+  const types = new Map<string, string>()
+  for (const r of routes) for (const [c, t] of familyColumnTypes(r)) types.set(c, t)
   const selects = routes.map((r, i) => {
     const mine = new Map(perFamily[i])
-    // Columns another family of the table has and this one lacks are NULL, which an insert
-    // stores as the column's default (insert_null_as_default, on by default).
-    const exprs = columns.map((c) => `${mine.get(c) ?? 'NULL'} AS ${c}`)
+    // Columns another family of the table has and this one lacks take their type's default
+    // (a materialized view does not turn NULL into a column's default as an INSERT does).
+    const absent = (c: string) => {
+      const t = types.get(c)
+      if (!t) throw new Error(`${table}.${c}: no type for the families without it`)
+      return `defaultValueOfTypeName(${sqlString(t)})`
+    }
+    const exprs = columns.map((c) => `${mine.get(c) ?? absent(c)} AS ${c}`)
     return `SELECT ${exprs.join(', ')} FROM ${source([r.field])} ARRAY JOIN ${r.field} AS e${where ? ` WHERE ${where}` : ''}`
   })
-  return `INSERT INTO ebbflow.${table} (${columns.join(', ')}) ${selects.join(' UNION ALL ')}`
+  return { columns, select: selects.join(' UNION ALL ') }
+}
+
+/** One INSERT … SELECT of a table's rows from the records of `source`. */
+export function insertStatement(table: Table, source: BatchSource): string {
+  const { columns, select } = tableSelect(table, source)
+  return `INSERT INTO ebbflow.${table} (${columns.join(', ')}) ${select}`
 }
 
 // What a collector can send, checked per event by ClickHouse before anything is stored.
@@ -317,7 +346,45 @@ const CHECKS: Record<string, Check[]> = {
   syscall: TASK_CHECKS,
 }
 
-const familyFields = (): string[] => FAMILY_ROUTES.map((r) => r.field)
+const familyFields = (): string[] => [...new Set(FAMILY_ROUTES.map((r) => r.field))]
+
+/** True for a record whose every event passes its family's checks and has a timestamp. */
+export function eventsValid(): string {
+  return familyFields()
+    .map((f) => {
+      const checks = CHECKS[f] ?? []
+      const cond = ['x.time_ns != 0', ...checks.map((c) => `NOT (${c.bad})`)].join(' AND ')
+      return `arrayAll(x -> ${cond}, ${f})`
+    })
+    .join(' AND ')
+}
+
+/** The header checks the ingester makes in JavaScript (records.ts), for routes without it. */
+export function headerValid(): string {
+  const any = familyFields()
+    .map((f) => `length(${f})`)
+    .join(' + ')
+  return `node != '' AND batch_id != '' AND sequence <= ${Number.MAX_SAFE_INTEGER} AND (${any}) > 0`
+}
+
+/** A record's problems (the first few, then "and N more"), over the record's columns. */
+function problemsExpr(): string {
+  const problems = familyFields()
+    .filter((f) => (CHECKS[f] ?? []).length > 0)
+    .map((f) => {
+      const list = CHECKS[f]!.map(
+        (c) => `if(${c.bad}, concat(${sqlString(`${f}[`)}, toString(i - 1), ']: ', ${c.say}), '')`,
+      )
+      return `arrayFilter(s -> s != '', arrayFlatten(arrayMap((x, i) -> [${list.join(', ')}], ${f}, arrayEnumerate(${f}))))`
+    })
+  const found = `arrayConcat(${problems.join(', ')})`
+  return `arrayConcat(arraySlice(${found}, 1, ${LISTED}), if(length(${found}) > ${LISTED}, [concat('and ', toString(length(${found}) - ${LISTED}), ' more')], []))`
+}
+
+const untimedExpr = (): string =>
+  familyFields()
+    .map((f) => `arrayCount(x -> x.time_ns = 0, ${f})`)
+    .join(' + ')
 
 /**
  * One row per record that must not be stored: `record` (its 0-based position in the input),
@@ -325,23 +392,75 @@ const familyFields = (): string[] => FAMILY_ROUTES.map((r) => r.field)
  * Valid records cost one pass of cheap comparisons; messages are built for the bad ones only.
  */
 export function validationStatement(source: BatchSource): string {
-  const fields = familyFields()
-  const ok = fields.map((f) => {
-    const checks = CHECKS[f] ?? []
-    const cond = ['x.time_ns != 0', ...checks.map((c) => `NOT (${c.bad})`)].join(' AND ')
-    return `arrayAll(x -> ${cond}, ${f})`
-  })
-  const untimed = fields.map((f) => `arrayCount(x -> x.time_ns = 0, ${f})`).join(' + ')
-  const problems = fields
-    .filter((f) => (CHECKS[f] ?? []).length > 0)
-    .map((f) => {
-      const list = CHECKS[f]!.map((c) => `if(${c.bad}, concat(${sqlString(`${f}[`)}, toString(i - 1), ']: ', ${c.say}), '')`)
-      return `arrayFilter(s -> s != '', arrayFlatten(arrayMap((x, i) -> [${list.join(', ')}], ${f}, arrayEnumerate(${f}))))`
-    })
-  const all = `arrayConcat(${problems.join(', ')})`
   return (
-    `SELECT record, untimed, arrayConcat(arraySlice(found, 1, ${LISTED}), if(length(found) > ${LISTED}, [concat('and ', toString(length(found) - ${LISTED}), ' more')], [])) AS problems ` +
-    `FROM (SELECT record, ${untimed} AS untimed, ${all} AS found ` +
-    `FROM (SELECT rowNumberInAllBlocks() AS record, * FROM ${source(undefined)}) WHERE NOT (${ok.join(' AND ')}))`
+    `SELECT record, ${untimedExpr()} AS untimed, ${problemsExpr()} AS problems ` +
+    `FROM (SELECT rowNumberInAllBlocks() AS record, * FROM ${source(undefined)}) WHERE NOT (${eventsValid()})`
   )
+}
+
+/** How ClickHouse's own Kafka engine reads the topics (`ebbflow migrate --kafka-engine`). */
+export interface KafkaEngineOptions {
+  /** host:port,host:port as ClickHouse reaches the brokers. */
+  brokers: string
+  /** Topic per family. */
+  topics: Readonly<Record<string, string>>
+  /** Consumer group of the ClickHouse consumers. Default: ebbflow-clickhouse. */
+  group?: string
+  /** `kafka_schema`: the proto as the server finds it (relative to its format_schema_path). Default: BATCH_SCHEMA. */
+  schema?: string
+  /** `kafka_flush_interval_ms`. Default: ClickHouse's (7.5 s). */
+  flushIntervalMs?: number
+}
+
+const identifier = (s: string) => s.replace(/[^a-zA-Z0-9_]/g, '_')
+
+/**
+ * The Kafka engine route: per topic a `Kafka` table that parses each record as one EventBatch
+ * (`ProtobufSingle`), materialized views that unnest valid records into the raw tables with the
+ * ingester's own SELECTs, and views that put every other record in ebbflow.dead_letters: what
+ * the engine could not parse (kafka_handle_error_mode='stream': the error and the raw bytes),
+ * and what fails the ingester's checks (the problems; the engine keeps no raw bytes of a record
+ * it parsed). At least once: a ClickHouse restart re-reads what it had not committed.
+ */
+export function kafkaEngineStatements(o: KafkaEngineOptions): string[] {
+  const out: string[] = []
+  const group = o.group ?? 'ebbflow-clickhouse'
+  for (const [family, topic] of Object.entries(o.topics)) {
+    const kafka = `ebbflow.kafka_${identifier(family)}`
+    const settings = [
+      `kafka_broker_list = ${sqlString(o.brokers)}`,
+      `kafka_topic_list = ${sqlString(topic)}`,
+      `kafka_group_name = ${sqlString(group)}`,
+      "kafka_format = 'ProtobufSingle'",
+      `kafka_schema = ${sqlString(o.schema ?? BATCH_SCHEMA)}`,
+      "kafka_handle_error_mode = 'stream'",
+      ...(o.flushIntervalMs ? [`kafka_flush_interval_ms = ${o.flushIntervalMs}`] : []),
+    ]
+    out.push(
+      `CREATE TABLE IF NOT EXISTS ${kafka} (${batchStructure()}) ENGINE = Kafka SETTINGS ${settings.join(', ')}`,
+    )
+    const valid = `(SELECT * FROM ${kafka} WHERE length(_error) = 0 AND ${headerValid()} AND ${eventsValid()})`
+    for (const table of routesByTable().keys()) {
+      const { select } = tableSelect(table, () => valid)
+      out.push(
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_${table}_mv TO ebbflow.${table} AS ${select}`,
+      )
+    }
+    const letter = (reason: string, error: string, value: string, where: string) =>
+      `SELECT now64(3) AS time, 'kafka-engine' AS source, _topic AS topic, toInt32(_partition) AS partition, ` +
+      `toInt64(_offset) AS offset, '${reason}' AS reason, ${error} AS error, ifNull(_key, '') AS key, ${value} AS value_base64 ` +
+      `FROM ${kafka} WHERE ${where}`
+    out.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_undecodable_mv TO ebbflow.dead_letters AS ${letter('undecodable', '_error', 'base64Encode(_raw_message)', 'length(_error) > 0')}`,
+    )
+    out.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_invalid_mv TO ebbflow.dead_letters AS ${letter(
+        'invalid_event',
+        `concat('out of range: ', arrayStringConcat(arrayConcat(if(${headerValid()}, [], ['invalid EventBatch header (no node, no batch id, sequence out of range or no events)']), if(${untimedExpr()} > 0, [concat(toString(${untimedExpr()}), ' events without a timestamp')], []), ${problemsExpr()}), '; '))`,
+        "''",
+        `length(_error) = 0 AND NOT (${headerValid()} AND ${eventsValid()})`,
+      )}`,
+    )
+  }
+  return out
 }
