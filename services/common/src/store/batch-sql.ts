@@ -440,10 +440,13 @@ export function kafkaEngineStatements(o: KafkaEngineOptions): string[] {
       `CREATE TABLE IF NOT EXISTS ${kafka} (${batchStructure()}) ENGINE = Kafka SETTINGS ${settings.join(', ')}`,
     )
     const valid = `(SELECT * FROM ${kafka} WHERE length(_error) = 0 AND ${headerValid()} AND ${eventsValid()})`
-    for (const table of routesByTable().keys()) {
-      const { select } = tableSelect(table, () => valid)
+    // One view per family: a view runs on the block the Kafka table hands it only through the
+    // first SELECT of a UNION ALL, so the ingester's per-table UNION ALL is split here.
+    for (const route of FAMILY_ROUTES) {
+      const exprs = familyColumns(route).map(([c, e]) => `${e} AS ${c}`)
       out.push(
-        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_${table}_mv TO ebbflow.${table} AS ${select}`,
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_${route.field}_mv TO ebbflow.${route.table} AS ` +
+          `SELECT ${exprs.join(', ')} FROM ${valid} ARRAY JOIN ${route.field} AS e`,
       )
     }
     const letter = (reason: string, error: string, value: string, where: string) =>
