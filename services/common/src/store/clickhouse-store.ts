@@ -127,7 +127,8 @@ export class ClickHouseStore implements Store {
           values: Readable.from([body]),
           clickhouse_settings: { format_schema: BATCH_SCHEMA, ...settings },
         })
-        r.stream.resume()
+        // The response is empty; reading it to the end frees the connection for the next one.
+        for await (const _ of r.stream) void _
       } catch (err) {
         throw storeError('batch statement failed', err)
       }
