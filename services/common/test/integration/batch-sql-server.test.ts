@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { v1 } from '@ebbflow/proto'
+import { readFileSync } from 'node:fs'
+import { EVENTS_PROTO, v1 } from '@ebbflow/proto'
 import {
   BATCH_SCHEMA,
   batchStructure,
@@ -92,5 +93,15 @@ describe('ClickHouse server route: the statements and bytes it sends', { timeout
     )
     assert.match(sentCheck, /^INSERT INTO ebbflow\.ingest_problems /)
     assert.deepEqual(check.body, body)
+  })
+
+  it('ships the proto to Kubernetes byte for byte (the generated ConfigMap is current)', async () => {
+    const { PROTO_CONFIGMAP, protoConfigMapYaml } = await import(
+      '../../../../infra/clickhouse/proto-configmap.ts'
+    )
+    assert.equal(readFileSync(PROTO_CONFIGMAP, 'utf8'), protoConfigMapYaml())
+    const { parse } = await import('yaml')
+    const map = parse(readFileSync(PROTO_CONFIGMAP, 'utf8')) as { data: Record<string, string> }
+    assert.equal(map.data['events.proto'], readFileSync(EVENTS_PROTO, 'utf8'))
   })
 })
