@@ -361,8 +361,7 @@ async function endToEnd(store: ChdbStore) {
       // The ingester no longer decodes events: each batch's oldest event (first_time_ns) stands
       // for the batch, the slowest of its events to become a row.
       for (const d of decoded ?? [])
-        if (d.ok && d.header.firstTimeNs > 0n)
-          ages.push(Number(nowNs - d.header.firstTimeNs) / 1e9)
+        if (d.ok && d.header.firstTimeNs > 0n) ages.push(Number(nowNs - d.header.firstTimeNs) / 1e9)
       return r
     },
   } as unknown as Ingestor

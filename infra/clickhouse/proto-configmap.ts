@@ -14,7 +14,7 @@ export function protoConfigMapYaml(): string {
     "# The wire proto for the ClickHouse server: the ingester's INSERT … SELECT … FROM input() and",
     "# the Kafka engine tables read EventBatch records against 'ebbflow/v1/events.proto' under the",
     "# server's format_schema_path (default /var/lib/clickhouse/format_schemas/). A pod mounts a",
-    "# ConfigMap of its own namespace: where ClickHouse runs elsewhere, apply this file there too",
+    '# ConfigMap of its own namespace: where ClickHouse runs elsewhere, apply this file there too',
     '# (kubectl apply -n clickhouse -f clickhouse-proto.yaml). In the server pod:',
     '#   volumeMounts: [{ name: ebbflow-proto, mountPath: /var/lib/clickhouse/format_schemas/ebbflow/v1 }]',
     '#   volumes: [{ name: ebbflow-proto, configMap: { name: ebbflow-proto } }]',

@@ -153,18 +153,24 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
       await count("SELECT count() AS n FROM ebbflow.collector_stats WHERE metric = 'drops'"),
       expected.collector_stats.length,
     )
-    const letters = await store.query<{ reason: string; error: string; key: string; value_base64: string }>(
-      'SELECT reason, error, key, value_base64 FROM ebbflow.dead_letters ORDER BY key',
-    )
+    const letters = await store.query<{
+      reason: string
+      error: string
+      key: string
+      value_base64: string
+    }>('SELECT reason, error, key, value_base64 FROM ebbflow.dead_letters ORDER BY key')
     assert.equal(letters.length, 2, JSON.stringify(letters))
     assert.equal(letters[0]!.key, 'bad-1')
     assert.equal(letters[0]!.reason, 'undecodable')
-    assert.equal(Buffer.from(letters[0]!.value_base64, 'base64').toString('hex'), garbage.toString('hex'))
+    assert.equal(
+      Buffer.from(letters[0]!.value_base64, 'base64').toString('hex'),
+      garbage.toString('hex'),
+    )
     assert.equal(letters[1]!.key, 'bad-2')
     assert.equal(letters[1]!.reason, 'invalid_event')
     assert.match(letters[1]!.error, /exit\[0\]: exit code -2147483648 out of range/)
     assert.equal(
-      await count("SELECT count() AS n FROM ebbflow.process_events WHERE pid = 42"),
+      await count('SELECT count() AS n FROM ebbflow.process_events WHERE pid = 42'),
       0,
       'the out-of-range exit is not stored',
     )

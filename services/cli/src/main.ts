@@ -322,7 +322,7 @@ program
   .addOption(
     new Option(
       '--kafka-engine <brokers>',
-      "also let ClickHouse consume the topics itself: Kafka engine tables and views into the raw tables (env EBBFLOW_KAFKA_ENGINE)",
+      'also let ClickHouse consume the topics itself: Kafka engine tables and views into the raw tables (env EBBFLOW_KAFKA_ENGINE)',
     ),
   )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))

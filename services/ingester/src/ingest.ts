@@ -169,7 +169,11 @@ export class Ingestor {
                   'invalid_batch',
                   `invalid EventBatch: ${untimed} events without a timestamp`,
                 )
-              : this.letter(good[i]!.record, 'invalid_event', `out of range: ${b.problems.join('; ')}`),
+              : this.letter(
+                  good[i]!.record,
+                  'invalid_event',
+                  `out of range: ${b.problems.join('; ')}`,
+                ),
           )
         }
         await input.release()
@@ -190,7 +194,8 @@ export class Ingestor {
       for (const t of TABLES) totals[t] += rows[t]
       return letters
     } catch (err) {
-      if (stage === 'insert') this.o.metrics.insertFailures.inc({ retriable: String(retriable(err)) })
+      if (stage === 'insert')
+        this.o.metrics.insertFailures.inc({ retriable: String(retriable(err)) })
       if (retriable(err)) throw err
       const reason: DeadLetterReason = stage === 'check' ? 'undecodable' : 'store_rejected'
       if (good.length === 1) {

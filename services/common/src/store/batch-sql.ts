@@ -131,7 +131,13 @@ export const FAMILY_ROUTES: readonly FamilyRoute[] = [
   {
     field: 'tcp',
     table: 'tcp_connections',
-    columns: { kind: null, event: 'kind', ip_family: IP_FAMILY, saddr: ip('saddr'), daddr: ip('daddr') },
+    columns: {
+      kind: null,
+      event: 'kind',
+      ip_family: IP_FAMILY,
+      saddr: ip('saddr'),
+      daddr: ip('daddr'),
+    },
   },
   {
     field: 'traffic',
@@ -186,7 +192,8 @@ export function familyColumns(route: FamilyRoute): [string, string][] {
     for (const f of msg.fieldsArray) {
       if (f.name === 'time_ns' || f.name in overrides) continue
       if (f.name === 'meta') {
-        for (const c of META_COLUMNS) if (c.column !== 'node') out.set(c.column, `e.meta.${c.column}`)
+        for (const c of META_COLUMNS)
+          if (c.column !== 'node') out.set(c.column, `e.meta.${c.column}`)
         continue
       }
       f.resolve()
@@ -308,7 +315,13 @@ interface Check {
   say: string
 }
 
-const rangeCheck = (expr: string, what: string, min: number | bigint, max: number | bigint, unit = ''): Check => ({
+const rangeCheck = (
+  expr: string,
+  what: string,
+  min: number | bigint,
+  max: number | bigint,
+  unit = '',
+): Check => ({
   bad: `NOT (${expr} BETWEEN ${min} AND ${max})`,
   say: `concat(${sqlString(`${what} `)}, toString(${expr}), ${sqlString(`${unit} out of range${unit ? '' : ` ${min}..${max}`}`)})`,
 })
@@ -330,7 +343,10 @@ const CHECKS: Record<string, Check[]> = {
     ...TASK_CHECKS,
     rangeCheck('x.exit_code', 'exit code', 0, EXIT_CODE_MAX),
     rangeCheck('x.signal', 'signal', 0, SIGNAL_MAX),
-    { bad: `x.duration_ns > ${DURATION_MAX_NS}`, say: "concat('duration ', toString(x.duration_ns), ' ns out of range')" },
+    {
+      bad: `x.duration_ns > ${DURATION_MAX_NS}`,
+      say: "concat('duration ', toString(x.duration_ns), ' ns out of range')",
+    },
   ],
   fork: [
     ...TASK_CHECKS,
@@ -341,7 +357,10 @@ const CHECKS: Record<string, Check[]> = {
     // A passive socket's pid is 0 (softirq does not know the process).
     rangeCheck('x.pid', 'pid', 0, PID_MAX),
     { bad: 'x.sport > 65535 OR x.dport > 65535', say: "'port out of range'" },
-    { bad: `x.duration_ns > ${DURATION_MAX_NS}`, say: "concat('duration ', toString(x.duration_ns), ' ns out of range')" },
+    {
+      bad: `x.duration_ns > ${DURATION_MAX_NS}`,
+      say: "concat('duration ', toString(x.duration_ns), ' ns out of range')",
+    },
   ],
   syscall: TASK_CHECKS,
 }

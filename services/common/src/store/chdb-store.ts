@@ -87,8 +87,7 @@ export class ChdbStore implements Store {
     })
     // Blocks of records are handed to chDB as files: in memory (tmpfs) where there is one, and
     // never inside the data folder, whose disk may be the one that is full or read-only.
-    const spoolDir =
-      options.spoolDir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
+    const spoolDir = options.spoolDir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
     return new ChdbStore(dataDir, session, spoolDir)
   }
 

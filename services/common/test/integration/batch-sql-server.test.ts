@@ -5,11 +5,11 @@
 // block's bytes as the body, the proto named for the server's format_schema_path, and the
 // block's deduplication token. Untested against a real server.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { readFileSync } from 'node:fs'
-import { EVENTS_PROTO, v1 } from '@ebbflow/proto'
+import { EVENTS_PROTO, v1Types } from '@ebbflow/proto'
 import {
   BATCH_SCHEMA,
   batchStructure,
@@ -52,14 +52,24 @@ describe('ClickHouse server route: the statements and bytes it sends', { timeout
 
   it('sends the chDB statement over input(), the block as the body, with token and schema', async () => {
     const records = [
-      v1.EventBatch.encodeDelimited({ node: 'n', batchId: 'a', exec: [{ filename: '/bin/a' }] }).finish(),
-      v1.EventBatch.encodeDelimited({ node: 'n', batchId: 'b', exec: [{ filename: '/bin/b' }] }).finish(),
+      v1Types.EventBatch.encodeDelimited({
+        node: 'n',
+        batchId: 'a',
+        exec: [{ filename: '/bin/a' }],
+      }).finish(),
+      v1Types.EventBatch.encodeDelimited({
+        node: 'n',
+        batchId: 'b',
+        exec: [{ filename: '/bin/b' }],
+      }).finish(),
     ]
     const body = Buffer.concat(records)
     const store = new ClickHouseStore({ url })
     try {
       const input = await store.batchInput(body)
-      await input.insert((s) => insertStatement('process_events', s), { dedupToken: 'blk:process_events' })
+      await input.insert((s) => insertStatement('process_events', s), {
+        dedupToken: 'blk:process_events',
+      })
       await input.query(validationStatement)
       await input.release()
     } finally {
@@ -71,14 +81,14 @@ describe('ClickHouse server route: the statements and bytes it sends', { timeout
     const chdbText = insertStatement('process_events', fileSource(path))
     const fileCall = `file(${sqlString(path)}, 'Protobuf', `
     // The chDB text with its table function swapped for input() is what the server got.
-    const asServer = chdbText.replaceAll(`${fileCall}${sqlString(batchStructure(['exec']))})`, `input(${sqlString(batchStructure(['exec']))})`)
+    const asServer = chdbText.replaceAll(
+      `${fileCall}${sqlString(batchStructure(['exec']))})`,
+      `input(${sqlString(batchStructure(['exec']))})`,
+    )
     // Every family of the table read the bytes (exec, exit, fork).
     assert.equal(chdbText.split(fileCall).length - 1, 3)
     const sentInsert = insert.params.get('query')!
-    assert.equal(
-      sentInsert,
-      `${insertStatement('process_events', inputSource)} FORMAT Protobuf`,
-    )
+    assert.equal(sentInsert, `${insertStatement('process_events', inputSource)} FORMAT Protobuf`)
     assert.ok(
       sentInsert.startsWith(asServer.slice(0, asServer.indexOf(' FROM '))),
       'the same columns and expressions as chDB runs',
