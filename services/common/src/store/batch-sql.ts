@@ -76,6 +76,23 @@ export function batchStructure(families?: readonly string[]): string {
   return fields.map((f) => `${f.name} ${fieldType(f)}`).join(', ')
 }
 
+/**
+ * A message's fields as a Tuple's elements, only those on `paths` ('task.pid' keeps Task's
+ * pid): the parser skips the others without building their columns.
+ */
+function subsetColumns(t: protobuf.Type, paths: readonly string[]): string {
+  const out: string[] = []
+  for (const f of t.fieldsArray) {
+    const inner = paths.filter((p) => p.startsWith(`${f.name}.`)).map((p) => p.slice(f.name.length + 1))
+    f.resolve()
+    if (inner.length > 0 && f.resolvedType && 'fieldsArray' in f.resolvedType) {
+      const tuple = `Tuple(${subsetColumns(f.resolvedType as protobuf.Type, inner)})`
+      out.push(`${f.name} ${f.repeated ? `Array(${tuple})` : tuple}`)
+    } else if (paths.includes(f.name)) out.push(`${f.name} ${fieldType(f)}`)
+  }
+  return out.join(', ')
+}
+
 /** A SQL string literal. */
 export function sqlString(s: string): string {
   return `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
@@ -241,17 +258,16 @@ export function routesByTable(): Map<Table, FamilyRoute[]> {
  * Where the statements read the records from: `(families) => table function text`. chDB reads a
  * file, a server its request body (`input()`), the Kafka engine route its Kafka table.
  */
-export type BatchSource = (families: readonly string[] | undefined) => string
+export type BatchSource = (structure: string) => string
 
 /** chDB: a file of length-delimited EventBatch messages. */
 export const fileSource =
   (path: string): BatchSource =>
-  (families) =>
-    `file(${sqlString(path)}, 'Protobuf', ${sqlString(batchStructure(families))})`
+  (structure) =>
+    `file(${sqlString(path)}, 'Protobuf', ${sqlString(structure)})`
 
 /** ClickHouse server: the HTTP body, sent with `FORMAT Protobuf` after the statement. */
-export const inputSource: BatchSource = (families) =>
-  `input(${sqlString(batchStructure(families))})`
+export const inputSource: BatchSource = (structure) => `input(${sqlString(structure)})`
 
 /**
  * The rows of one table from the records of `source`: its columns and one SELECT per family
@@ -278,7 +294,7 @@ export function tableSelect(
       return `defaultValueOfTypeName(${sqlString(t)})`
     }
     const exprs = columns.map((c) => `${mine.get(c) ?? absent(c)} AS ${c}`)
-    return `SELECT ${exprs.join(', ')} FROM ${source([r.field])} ARRAY JOIN ${r.field} AS e${where ? ` WHERE ${where}` : ''}`
+    return `SELECT ${exprs.join(', ')} FROM ${source(batchStructure([r.field]))} ARRAY JOIN ${r.field} AS e${where ? ` WHERE ${where}` : ''}`
   })
   return { columns, select: selects.join(' UNION ALL ') }
 }
@@ -365,6 +381,20 @@ const CHECKS: Record<string, Check[]> = {
   syscall: TASK_CHECKS,
 }
 
+/**
+ * What the validation reads: the header, and of each family only the fields its checks name
+ * (`x.task.pid` in a check reads Task's pid) and the timestamp.
+ */
+function validationStructure(): string {
+  const parts = HEADER_FIELDS.map((name) => `${name} ${fieldType(BATCH.fields[name]!)}`)
+  for (const family of familyFields()) {
+    const text = (CHECKS[family] ?? []).map((c) => `${c.bad} ${c.say}`).join(' ')
+    const paths = new Set(['time_ns', ...[...text.matchAll(/\bx\.([a-z_.]+)/g)].map((m) => m[1]!)])
+    parts.push(`${family} Array(Tuple(${subsetColumns(messageOf(family), [...paths])}))`)
+  }
+  return parts.join(', ')
+}
+
 const familyFields = (): string[] => [...new Set(FAMILY_ROUTES.map((r) => r.field))]
 
 /** True for a record whose every event passes its family's checks and has a timestamp. */
@@ -413,7 +443,7 @@ const untimedExpr = (): string =>
 export function validationStatement(source: BatchSource): string {
   return (
     `SELECT record, ${untimedExpr()} AS untimed, ${problemsExpr()} AS problems ` +
-    `FROM (SELECT rowNumberInAllBlocks() AS record, * FROM ${source(undefined)}) WHERE NOT (${eventsValid()})`
+    `FROM (SELECT rowNumberInAllBlocks() AS record, * FROM ${source(validationStructure())}) WHERE NOT (${eventsValid()})`
   )
 }
 
