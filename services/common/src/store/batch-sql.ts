@@ -83,7 +83,9 @@ export function batchStructure(families?: readonly string[]): string {
 function subsetColumns(t: protobuf.Type, paths: readonly string[]): string {
   const out: string[] = []
   for (const f of t.fieldsArray) {
-    const inner = paths.filter((p) => p.startsWith(`${f.name}.`)).map((p) => p.slice(f.name.length + 1))
+    const inner = paths
+      .filter((p) => p.startsWith(`${f.name}.`))
+      .map((p) => p.slice(f.name.length + 1))
     f.resolve()
     if (inner.length > 0 && f.resolvedType && 'fieldsArray' in f.resolvedType) {
       const tuple = `Tuple(${subsetColumns(f.resolvedType as protobuf.Type, inner)})`
