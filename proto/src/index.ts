@@ -55,5 +55,7 @@ export const snakeNames: { [K in Name]: ReadonlyMap<string, string> } = (() => {
 
 // uint64 fields decode as Long (exact to 2^64); writers accept number or Long.
 export { default as Long } from 'long'
+// The protobuf reader, for code that reads a record's header without decoding the rest.
+export { Reader } from 'protobufjs'
 export * from './compat.ts'
 export * from './reflect.ts'

@@ -319,6 +319,12 @@ program
   .addOption(
     new Option('--print', 'print the statements instead of running them (no store needed)'),
   )
+  .addOption(
+    new Option(
+      '--kafka-engine <brokers>',
+      'also let ClickHouse consume the topics itself: Kafka engine tables and views into the raw tables (env EBBFLOW_KAFKA_ENGINE)',
+    ),
+  )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | boolean | undefined>) => {
     const { print, cluster: clusterFlag, ...rest } = flags
@@ -331,7 +337,20 @@ program
       openStore,
       readMigrations,
       renderStatements,
+      kafkaEngineStatements,
+      BATCH_SCHEMA,
     } = await import('@ebbflow/common/store/index')
+    const { TOPICS } = await import('@ebbflow/common/wire')
+    const { PROTO_DIR } = await import('@ebbflow/proto')
+    // The server finds the proto under its format_schema_path; chDB (no server config) by path.
+    const kafkaEngine = (chdb: boolean) =>
+      config.kafkaEngine
+        ? kafkaEngineStatements({
+            brokers: config.kafkaEngine,
+            topics: TOPICS,
+            schema: chdb ? `${PROTO_DIR}/${BATCH_SCHEMA}` : BATCH_SCHEMA,
+          })
+        : []
     const config = loadStoreConfig(explicit)
     const clusterValue = (clusterFlag as string | undefined) ?? process.env.EBBFLOW_CLUSTER
     const cluster = clusterValue ? checkClusterName(clusterValue) : undefined
@@ -344,10 +363,13 @@ program
         }))
           process.stdout.write(`${statement};\n\n`)
       }
+      if (config.kafkaEngine) process.stdout.write('-- Kafka engine\n')
+      for (const statement of kafkaEngine(!config.clickhouse))
+        process.stdout.write(`${statement};\n\n`)
       return
     }
     const logger = createLogger('migrate', config.logLevel)
-    const { store, where } = await openStore(config)
+    const { store, where, kind } = await openStore(config)
     try {
       const result = await migrate(store, {
         retentionDays: config.retentionDays,
@@ -366,6 +388,13 @@ program
         },
         result.applied.length === 0 ? 'schema up to date' : 'schema migrated',
       )
+      const engine = kafkaEngine(kind === 'chdb')
+      for (const statement of engine) await store.exec(statement)
+      if (engine.length > 0)
+        logger.info(
+          { brokers: config.kafkaEngine, statements: engine.length },
+          'Kafka engine tables and views in place',
+        )
     } finally {
       await store.close()
     }

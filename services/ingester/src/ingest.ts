@@ -1,19 +1,22 @@
 // The ingester's core, shared by the Kafka consumer, the in-process queue and the serverless
-// handler: decode a block of records, send what cannot be stored to the dead letters, insert
-// the rest with one deduplication token per block, and say what happened. Storing a block
-// twice under the same token adds no rows, which is what makes redelivery harmless.
-import type { Logger } from '@ebbflow/common'
+// handler: read each record's header, hand the block's record bytes to ClickHouse, which
+// checks every event (store/batch-sql.ts validationStatement) and unnests each family into its
+// table (one INSERT … SELECT per table), send what cannot be stored to the dead letters, and
+// say what happened. One deduplication token per block and table: storing a block twice under
+// the same token adds no rows, which is what makes redelivery harmless.
+import { EbbflowError, type Logger } from '@ebbflow/common'
+import type { BatchHeader } from '@ebbflow/common/batch-header'
 import {
-  appendRows,
-  emptyRows,
-  insertRows,
-  type RowsByTable,
+  type BatchInput,
+  FAMILY_ROUTES,
+  insertStatement,
   type Store,
   TABLES,
   type Table,
+  validationStatement,
   wallTime,
 } from '@ebbflow/common/store/index'
-import { batchEvents, type DecodedBatch, TOPICS } from '@ebbflow/common/wire'
+import { TOPICS } from '@ebbflow/common/wire'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
@@ -36,9 +39,10 @@ export interface IngestorOptions {
   source: string
 }
 
-interface Decodedrecord {
+/** A record whose header was read: the one place a block's decoded headers are all at hand. */
+export interface HeaderedRecord {
   record: InRecord
-  batch: DecodedBatch
+  header: BatchHeader
 }
 
 function zeroRows(): Record<Table, number> {
@@ -47,35 +51,31 @@ function zeroRows(): Record<Table, number> {
 
 const FAMILY_OF_TOPIC = new Map(Object.entries(TOPICS).map(([family, topic]) => [topic, family]))
 
-/**
- * The batch's rows, and one collector_stats row saying how far behind the batch's newest event
- * the ingester took it (metric ingest_lag_ms): the lag of the pipeline per node and family, kept
- * with the data it describes.
- */
-function rowsOf(record: InRecord, batch: DecodedBatch, nowNs: bigint): RowsByTable {
-  const ctx = { offsetNs: batch.offsetNs, node: batch.node, bootId: batch.bootId }
-  const rows = appendRows(emptyRows(), batchEvents(batch), ctx)
-  if (batch.lastTimeNs > 0n) {
-    const lagNs = nowNs - batch.lastTimeNs
-    rows.collector_stats.push({
-      time: wallTime(0, nowNs),
-      node: batch.node,
-      boot_id: batch.bootId,
-      metric: 'ingest_lag_ms',
-      family: FAMILY_OF_TOPIC.get(record.topic) ?? '',
-      reason: '',
-      value: lagNs > 0n ? Number(lagNs / 1_000_000n) : 0,
-    })
-  }
+/** Rows each record brings to each table, from its header's event counts. */
+function rowsOf(records: readonly HeaderedRecord[]): Record<Table, number> {
+  const rows = zeroRows()
+  for (const { header } of records)
+    for (const r of FAMILY_ROUTES) rows[r.table] += header.events[r.field] ?? 0
   return rows
 }
 
-function merge(parts: readonly RowsByTable[]): RowsByTable {
-  if (parts.length === 1) return parts[0]!
-  const out = emptyRows()
-  for (const p of parts) for (const t of TABLES) for (const row of p[t]) out[t].push(row)
-  return out
+/** The records' values as ClickHouse's length-delimited `Protobuf` input: varint size, bytes. */
+export function lengthDelimited(values: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = []
+  for (const v of values) {
+    const prefix: number[] = []
+    let n = v.length
+    while (n > 0x7f) {
+      prefix.push((n & 0x7f) | 0x80)
+      n >>>= 7
+    }
+    prefix.push(n)
+    parts.push(Buffer.from(prefix), v)
+  }
+  return Buffer.concat(parts)
 }
+
+const retriable = (err: unknown) => (err as { retriable?: boolean }).retriable === true
 
 export class Ingestor {
   private readonly o: IngestorOptions
@@ -95,24 +95,23 @@ export class Ingestor {
     decoded: readonly Decoded[] = records.map(decodeRecord),
   ): Promise<BlockResult> {
     const letters: DeadLetter[] = []
-    const good: Decodedrecord[] = []
+    const good: HeaderedRecord[] = []
     for (const [i, record] of records.entries()) {
       const d = decoded[i]!
-      if (d.ok) good.push({ record, batch: d.batch })
+      if (d.ok) good.push({ record, header: d.header })
       else letters.push(this.letter(record, d.reason, d.error))
     }
-    const nowNs = BigInt(Date.now()) * 1_000_000n
-    const rowsByRecord = good.map((g) => rowsOf(g.record, g.batch, nowNs))
     const rows = zeroRows()
-    const rejected = await this.insert(good, rowsByRecord, token, rows)
+    const rejected = await this.store(good, token, rows)
     for (const r of rejected) letters.push(r)
+    const rejectedSet = new Set(rejected.map((l) => l.record))
+    const stored = good.filter((g) => !rejectedSet.has(g.record))
+    rows.collector_stats += await this.storeLag(stored, token)
     // Dead letters are durable before the caller commits anything past them.
     await this.o.deadLetters.write(letters)
     let newestEventNs = 0n
-    const rejectedSet = new Set(rejected.map((l) => l.record))
-    for (const g of good) {
-      if (rejectedSet.has(g.record)) continue
-      if (g.batch.lastTimeNs > newestEventNs) newestEventNs = g.batch.lastTimeNs
+    for (const g of stored) {
+      if (g.header.lastTimeNs > newestEventNs) newestEventNs = g.header.lastTimeNs
       this.o.metrics.records.inc({ topic: g.record.topic, outcome: 'stored' })
     }
     for (const l of letters) {
@@ -126,7 +125,7 @@ export class Ingestor {
       )
     return {
       records: records.length,
-      stored: good.length - rejected.length,
+      stored: stored.length,
       deadLetters: letters.length,
       rows,
       newestEventNs,
@@ -134,46 +133,116 @@ export class Ingestor {
   }
 
   /**
-   * Inserts the records' rows under `token`. A store that refuses the rows for good (a value
-   * a column cannot take) is narrowed down by halves, each half under a token derived from
-   * its parent's, so a retry splits the same way; the single records it still refuses come
-   * back as dead letters.
+   * Checks and inserts the records under `token`. Records whose events are out of range come
+   * back as dead letters with ClickHouse's reasons; a block ClickHouse cannot parse, or whose
+   * rows a table refuses for good, is narrowed down by halves, each half under a token derived
+   * from its parent's, so a retry splits the same way; the single records it still refuses
+   * come back as dead letters. A failure a retry may cure (`retriable`) rejects.
    */
-  private async insert(
-    good: readonly Decodedrecord[],
-    rowsByRecord: readonly RowsByTable[],
+  private async store(
+    good: readonly HeaderedRecord[],
     token: string,
     totals: Record<Table, number>,
   ): Promise<DeadLetter[]> {
     if (good.length === 0) return []
-    const stop = this.o.metrics.insertSeconds.startTimer()
+    const store = this.o.store
+    if (!store.batchInput)
+      throw new EbbflowError('STORE_NO_BATCH_INPUT', 'this store cannot take EventBatch records')
+    let input: BatchInput | undefined
+    let stage: 'check' | 'insert' = 'check'
     try {
-      const counts = await insertRows(this.o.store, merge(rowsByRecord), { dedupToken: token })
+      input = await store.batchInput(lengthDelimited(good.map((g) => g.record.value!)))
+      const bad = await input.query<{ record: string; untimed: string; problems: string[] }>(
+        validationStatement,
+      )
+      const letters: DeadLetter[] = []
+      let keep = good
+      if (bad.length > 0) {
+        const byIndex = new Map(bad.map((b) => [Number(b.record), b]))
+        keep = good.filter((_, i) => !byIndex.has(i))
+        for (const [i, b] of byIndex) {
+          const untimed = Number(b.untimed)
+          letters.push(
+            untimed > 0
+              ? this.letter(
+                  good[i]!.record,
+                  'invalid_batch',
+                  `invalid EventBatch: ${untimed} events without a timestamp`,
+                )
+              : this.letter(
+                  good[i]!.record,
+                  'invalid_event',
+                  `out of range: ${b.problems.join('; ')}`,
+                ),
+          )
+        }
+        await input.release()
+        input = undefined
+        if (keep.length === 0) return letters
+        input = await store.batchInput(lengthDelimited(keep.map((g) => g.record.value!)))
+      }
+      stage = 'insert'
+      const rows = rowsOf(keep)
+      const stop = this.o.metrics.insertSeconds.startTimer()
+      for (const table of TABLES) {
+        if (rows[table] === 0) continue
+        await input.insert((source) => insertStatement(table, source), {
+          dedupToken: `${token}:${table}`,
+        })
+      }
       stop()
-      for (const t of TABLES) totals[t] += counts[t]
-      return []
+      for (const t of TABLES) totals[t] += rows[t]
+      return letters
     } catch (err) {
-      const retriable = (err as { retriable?: boolean }).retriable === true
-      this.o.metrics.insertFailures.inc({ retriable: String(retriable) })
-      if (retriable) throw err
+      if (stage === 'insert')
+        this.o.metrics.insertFailures.inc({ retriable: String(retriable(err)) })
+      if (retriable(err)) throw err
+      const reason: DeadLetterReason = stage === 'check' ? 'undecodable' : 'store_rejected'
       if (good.length === 1) {
         this.o.logger.warn(
-          { err, topic: good[0]!.record.topic, offset: good[0]!.record.offset },
+          { err, topic: good[0]!.record.topic, offset: good[0]!.record.offset, reason },
           'the store refused a record; it goes to the dead letters',
         )
-        return [this.letter(good[0]!.record, 'store_rejected', (err as Error).message)]
+        return [this.letter(good[0]!.record, reason, (err as Error).message)]
       }
+      await input?.release()
+      input = undefined
       const half = Math.ceil(good.length / 2)
       return [
-        ...(await this.insert(
-          good.slice(0, half),
-          rowsByRecord.slice(0, half),
-          `${token}/0`,
-          totals,
-        )),
-        ...(await this.insert(good.slice(half), rowsByRecord.slice(half), `${token}/1`, totals)),
+        ...(await this.store(good.slice(0, half), `${token}/0`, totals)),
+        ...(await this.store(good.slice(half), `${token}/1`, totals)),
       ]
+    } finally {
+      await input?.release()
     }
+  }
+
+  /**
+   * One collector_stats row per stored record saying how far behind the batch's newest event
+   * the ingester took it (metric ingest_lag_ms): the lag of the pipeline per node and family,
+   * kept with the data it describes. From the headers: one row per record, not per event.
+   */
+  private async storeLag(stored: readonly HeaderedRecord[], token: string): Promise<number> {
+    const nowNs = BigInt(Date.now()) * 1_000_000n
+    const rows = stored
+      .filter((g) => g.header.lastTimeNs > 0n)
+      .map((g) => {
+        const lagNs = nowNs - g.header.lastTimeNs
+        return {
+          time: wallTime(0, nowNs),
+          node: g.header.node,
+          boot_id: g.header.bootId,
+          metric: 'ingest_lag_ms',
+          family: FAMILY_OF_TOPIC.get(g.record.topic) ?? '',
+          reason: '',
+          value: lagNs > 0n ? Number(lagNs / 1_000_000n) : 0,
+        }
+      })
+    if (rows.length > 0)
+      await this.o.store.insert('ebbflow.collector_stats', rows, {
+        dedupToken: `${token}:ingest_lag`,
+      })
+    return rows.length
   }
 
   private letter(record: InRecord, reason: DeadLetterReason, error: string): DeadLetter {

@@ -1,9 +1,17 @@
 // The distributed mode's store: a ClickHouse server over HTTP through @clickhouse/client.
 // Same SQL and the same Store contract as chDB; errors keep ClickHouse's numeric code and say
 // whether a retry can help (network failures and overload can; a refused value cannot).
+import { Readable } from 'node:stream'
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
 import { EbbflowError } from '../errors.ts'
-import { type InsertOptions, type Store, storeCannotWrite, withoutDefaults } from './store.ts'
+import { BATCH_SCHEMA, type BatchSource, inputSource } from './batch-sql.ts'
+import {
+  type BatchInput,
+  type InsertOptions,
+  type Store,
+  storeCannotWrite,
+  withoutDefaults,
+} from './store.ts'
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'])
 
@@ -99,6 +107,56 @@ export class ClickHouseStore implements Store {
       })
     } catch (err) {
       throw storeError(`insert into ${table} failed`, err)
+    }
+  }
+
+  /**
+   * The server reads the block from each request's body with `input()`, parsing it against
+   * the proto in its `format_schema_path` (docker-compose mounts proto/ there, the Kubernetes
+   * manifests carry it in a ConfigMap). `input()` is only allowed in INSERT … SELECT, so the
+   * validation SELECT runs as an insert into ebbflow.ingest_problems and is read back by the
+   * block's token. Untested against a server here (none runs on the build machine); the
+   * statements it sends are checked for equality with chDB's by a test.
+   */
+  async batchInput(body: Buffer): Promise<BatchInput> {
+    const run = async (sql: string, settings: Record<string, string | number>) => {
+      const query = `${sql} FORMAT Protobuf`
+      try {
+        const r = await this.client.exec({
+          query,
+          values: Readable.from([body]),
+          clickhouse_settings: { format_schema: BATCH_SCHEMA, ...settings },
+        })
+        // The response is empty; reading it to the end frees the connection for the next one.
+        for await (const _ of r.stream) void _
+      } catch (err) {
+        throw storeError('batch statement failed', err)
+      }
+    }
+    const check = `check-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`
+    return {
+      query: async <T>(build: (s: BatchSource) => string) => {
+        await run(
+          `INSERT INTO ebbflow.ingest_problems (block, record, untimed, problems) SELECT '${check}', * FROM (${build(inputSource)})`,
+          {},
+        )
+        return this.query<T>(
+          'SELECT record, untimed, problems FROM ebbflow.ingest_problems WHERE block = {check:String} ORDER BY record',
+          { check },
+        )
+      },
+      insert: (build, options = {}) =>
+        run(
+          build(inputSource),
+          options.dedupToken === undefined
+            ? { insert_deduplicate: 0 }
+            : {
+                insert_deduplicate: 1,
+                insert_deduplication_token: options.dedupToken,
+                deduplicate_blocks_in_dependent_materialized_views: 1,
+              },
+        ),
+      release: async () => {},
     }
   }
 

@@ -13,6 +13,11 @@ export const storeConfigSchema = z.object({
   clickhouse: z.url({ protocol: /^https?$/ }).optional(),
   /** Days rows are kept (each table's TTL, set when its migration runs). Default: 30. */
   retentionDays: z.coerce.number().int().min(1).max(36_500).default(30),
+  /**
+   * Brokers (host:port,…) for ClickHouse's own Kafka engine (`migrate --kafka-engine`): Kafka
+   * tables and views that consume the topics inside ClickHouse. Default: none.
+   */
+  kafkaEngine: z.string().min(1).optional(),
   /** Log level of the command using the store (migrate, ingest). Default: info. */
   logLevel: z.enum(LOG_LEVELS).default('info'),
 })
@@ -25,6 +30,7 @@ const ENV: Record<keyof StoreConfigInput, string> = {
   clickhouse: 'EBBFLOW_CLICKHOUSE',
   retentionDays: 'EBBFLOW_RETENTION_DAYS',
   logLevel: 'EBBFLOW_LOG_LEVEL',
+  kafkaEngine: 'EBBFLOW_KAFKA_ENGINE',
 }
 
 /** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */

@@ -1,5 +1,6 @@
 // The store interface: one shape for chDB (embedded) and ClickHouse server, so callers never
 // fork on which one they write to. SQL text is the same for both.
+import type { BatchSource } from './batch-sql.ts'
 
 export interface InsertOptions {
   /**
@@ -27,7 +28,26 @@ export interface Store {
    * chDB has it: a ClickHouse server speaks HTTP itself.
    */
   queryRaw?(sql: string, options: RawQueryOptions): Promise<RawQueryResult>
+  /**
+   * Hands the engine a block of EventBatch records, length-delimited (ClickHouse's `Protobuf`
+   * format), for statements built over it (batch-sql.ts): ClickHouse parses the records, the
+   * JavaScript never does. Release it when done. Both stores have it; a store without it
+   * (a test double) cannot ingest records.
+   */
+  batchInput?(body: Buffer): Promise<BatchInput>
   close(): Promise<void>
+}
+
+/**
+ * One block of records as the engine reads them. Statements are built by the caller from a
+ * `BatchSource` (the table function over the block), so chDB and a server run the same text.
+ */
+export interface BatchInput {
+  /** Rows of a SELECT over the block (the validation statement). */
+  query<T = Record<string, unknown>>(build: (source: BatchSource) => string): Promise<T[]>
+  /** Runs an INSERT … SELECT over the block; deduplicated when the options name a token. */
+  insert(build: (source: BatchSource) => string, options?: InsertOptions): Promise<void>
+  release(): Promise<void>
 }
 
 export interface RawQueryOptions {

@@ -1,0 +1,86 @@
+// An EventBatch's header (who sent it, which batch, when) read without decoding its events:
+// the repeated families are counted and skipped, their bytes left for ClickHouse to parse.
+// This is all the JavaScript reads of a record on its way into the store.
+import { Reader, snakeNames, v1Types } from '@ebbflow/proto'
+
+export interface BatchHeader {
+  node: string
+  collectorInstanceId: string
+  bootId: string
+  /** uint64 on the wire: exact. */
+  sequence: bigint
+  batchId: string
+  firstTimeNs: bigint
+  lastTimeNs: bigint
+  /** Events per repeated family, by the EventBatch field's proto name (`syscall_count`). */
+  events: Record<string, number>
+  /** All events of the batch. */
+  total: number
+}
+
+const LENGTH_DELIMITED = 2
+const VARINT = 0
+const fields = v1Types.EventBatch.fieldsArray
+const FAMILY_BY_ID = new Map(
+  fields.filter((f) => f.repeated).map((f) => [f.id, snakeNames.EventBatch.get(f.name)!]),
+)
+const FAMILIES = [...FAMILY_BY_ID.values()]
+const id = (name: string): number => {
+  const f = v1Types.EventBatch.fields[name]
+  if (!f) throw new Error(`EventBatch has no field ${name}`)
+  return f.id
+}
+const NODE = id('node')
+const INSTANCE = id('collectorInstanceId')
+const BOOT = id('bootId')
+const SEQUENCE = id('sequence')
+const BATCH_ID = id('batchId')
+const FIRST = id('firstTimeNs')
+const LAST = id('lastTimeNs')
+const STRINGS = new Set([NODE, INSTANCE, BOOT, BATCH_ID])
+const VARINTS = new Set([SEQUENCE, FIRST, LAST])
+
+/** Reads the header; throws when the bytes are not protobuf or a header field has the wrong wire type. */
+export function readBatchHeader(bytes: Uint8Array): BatchHeader {
+  const r = Reader.create(bytes)
+  const h: BatchHeader = {
+    node: '',
+    collectorInstanceId: '',
+    bootId: '',
+    sequence: 0n,
+    batchId: '',
+    firstTimeNs: 0n,
+    lastTimeNs: 0n,
+    events: Object.fromEntries(FAMILIES.map((f) => [f, 0])),
+    total: 0,
+  }
+  while (r.pos < r.len) {
+    const tag = r.uint32()
+    const field = tag >>> 3
+    const wire = tag & 7
+    if (field === 0) throw new Error(`invalid tag ${tag} at offset ${r.pos}`)
+    const family = FAMILY_BY_ID.get(field)
+    if (family !== undefined && wire === LENGTH_DELIMITED) {
+      r.skip(r.uint32())
+      h.events[family]!++
+      h.total++
+    } else if (STRINGS.has(field) && wire === LENGTH_DELIMITED) {
+      const s = r.string()
+      if (field === NODE) h.node = s
+      else if (field === INSTANCE) h.collectorInstanceId = s
+      else if (field === BOOT) h.bootId = s
+      else h.batchId = s
+    } else if (VARINTS.has(field) && wire === VARINT) {
+      const v = BigInt(r.uint64().toString())
+      const u = v < 0n ? v + 2n ** 64n : v
+      if (field === SEQUENCE) h.sequence = u
+      else if (field === FIRST) h.firstTimeNs = u
+      else h.lastTimeNs = u
+    } else if (family !== undefined || STRINGS.has(field) || VARINTS.has(field)) {
+      throw new Error(`field ${field} has wire type ${wire}`)
+    } else {
+      r.skipType(wire)
+    }
+  }
+  return h
+}
