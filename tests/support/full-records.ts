@@ -16,6 +16,7 @@ export const EVENT_MESSAGES = {
   syscall: 'SyscallEvent',
   syscallCount: 'SyscallCount',
   drops: 'Drops',
+  file: 'FileAccess',
 } as const satisfies Record<string, MessageName>
 
 /**
