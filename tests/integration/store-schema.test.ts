@@ -195,6 +195,8 @@ describe('schema: rollups, sessions, retention', () => {
       'alert_evaluations',
       'alert_transitions',
       'alert_deliveries',
+      'file_accesses',
+      'file_accesses_1m',
     ].map((t) => `ebbflow.${t}`)
     assert.deepEqual([...changed.retentionChanged].sort(), [...expectedTables].sort())
     for (const table of expectedTables) {
@@ -226,9 +228,10 @@ describe('schema: rollups, sessions, retention', () => {
         if (/MATERIALIZED VIEW/.test(f))
           assert.match(f, /TO ebbflow\.\w+_local\s.*FROM ebbflow\.\w+_local/s)
       }
-    // 15 tables (4 of them the alerter's) × 2 (local + distributed) + 4 views + the database,
-    // + 0003's 5 column changes × 2 (a Distributed table keeps the columns it was created with).
-    assert.equal(statements, 15 * 2 + 4 + 1 + 5 * 2)
+    // 17 tables (4 of them the alerter's, 2 of 0007) × 2 (local + distributed) + 5 views + the
+    // database, + 0003's 5 column changes × 2 (a Distributed table keeps the columns it was
+    // created with).
+    assert.equal(statements, 17 * 2 + 5 + 1 + 5 * 2)
   })
 
   it('migrate in cluster mode runs the bookkeeping tables replicated across every shard', async () => {

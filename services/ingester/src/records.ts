@@ -37,7 +37,8 @@ export function eventCount(b: DecodedBatch): number {
     b.traffic.length +
     b.syscall.length +
     b.syscallCount.length +
-    b.drops.length
+    b.drops.length +
+    b.file.length
   )
 }
 

@@ -43,7 +43,8 @@ export function validateBatch(b: DecodedBatch): string[] {
     b.traffic.length +
     b.syscall.length +
     b.syscallCount.length +
-    b.drops.length
+    b.drops.length +
+    b.file.length
   // Collectors never publish an empty batch; another message type read as a batch is one.
   if (events === 0) bad('no events')
   const task = (
@@ -84,6 +85,12 @@ export function validateBatch(b: DecodedBatch): string[] {
       bad(`tcp[${i}]: duration ${e.durationNs} ns out of range`)
   })
   for (const [i, e] of b.syscall.entries()) task('syscall', i, e)
+  b.file.forEach((e, i) => {
+    task('file', i, e)
+    if (!e.path.startsWith('/')) bad(`file[${i}]: path is not absolute`)
+    if (!inRange(e.count, 1, Number.MAX_SAFE_INTEGER))
+      bad(`file[${i}]: count ${e.count} out of range`)
+  })
   if (more > 0) problems.push(`and ${more} more`)
   return problems
 }
