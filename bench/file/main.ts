@@ -9,7 +9,7 @@
 // The machine is shared and noisy: only figures of the same run compare.
 // Prints one JSON report on stdout and writes it to bench/reports/file.json.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type CaptureSink, KernelCapture, loadCollectorConfig } from '@ebbflow/collector'
 import type { CounterEvent, Family, RecordEvent } from '@ebbflow/common'
@@ -46,7 +46,7 @@ class CountingSink implements CaptureSink {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-const tmp = mkdtempSync(join(import.meta.dirname, '../reports-tmp-'))
+const tmp = mkdtempSync(join(tmpdir(), 'ebbflow-bench-file-'))
 const target = join(tmp, 'target.txt')
 writeFileSync(target, 'x')
 const storm = openStormBinary()
