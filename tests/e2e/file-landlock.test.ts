@@ -65,13 +65,21 @@ if [ -n "$2" ]; then cat "$1/$2"; fi
 class PodSink implements CaptureSink {
   private readonly cgroupId: number
   private readonly publisher: Publisher
+  /** Accesses counted so far per "access path", as published. */
+  readonly counted = new Map<string, number>()
   constructor(cgroupId: number, publisher: Publisher) {
     this.cgroupId = cgroupId
     this.publisher = publisher
   }
   records(events: RecordEvent[], _family: Family): void {
     const mine = events.filter((e) => e.kind === 'file' && e.cgroupId === this.cgroupId)
-    for (const e of mine) e.meta = { ...META }
+    for (const e of mine) {
+      e.meta = { ...META }
+      if (e.kind === 'file') {
+        const k = `${e.access} ${e.path}`
+        this.counted.set(k, (this.counted.get(k) ?? 0) + e.count)
+      }
+    }
     if (mine.length > 0) this.publisher.publish(mine)
   }
   counters(_events: CounterEvent[]): void {}
@@ -143,9 +151,10 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       { maxWaitMs: 20 },
     )
     const consuming = ingester.consume(transport.consume())
+    const sink = new PodSink(cg.id, publisher)
     const capture = KernelCapture.start(
       loadCollectorConfig({ families: 'file', flushMs: '10', counterIntervalMs: '3600000' }, {}),
-      new PodSink(cg.id, publisher),
+      sink,
       logger,
     )
     try {
@@ -154,9 +163,16 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
         const r = await cg.run(['/bin/sh', join(work, 'workload.sh'), work])
         assert.equal(r.code, 0, r.stderr)
       }
-      // The records are in the ring a moment after the workload ends; then the repeats.
-      await new Promise((r) => setTimeout(r, 300))
-      capture.pollCounters()
+      // Sightings reach the sink through the ring a moment after the workload ends; the second
+      // run's repeats once the counters are read after them.
+      const done = () =>
+        (sink.counted.get(`read ${work}/data/in.txt`) ?? 0) >= 2 &&
+        (sink.counted.get(`write ${work}/out/result.txt`) ?? 0) >= 2
+      for (const deadline = Date.now() + 10_000; !done(); ) {
+        if (Date.now() > deadline) throw new Error(`accesses counted: ${[...sink.counted]}`)
+        await new Promise((r) => setTimeout(r, 50))
+        capture.pollCounters()
+      }
     } finally {
       await capture.stop()
       await publisher.close()
