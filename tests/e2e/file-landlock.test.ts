@@ -52,6 +52,7 @@ const META = {
   container: 'app',
   workloadKind: 'Deployment',
   workloadName: 'lander',
+  function: 'lander-fn',
 }
 
 // Reads one file, lists a folder, writes a new file; with a second argument, also reads that.
@@ -248,6 +249,14 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       ),
       `no rule reaches the secret: ${advice.summary}`,
     )
+    // The same pod named as a function: the same rules.
+    const byFunction = (
+      (await post(
+        `{ landlockRuleset(namespace: "files-e2e", function: "lander-fn") { function rules { path directory allowedAccess } } }`,
+      )) as { landlockRuleset: { function: string; rules: unknown[] } }
+    ).landlockRuleset
+    assert.equal(byFunction.function, 'lander-fn')
+    assert.deepEqual(byFunction.rules, advice.rules)
     const rulesetFile = join(tmp, 'ruleset.json')
     writeFileSync(rulesetFile, JSON.stringify(advice.ruleset))
 
