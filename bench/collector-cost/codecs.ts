@@ -128,7 +128,7 @@ try {
     },
   ).trim()
   const events = await captureMix()
-  const perFamily = { exec: 0, net: 0, syscall: 0 }
+  const perFamily = { exec: 0, net: 0, syscall: 0, file: 0 }
   for (const e of events) perFamily[familyOf(e)]++
   const codecs = ['none', 'gzip', 'lz4', 'zstd'] as const
   const runs: Record<
@@ -137,7 +137,7 @@ try {
   > = Object.fromEntries(
     codecs.map((c) => [
       c,
-      { perCpuSecond: [], perSecond: [], bytes: { exec: [], net: [], syscall: [] } },
+      { perCpuSecond: [], perSecond: [], bytes: { exec: [], net: [], syscall: [], file: [] } },
     ]),
   )
   const data = join(dir, 'data')

@@ -25,6 +25,7 @@ const FIELD_NAME: Record<CapturedEvent['kind'], string> = {
   syscall: 'syscall',
   syscall_count: 'syscallCount',
   drops: 'drops',
+  file: 'file',
 }
 
 function batchObject(list: CapturedEvent[]): Record<string, unknown> {

@@ -36,7 +36,7 @@ try {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim()
   const events: CapturedEvent[] = syntheticEvents(EVENTS)
-  const perFamily = { exec: 0, net: 0, syscall: 0 }
+  const perFamily = { exec: 0, net: 0, syscall: 0, file: 0 }
   for (const e of events) {
     perFamily[familyOf(e)]++
   }

@@ -32,6 +32,14 @@ enum ebf_limits {
 	EBF_SYSCALL_NR_MAX = 512,
 	/* Cgroups whose syscalls are counted in the per-CPU slot array (the rest: the hash). */
 	EBF_SYSCALL_SLOTS = 128,
+	/* Bytes of path a file record can hold. Components are copied at offsets masked with
+	 * EBF_FILE_PATH_MASK, each at most EBF_FILE_NAME_LEN bytes, so the verifier can bound
+	 * every write: paths longer than the mask are cut and flagged. */
+	EBF_FILE_PATH_CAP = 4096,
+	EBF_FILE_PATH_MASK = 2047,
+	EBF_FILE_NAME_LEN = 256,
+	/* Dentries walked up from a file before the path is cut (and flagged). */
+	EBF_FILE_PATH_DEPTH = 32,
 };
 
 enum ebf_event_type {
@@ -40,6 +48,7 @@ enum ebf_event_type {
 	EBF_EVENT_FORK = 3,
 	EBF_EVENT_TCP = 4,
 	EBF_EVENT_SYSCALL = 5,
+	EBF_EVENT_FILE = 6,
 };
 
 /* Why a record or counter update was lost; index into each object's per-CPU `drops` map. */
@@ -77,6 +86,33 @@ enum ebf_tcp_role {
 enum ebf_traffic_direction {
 	EBF_DIR_INGRESS = 0,
 	EBF_DIR_EGRESS = 1,
+};
+
+/* One access kind per file record (an O_RDWR open is two records, read and write). */
+enum ebf_file_access {
+	EBF_FILE_READ = 1,
+	EBF_FILE_WRITE = 2,
+	EBF_FILE_EXEC = 4,
+	EBF_FILE_CREATE = 8,
+	EBF_FILE_REMOVE = 16,
+};
+
+/* The call that made the access. */
+enum ebf_file_op {
+	EBF_FILE_OP_OPEN = 1,   /* open, openat, openat2, creat */
+	EBF_FILE_OP_EXEC = 2,   /* the exec'd binary, or its program interpreter (ld.so) */
+	EBF_FILE_OP_UNLINK = 3, /* unlink, unlinkat */
+	EBF_FILE_OP_RMDIR = 4,  /* rmdir, unlinkat(AT_REMOVEDIR) */
+	EBF_FILE_OP_MKDIR = 5,  /* mkdir, mkdirat */
+	EBF_FILE_OP_RENAME = 6, /* rename*: the old name is a remove, the new one a create */
+};
+
+enum ebf_file_flags {
+	EBF_FILE_PATH_TRUNCATED = 1, /* deeper than EBF_FILE_PATH_DEPTH or longer than the mask */
+	EBF_FILE_DIRECTORY = 2,      /* the path names a directory */
+	/* The path is a directory's resolved path joined with the name the caller passed, as
+	 * written (unlink, mkdir, rename: the name no longer, or not yet, had a file). */
+	EBF_FILE_PATH_JOINED = 4,
 };
 
 struct ebf_event_header {
@@ -171,6 +207,48 @@ struct ebf_syscall_event_v1 {
 };
 _Static_assert(sizeof(struct ebf_syscall_event_v1) == 16 + 56 + 48 + 8 + 256,
 	       "ebf_syscall_event_v1 layout");
+
+/*
+ * Key of the in-kernel file dedup map: one entry per (cgroup, object, access). For an opened
+ * or exec'd file the object is its (mount, dentry, inode); for a name-based call (unlink,
+ * mkdir, rename) the directory's dentry and a hash of the name passed. Kernel addresses stay
+ * in the collector: they only pair a record with its counter.
+ */
+struct ebf_file_key {
+	__u64 cgroup_id;
+	__u64 object;
+	__u64 parent;
+	__u64 ino;
+	__u8 access; /* enum ebf_file_access */
+	__u8 _pad0[7];
+};
+_Static_assert(sizeof(struct ebf_file_key) == 40, "ebf_file_key layout");
+
+/* Value of the file dedup map. */
+struct ebf_file_seen {
+	__u64 window_start_ns; /* when the current record was emitted (CLOCK_BOOTTIME) */
+	__u64 repeats;         /* accesses absorbed since the entry was made, never reset */
+	__u64 last_ns;         /* the latest access */
+};
+_Static_assert(sizeof(struct ebf_file_seen) == 24, "ebf_file_seen layout");
+
+/*
+ * EBF_EVENT_FILE v1: the first access of a (cgroup, path, access) in a dedup window.
+ * Variable length: path[] holds path_size bytes, NUL included. Repeats inside the window
+ * are counted in the dedup map, keyed by `key`, and read by the collector.
+ */
+struct ebf_file_event_v1 {
+	struct ebf_event_header header;
+	struct ebf_task task;
+	struct ebf_file_key key;
+	__u32 flags;     /* enum ebf_file_flags */
+	__u16 path_size; /* bytes present in path[] */
+	__u8 access;     /* enum ebf_file_access */
+	__u8 op;         /* enum ebf_file_op */
+	__u8 path[EBF_FILE_PATH_CAP];
+};
+_Static_assert(sizeof(struct ebf_file_event_v1) == 16 + 56 + 40 + 8 + 4096,
+	       "ebf_file_event_v1 layout");
 
 /* Key of the in-kernel syscall counter map (value: __u64 count per CPU). */
 struct ebf_syscall_count_key {

@@ -16,6 +16,9 @@ struct ebf_all_types {
 	struct ebf_syscall_event_v1 syscall_v1;
 	struct ebf_syscall_count_key syscall_count_key;
 	struct ebf_syscall_slot_counts syscall_slot_counts;
+	struct ebf_file_event_v1 file_v1;
+	struct ebf_file_key file_key;
+	struct ebf_file_seen file_seen;
 	struct ebf_traffic_key traffic_key;
 	struct ebf_traffic_value traffic_value;
 	enum ebf_limits limits;
@@ -26,6 +29,9 @@ struct ebf_all_types {
 	enum ebf_tcp_kind tcp_kind;
 	enum ebf_tcp_role tcp_role;
 	enum ebf_traffic_direction traffic_direction;
+	enum ebf_file_access file_access;
+	enum ebf_file_op file_op;
+	enum ebf_file_flags file_flags;
 };
 
 struct ebf_all_types ebf_all_types __attribute__((used));

@@ -660,6 +660,51 @@ GROUP BY function, revision ORDER BY function, revision`,
   ],
 )
 
+const files = dashboard(
+  'ebbflow-files',
+  'ebbflow / Files',
+  'What each workload opens, execs, creates and removes (the file family, `--families …,file`), and writes under system folders.',
+  [
+    {
+      title: 'Files per workload',
+      description:
+        'Paths each workload touched, by kind of access, most used first (accesses counted in the kernel included).',
+      type: 'table',
+      w: 24,
+      h: 10,
+      targets: [
+        {
+          format: FORMAT.table,
+          sql: `SELECT namespace, workload_kind, workload_name, path, toString(access) AS access, sum(count) AS accesses, min(minute) AS first_seen, max(minute) AS last_seen
+FROM ebbflow.file_accesses_1m
+WHERE $__timeFilter(minute) AND ${NS} AND ${WL} AND ${POD} AND ${FN}
+GROUP BY namespace, workload_kind, workload_name, path, access
+ORDER BY accesses DESC LIMIT 500`,
+        },
+      ],
+    },
+    {
+      title: 'Writes under /etc, /usr and /bin',
+      description:
+        'Containers writing, creating or removing files in the image’s system folders (the SystemPathWrittenInContainer alert).',
+      type: 'table',
+      w: 24,
+      h: 8,
+      targets: [
+        {
+          format: FORMAT.table,
+          sql: `SELECT namespace, pod, container, path, toString(access) AS access, sum(count) AS accesses, max(minute) AS last_seen
+FROM ebbflow.file_accesses_1m
+WHERE $__timeFilter(minute) AND ${NS} AND ${WL} AND ${POD} AND ${FN}
+  AND container != '' AND access IN ('write', 'create', 'remove') AND match(path, '^/(etc|usr|bin)(/|$)')
+GROUP BY namespace, pod, container, path, access
+ORDER BY last_seen DESC LIMIT 200`,
+        },
+      ],
+    },
+  ],
+)
+
 /** File name → dashboard. */
 export const DASHBOARDS: Record<string, Dashboard> = {
   'cluster-overview.json': clusterOverview,
@@ -667,6 +712,7 @@ export const DASHBOARDS: Record<string, Dashboard> = {
   'exec-audit.json': execAudit,
   'syscalls.json': syscalls,
   'functions.json': functions,
+  'files.json': files,
 }
 
 export function dashboardJson(d: Dashboard): string {

@@ -453,6 +453,68 @@ export namespace ebbflow {
             }
         }
 
+        interface IFileAccess extends ebbflow.v1.FileAccess.$Properties {
+        }
+
+        class FileAccess {
+            constructor(properties?: ebbflow.v1.FileAccess.$Properties);
+            $unknowns?: Uint8Array[];
+            timeNs: (number|Long);
+            task?: (ebbflow.v1.Task.$Properties|null);
+            meta?: (ebbflow.v1.Metadata.$Properties|null);
+            path: string;
+            access: ebbflow.v1.FileAccess.Access;
+            op: ebbflow.v1.FileAccess.Op;
+            directory: boolean;
+            pathTruncated: boolean;
+            count: (number|Long);
+            repeat: boolean;
+            static create(properties: ebbflow.v1.FileAccess.$Shape): ebbflow.v1.FileAccess & ebbflow.v1.FileAccess.$Shape;
+            static create(properties?: ebbflow.v1.FileAccess.$Properties): ebbflow.v1.FileAccess;
+            static encode(message: ebbflow.v1.FileAccess.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): ebbflow.v1.FileAccess & ebbflow.v1.FileAccess.$Shape;
+            static fromObject(object: { [k: string]: any }): ebbflow.v1.FileAccess;
+            static toObject(message: ebbflow.v1.FileAccess, options?: $protobuf.IConversionOptions): { [k: string]: any };
+            toJSON(): { [k: string]: any };
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace FileAccess {
+            interface $Properties {
+                timeNs?: (number|Long|null);
+                task?: (ebbflow.v1.Task.$Properties|null);
+                meta?: (ebbflow.v1.Metadata.$Properties|null);
+                path?: (string|null);
+                access?: (ebbflow.v1.FileAccess.Access|null);
+                op?: (ebbflow.v1.FileAccess.Op|null);
+                directory?: (boolean|null);
+                pathTruncated?: (boolean|null);
+                count?: (number|Long|null);
+                repeat?: (boolean|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = ebbflow.v1.FileAccess.$Properties;
+
+            enum Access {
+                ACCESS_UNSPECIFIED = 0,
+                ACCESS_READ = 1,
+                ACCESS_WRITE = 2,
+                ACCESS_EXEC = 3,
+                ACCESS_CREATE = 4,
+                ACCESS_REMOVE = 5
+            }
+
+            enum Op {
+                OP_UNSPECIFIED = 0,
+                OP_OPEN = 1,
+                OP_EXEC = 2,
+                OP_UNLINK = 3,
+                OP_RMDIR = 4,
+                OP_MKDIR = 5,
+                OP_RENAME = 6
+            }
+        }
+
         interface IDrops extends ebbflow.v1.Drops.$Properties {
         }
 
@@ -489,7 +551,8 @@ export namespace ebbflow {
                 FAMILY_UNSPECIFIED = 0,
                 FAMILY_EXEC = 1,
                 FAMILY_NET = 2,
-                FAMILY_SYSCALL = 3
+                FAMILY_SYSCALL = 3,
+                FAMILY_FILE = 4
             }
 
             enum Reason {
@@ -522,6 +585,7 @@ export namespace ebbflow {
             syscall: ebbflow.v1.SyscallEvent.$Properties[];
             syscallCount: ebbflow.v1.SyscallCount.$Properties[];
             drops: ebbflow.v1.Drops.$Properties[];
+            file: ebbflow.v1.FileAccess.$Properties[];
             static create(properties: ebbflow.v1.EventBatch.$Shape): ebbflow.v1.EventBatch & ebbflow.v1.EventBatch.$Shape;
             static create(properties?: ebbflow.v1.EventBatch.$Properties): ebbflow.v1.EventBatch;
             static encode(message: ebbflow.v1.EventBatch.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -549,6 +613,7 @@ export namespace ebbflow {
                 syscall?: (ebbflow.v1.SyscallEvent.$Properties[]|null);
                 syscallCount?: (ebbflow.v1.SyscallCount.$Properties[]|null);
                 drops?: (ebbflow.v1.Drops.$Properties[]|null);
+                file?: (ebbflow.v1.FileAccess.$Properties[]|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = ebbflow.v1.EventBatch.$Properties;

@@ -21,6 +21,7 @@ const NAMES = [
   'SyscallCount',
   'SyscallEvent',
   'Drops',
+  'FileAccess',
   'EventBatch',
 ] as const
 type Name = (typeof NAMES)[number]

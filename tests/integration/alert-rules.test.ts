@@ -82,6 +82,7 @@ describe('built-in alert rules', { timeout: 60_000 }, () => {
       'InteractiveShellInContainer',
       'NewDestination',
       'SeccompDrift',
+      'SystemPathWrittenInContainer',
     ])
     assert.deepEqual(await checkRules(store, [...rules.values()]), [])
   })
@@ -150,6 +151,39 @@ describe('built-in alert rules', { timeout: 60_000 }, () => {
     assert.deepEqual(await activeAfterEvaluation('NewDestination'), [
       { state: 'firing', labels: labels('::ffff:10.0.0.1', '6432') },
       { state: 'firing', labels: labels('::ffff:10.0.0.9', '443') },
+    ])
+  })
+
+  it('SystemPathWrittenInContainer: a container writing under /etc, /usr or /bin', async () => {
+    const file = (p: object, path: string, access: string, msBefore: number) => ({
+      ...p,
+      time: at(msBefore),
+      path,
+      access,
+      op: 'open',
+      comm: 'apt',
+      count: 1,
+    })
+    await store.insert('ebbflow.file_accesses', [
+      file(web, '/etc/passwd', 'write', 20 * S), // fires
+      file(web, '/usr/bin/nc', 'create', 15 * S), // fires
+      file(web, '/etc/hosts', 'read', 20 * S), // a read: silent
+      file(web, '/etcetera/x', 'write', 20 * S), // not /etc: silent
+      file(web, '/tmp/x', 'write', 20 * S), // not a system folder: silent
+      file(pod('', '', '', ''), '/etc/motd', 'write', 20 * S), // the host, no container: silent
+      file(web, '/bin/sh', 'write', 2 * 3600 * S), // before the window: silent
+    ])
+    const labels = (path: string) => ({
+      namespace: 'shop',
+      pod: 'web-1',
+      container: 'app',
+      path,
+      severity: 'warning',
+      alertname: 'SystemPathWrittenInContainer',
+    })
+    assert.deepEqual(await activeAfterEvaluation('SystemPathWrittenInContainer'), [
+      { state: 'firing', labels: labels('/etc/passwd') },
+      { state: 'firing', labels: labels('/usr/bin/nc') },
     ])
   })
 

@@ -79,6 +79,7 @@ const COLUMNS: Record<Table, string[]> = {
   traffic: ['time', 'direction', 'remote_addr', 'remote_port', 'bytes', 'packets'],
   syscall_counts: ['time', 'syscall', 'count', 'cgroup_id'],
   syscall_events: ['time', 'syscall', 'args', 'string_values'],
+  file_accesses: ['time', 'path', 'access', 'count', 'repeat'],
   collector_stats: ['time', 'metric', 'family', 'reason', 'value'],
 }
 

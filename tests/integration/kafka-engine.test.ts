@@ -33,6 +33,7 @@ const COLUMNS: Record<Exclude<Table, 'collector_stats'>, string[]> = {
   traffic: ['time', 'direction', 'remote_addr', 'remote_port', 'bytes', 'packets'],
   syscall_counts: ['time', 'syscall', 'count', 'cgroup_id'],
   syscall_events: ['time', 'syscall', 'args', 'string_values'],
+  file_accesses: ['time', 'path', 'access', 'op', 'count'],
 }
 const DEFAULTS: Record<string, unknown> = { filename: '', args: [], exit_code: '0' }
 

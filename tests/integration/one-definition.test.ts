@@ -81,6 +81,7 @@ const TABLE: Record<MessageName, string> = {
   SyscallEvent: 'syscall_events',
   SyscallCount: 'syscall_counts',
   Drops: 'collector_stats',
+  FileAccess: 'file_accesses',
 } as Record<MessageName, string>
 
 const isDefault = (v: unknown) =>
@@ -151,6 +152,7 @@ const GRAPHQL_NOT_SERVED: Record<string, string> = {
   SyscallCount: 'served summed per syscall (syscallCounts, seccompProfile)',
   SyscallEvent: 'traced syscalls are stored; no root field lists them yet',
   Drops: 'served summed per node, family and reason (collectorHealth)',
+  FileAccess: 'served summed per path and access (fileAccess, landlockRuleset)',
 }
 const ROOT: Partial<Record<MessageName, { type: string; root: string; args: string }>> = {
   Exec: { type: 'ExecEvent', root: 'execEvents', args: '' },
@@ -300,6 +302,7 @@ describe('one definition: every proto field the whole way to GraphQL', { timeout
               + (SELECT count() FROM ebbflow.traffic WHERE has({nodes:Array(String)}, node))
               + (SELECT count() FROM ebbflow.syscall_events WHERE has({nodes:Array(String)}, node))
               + (SELECT count() FROM ebbflow.syscall_counts WHERE has({nodes:Array(String)}, node))
+              + (SELECT count() FROM ebbflow.file_accesses WHERE has({nodes:Array(String)}, node))
               + (SELECT count() FROM ebbflow.collector_stats
                  WHERE metric = 'drops' AND has({nodes:Array(String)}, node)) AS n`,
         { nodes },

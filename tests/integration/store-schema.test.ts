@@ -195,6 +195,8 @@ describe('schema: rollups, sessions, retention', () => {
       'alert_evaluations',
       'alert_transitions',
       'alert_deliveries',
+      'file_accesses',
+      'file_accesses_1m',
     ].map((t) => `ebbflow.${t}`)
     assert.deepEqual([...changed.retentionChanged].sort(), [...expectedTables].sort())
     for (const table of expectedTables) {
@@ -226,10 +228,10 @@ describe('schema: rollups, sessions, retention', () => {
         if (/MATERIALIZED VIEW/.test(f))
           assert.match(f, /TO ebbflow\.\w+_local\s.*FROM ebbflow\.\w+_local/s)
       }
-    // 16 tables (4 of them the alerter's, 1 the ingester's server-route checks) × 2 (local +
-    // distributed) + 4 views + the database, + 0003's 5 column changes × 2 (a Distributed
-    // table keeps the columns it was created with).
-    assert.equal(statements, 16 * 2 + 4 + 1 + 5 * 2)
+    // 18 tables (4 of them the alerter's, 1 the ingester's server-route checks, 2 of 0007) × 2
+    // (local + distributed) + 5 views + the database, + 0003's 5 column changes × 2 (a
+    // Distributed table keeps the columns it was created with).
+    assert.equal(statements, 18 * 2 + 5 + 1 + 5 * 2)
   })
 
   it('migrate in cluster mode runs the bookkeeping tables replicated across every shard', async () => {

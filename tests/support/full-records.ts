@@ -16,6 +16,7 @@ export const EVENT_MESSAGES = {
   syscall: 'SyscallEvent',
   syscallCount: 'SyscallCount',
   drops: 'Drops',
+  file: 'FileAccess',
 } as const satisfies Record<string, MessageName>
 
 /**
@@ -41,6 +42,9 @@ function domainValue(field: string, n: number, baseNs: bigint): unknown {
       return (n % 64) + 1
     case 'containerId':
       return n.toString(16).padStart(64, 'a')
+    case 'path':
+      // File paths are absolute (the ingester dead-letters a relative one).
+      return `/full/${n}`
     default:
       return undefined
   }

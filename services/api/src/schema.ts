@@ -14,6 +14,7 @@ import {
   execSessions,
   type SessionRow,
 } from './queries/exec.ts'
+import { fileAccess, landlockRuleset } from './queries/files.ts'
 import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'
@@ -75,6 +76,19 @@ export const typeDefs = /* GraphQL */ `
     networkPolicy(namespace: String!, pod: String, from: DateTime, to: DateTime): NetworkPolicyAdvice!
     "Drops and last report per collector node (callers that may read every namespace only)."
     collectorHealth(node: String): [CollectorHealth!]!
+    "Files a workload touched (file family), one entry per path and access, most used first."
+    fileAccess(filter: EventFilter!, first: Int): [FileAccessSummary!]!
+    "A Landlock ruleset covering the files a workload (all its replicas) or function touched."
+    landlockRuleset(
+      namespace: String!
+      pod: String
+      function: String
+      container: String
+      from: DateTime
+      to: DateTime
+      "Also allow what the container runtime touched while starting it."
+      includeRuntime: Boolean = false
+    ): LandlockAdvice!
   }
 
   type Subscription {
@@ -106,6 +120,52 @@ export const typeDefs = /* GraphQL */ `
     EXEC
     NET
     SYSCALL
+    FILE
+  }
+
+  type FileAccessSummary {
+    path: String!
+    "read, write, exec, create or remove."
+    access: String!
+    directory: Boolean!
+    "Accesses counted (repeats deduplicated in the kernel included)."
+    count: Float!
+    firstSeen: DateTime!
+    lastSeen: DateTime!
+    "Commands (comm) of the processes recorded for it."
+    processes: [String!]!
+    pids: [Int!]!
+    pods: [String!]!
+    containers: [String!]!
+  }
+
+  type LandlockRule {
+    path: String!
+    "A directory rule covers the hierarchy beneath it."
+    directory: Boolean!
+    "LANDLOCK_ACCESS_FS_* names without the prefix."
+    allowedAccess: [String!]!
+    allowedAccessMask: Int!
+    "Observed paths the rule covers."
+    covers: [String!]!
+  }
+
+  type LandlockAdvice {
+    namespace: String!
+    workloadKind: String
+    workloadName: String
+    function: String
+    pods: [String!]!
+    from: DateTime
+    to: DateTime
+    observed: Boolean!
+    accesses: [FileAccessSummary!]!
+    "Accesses of the container runtime's start-up, left out unless includeRuntime."
+    runtimeAccesses: [FileAccessSummary!]!
+    rules: [LandlockRule!]!
+    "What a launcher applies: { abi, handledAccessFs, handledAccessFsMask, rules }."
+    ruleset: JSON!
+    summary: String!
   }
 
   enum TcpEventKind {
@@ -428,6 +488,13 @@ export function buildSchema(live?: LiveSource) {
           networkPolicy(ctx, a),
         collectorHealth: (_: unknown, a: { node?: string | null }, ctx: ApiContext) =>
           collectorHealth(ctx, a.node),
+        fileAccess: (
+          _: unknown,
+          a: { filter: EventFilter; first?: number | null },
+          ctx: ApiContext,
+        ) => fileAccess(ctx, a.filter, a.first),
+        landlockRuleset: (_: unknown, a: Parameters<typeof landlockRuleset>[1], ctx: ApiContext) =>
+          landlockRuleset(ctx, a),
         ...alertQueryResolvers,
       },
       Subscription: {

@@ -470,6 +470,28 @@ function statsRows() {
   ]
 }
 
+/** File accesses (file family): web-1 reads its config, writes a log, and edits /etc. */
+const FILES: [PodMeta, string, string, string, number][] = [
+  [PODS.web1, 'nginx', '/etc/nginx/nginx.conf', 'read', 12],
+  [PODS.web1, 'nginx', '/var/log/nginx/access.log', 'write', 40],
+  [PODS.web1, 'sh', '/etc/nginx/conf.d/extra.conf', 'create', 1],
+  [PODS.web1, 'sh', '/etc/nginx/conf.d/extra.conf', 'write', 1],
+]
+
+function fileRows() {
+  return FILES.map(([pod, comm, path, access, count], i) => ({
+    time: at((52 + i) * S),
+    ...podColumns(pod),
+    pid: 300 + i,
+    tgid: 300 + i,
+    comm,
+    path,
+    access,
+    op: 'open',
+    count,
+  }))
+}
+
 export async function fill(store: Store): Promise<void> {
   await store.insert('ebbflow.process_events', processRows())
   await store.insert('ebbflow.tcp_connections', tcpRows())
@@ -477,4 +499,5 @@ export async function fill(store: Store): Promise<void> {
   await store.insert('ebbflow.syscall_counts', syscallRows())
   await store.insert('ebbflow.syscall_events', syscallEventRows())
   await store.insert('ebbflow.collector_stats', statsRows())
+  await store.insert('ebbflow.file_accesses', fileRows())
 }

@@ -21,7 +21,12 @@ const program = new Command('ebbflow')
 program
   .command('collect')
   .description('capture kernel events on this machine')
-  .addOption(new Option('--families <list>', 'exec,net,syscall (env EBBFLOW_FAMILIES)'))
+  .addOption(
+    new Option(
+      '--families <list>',
+      'exec,net,syscall,file (default exec,net,syscall; env EBBFLOW_FAMILIES)',
+    ),
+  )
   .addOption(
     new Option(
       '--output <kind>',
@@ -201,7 +206,12 @@ program
   .addOption(new Option('--data-dir <dir>', "chDB's data folder (env EBBFLOW_DATA_DIR)"))
   .addOption(new Option('--port <n>', 'GraphQL port (env EBBFLOW_PORT; default 4000)'))
   .addOption(new Option('--host <addr>', 'GraphQL address (env EBBFLOW_HOST; default 127.0.0.1)'))
-  .addOption(new Option('--families <list>', 'exec,net,syscall (env EBBFLOW_FAMILIES)'))
+  .addOption(
+    new Option(
+      '--families <list>',
+      'exec,net,syscall,file (default exec,net,syscall; env EBBFLOW_FAMILIES)',
+    ),
+  )
   .addOption(
     new Option(
       '--kafka <brokers>',

@@ -10,8 +10,10 @@ import {
   type DropDelta,
   decodeBatch,
   type Family,
+  type FileEvent,
   findCgroup2Mount,
   KernelSupportError,
+  LAYOUTS,
   LIMITS,
   type Logger,
   newDecodeErrors,
@@ -57,7 +59,38 @@ const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
     { name: 'handle_skb_egress', cgroup: true },
   ],
   syscall: [{ name: 'handle_sys_enter' }],
+  file: [
+    'handle_sys_exit_openat',
+    'handle_sys_exit_open',
+    'handle_sys_exit_openat2',
+    'handle_sys_exit_creat',
+    'handle_sched_process_exec',
+    'handle_sys_enter_unlink',
+    'handle_sys_enter_unlinkat',
+    'handle_sys_enter_rmdir',
+    'handle_sys_enter_mkdir',
+    'handle_sys_enter_mkdirat',
+    'handle_sys_enter_rename',
+    'handle_sys_enter_renameat',
+    'handle_sys_enter_renameat2',
+    'handle_sys_exit_unlink',
+    'handle_sys_exit_unlinkat',
+    'handle_sys_exit_rmdir',
+    'handle_sys_exit_mkdir',
+    'handle_sys_exit_mkdirat',
+    'handle_sys_exit_rename',
+    'handle_sys_exit_renameat',
+    'handle_sys_exit_renameat2',
+  ].map((name) => ({ name })),
 }
+
+/** Programs of an object that the collector never attaches (benchmarks' baselines). */
+const UNUSED_PROGRAMS: Partial<Record<Family, string[]>> = {
+  file: ['bench_empty_exit_openat'],
+}
+
+/** Offsets of the file dedup map's value (struct ebf_file_seen). */
+const FILE_SEEN = LAYOUTS.ebf_file_seen.fields
 
 /** Syscall counters unchanged for this many reads are deleted (their cgroup is likely gone). */
 const SYSCALL_COUNT_IDLE_READS = 300
@@ -136,6 +169,9 @@ export class KernelCapture {
   private readonly stringArgs: (nr: number) => readonly number[]
   private readonly syscallCounts = new DeltaTracker(1)
   private readonly traffic = new DeltaTracker(2)
+  /** file: the latest sighting of each dedup key, and the repeat total last read for it. */
+  private readonly fileSightings = new Map<string, FileEvent>()
+  private readonly fileRepeats = new Map<string, number>()
   private readonly stats_: CaptureStats
   private timer: NodeJS.Timeout | undefined
   private lastCounterRead: number
@@ -239,6 +275,12 @@ export class KernelCapture {
           object.setGlobal('syscall_events', events)
           object.setGlobal('syscall_string_args', strings)
         }
+        if (family === 'file') {
+          const window = Buffer.alloc(8)
+          window.writeBigUInt64LE(BigInt(config.fileDedupWindowMs) * 1_000_000n)
+          object.setGlobal('dedup_window_ns', window)
+        }
+        for (const name of UNUSED_PROGRAMS[family] ?? []) object.setAutoload(name, false)
         object.load()
         const programs: string[] = []
         for (const spec of FAMILY_PROGRAMS[family]) {
@@ -299,6 +341,8 @@ export class KernelCapture {
     this.stats_.batches++
     this.stats_.records += n
     this.stats_.perFamily[family].records += n
+    if (family === 'file')
+      for (const e of out) if (e.kind === 'file' && e.key) this.fileSightings.set(e.key, e)
     if (lost > 0) {
       // Perf buffer losses are counted in userspace by libbpf, not in the drops map.
       this.stats_.dropped += lost
@@ -337,6 +381,9 @@ export class KernelCapture {
         // Cgroups still counted in the hash are busy ones without a slot: give them one.
         state.slots.assign(new Set(deltas.map((d) => d.cgroupId)))
         events.push(...mergeSyscallCounts([...deltas, ...slotDeltas]))
+      } else if (state.family === 'file') {
+        const repeats = this.fileRepeatDeltas(state.object.mapDump('file_seen') as MapDump)
+        if (repeats.length > 0) this.sink.records(repeats, 'file')
       } else if (state.family === 'net') {
         events.push(
           ...trafficDeltas(
@@ -350,6 +397,40 @@ export class KernelCapture {
     }
     if (events.length > 0) this.sink.counters(events)
     return events
+  }
+
+  /**
+   * Repeats the kernel counted since the last read, one record per key that grew, carrying its
+   * sighting's path and process. A key gone from the map (LRU eviction) is forgotten.
+   */
+  private fileRepeatDeltas(dump: MapDump): FileEvent[] {
+    const out: FileEvent[] = []
+    const seen = new Set<string>()
+    const view = new DataView(dump.values.buffer, dump.values.byteOffset, dump.values.byteLength)
+    for (let i = 0; i < dump.count; i++) {
+      const key = dump.keys.toString('latin1', i * dump.keySize, (i + 1) * dump.keySize)
+      const at = i * ((dump.valueSize + 7) & ~7)
+      const total = Number(view.getBigUint64(at + FILE_SEEN.repeats.offset, true))
+      seen.add(key)
+      const delta = total - (this.fileRepeats.get(key) ?? 0)
+      const sighting = this.fileSightings.get(key)
+      // A sighting still in the ring (or lost) keeps its repeats for a later read.
+      if (delta <= 0 || !sighting) continue
+      this.fileRepeats.set(key, total)
+      const { key: _key, ...rest } = sighting
+      out.push({
+        ...rest,
+        bootNs: Number(view.getBigUint64(at + FILE_SEEN.last_ns.offset, true)),
+        count: delta,
+        repeat: true,
+      })
+    }
+    for (const key of this.fileRepeats.keys()) {
+      if (seen.has(key)) continue
+      this.fileRepeats.delete(key)
+      this.fileSightings.delete(key)
+    }
+    return out
   }
 
   private readDrops(state: FamilyState, now: number): DropDelta[] {

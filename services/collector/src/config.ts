@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   ConfigError,
+  DEFAULT_FAMILIES,
   DEFAULT_SECURITY_SYSCALLS,
   FAMILIES,
   type Family,
@@ -33,10 +34,13 @@ const powerOfTwo = (min: number) =>
     .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
 
 export const collectorConfigSchema = z.object({
-  /** Event families to capture. Default: all (exec, net, syscall). */
+  /** Event families to capture (exec, net, syscall, file). Default: exec, net, syscall. */
   families: list
     .pipe(z.array(z.enum(FAMILIES as [Family, ...Family[]])).min(1))
-    .prefault(FAMILIES.join(',')),
+    .prefault(DEFAULT_FAMILIES.join(',')),
+  /** file family: how long repeats of one (cgroup, file, access) are only counted before the
+   * next access is recorded again, with its process. Default: 60000 ms. */
+  fileDedupWindowMs: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
   /** Where events go: `json` prints one JSON object per line on stdout, `kafka` publishes
    * EventBatches to `kafkaBrokers`. Default: json. */
   output: z.enum(['json', 'kafka']).default('json'),
@@ -136,6 +140,7 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   bufferMode: 'EBBFLOW_BUFFER_MODE',
   acceptHook: 'EBBFLOW_ACCEPT_HOOK',
   ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
+  fileDedupWindowMs: 'EBBFLOW_FILE_DEDUP_WINDOW_MS',
   ringWakeupBytes: 'EBBFLOW_RING_WAKEUP_BYTES',
   perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
   argsMax: 'EBBFLOW_ARGS_MAX',

@@ -12,6 +12,9 @@ import type {
   ExecEvent,
   ExitEvent,
   Family,
+  FileAccessKind,
+  FileEvent,
+  FileOp,
   ForkEvent,
   SyscallCountDelta,
   SyscallEvent,
@@ -29,6 +32,7 @@ export const TOPICS: Readonly<Record<Family, string>> = {
   exec: 'ebbflow.exec.v1',
   net: 'ebbflow.net.v1',
   syscall: 'ebbflow.syscall.v1',
+  file: 'ebbflow.file.v1',
 }
 
 /** Which topic family an event belongs to (drops go with the family they count). */
@@ -44,6 +48,8 @@ export function familyOf(e: CapturedEvent): Family {
     case 'syscall':
     case 'syscall_count':
       return 'syscall'
+    case 'file':
+      return 'file'
     case 'drops':
       return e.family
   }
@@ -86,7 +92,22 @@ const DIRECTION = protoEnum<TrafficDelta['direction']>('TrafficCounter', 'Direct
   'ingress',
   'egress',
 ])
-const FAMILY = protoEnum<Family>('Drops', 'Family', ['exec', 'net', 'syscall'])
+const FAMILY = protoEnum<Family>('Drops', 'Family', ['exec', 'net', 'syscall', 'file'])
+const FILE_ACCESS = protoEnum<FileAccessKind>('FileAccess', 'Access', [
+  'read',
+  'write',
+  'exec',
+  'create',
+  'remove',
+])
+const FILE_OP = protoEnum<FileOp>('FileAccess', 'Op', [
+  'open',
+  'exec',
+  'unlink',
+  'rmdir',
+  'mkdir',
+  'rename',
+])
 /** queue_full: dropped by the publisher past its memory budget (not a kernel reason). */
 export type WireDropReason = DropReason | 'queue_full'
 const REASON = protoEnum<WireDropReason>('Drops', 'Reason', [
@@ -206,6 +227,7 @@ export const BATCH_FIELD: Readonly<Record<CapturedEvent['kind'], number>> = (() 
     syscall: 'syscall',
     syscall_count: 'syscallCount',
     drops: 'drops',
+    file: 'file',
   } as const satisfies Record<CapturedEvent['kind'], string>
   return Object.fromEntries(
     Object.entries(kinds).map(([kind, field]) => [kind, byName[field]!.id]),
@@ -307,6 +329,19 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
       } satisfies pb.v1.SyscallCount.$Properties
     case 'drops':
       return dropsToWire(e.bootNs, e.family, e.reason, e.count, clock, meta)
+    case 'file':
+      return {
+        timeNs,
+        task: taskToWire(e),
+        meta,
+        path: e.path,
+        access: FILE_ACCESS.num[e.access],
+        op: FILE_OP.num[e.op],
+        directory: e.directory,
+        pathTruncated: e.pathTruncated,
+        count: e.count,
+        repeat: e.repeat,
+      } satisfies pb.v1.FileAccess.$Properties
   }
 }
 
@@ -360,6 +395,9 @@ export function writeEvent(
     case 'drops':
       v1.Drops.encode(wire, w.uint32(tag).fork()).ldelim()
       break
+    case 'file':
+      v1.FileAccess.encode(wire, w.uint32(tag).fork()).ldelim()
+      break
   }
 }
 
@@ -404,6 +442,7 @@ export interface DecodedBatch {
   syscall: SyscallEvent[]
   syscallCount: SyscallCountDelta[]
   drops: WireDrops[]
+  file: FileEvent[]
 }
 
 /** Every event of a decoded batch, kind by kind (each kind in its capture order). */
@@ -417,6 +456,7 @@ export function batchEvents(b: DecodedBatch): (CapturedEvent | WireDrops)[] {
     ...b.syscall,
     ...b.syscallCount,
     ...b.drops,
+    ...b.file,
   ]
 }
 
@@ -437,6 +477,7 @@ const EVENT_LISTS = [
   'syscall',
   'syscallCount',
   'drops',
+  'file',
 ] as const
 
 /**
@@ -582,5 +623,17 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         x.meta,
       ),
     ),
+    file: b.file.map((x) => ({
+      kind: 'file',
+      bootNs: c.toBoot(x.timeNs),
+      ...taskFromWire(x.task, x.meta),
+      path: x.path ?? '',
+      access: FILE_ACCESS.name(x.access) ?? 'read',
+      op: FILE_OP.name(x.op) ?? 'open',
+      directory: x.directory ?? false,
+      pathTruncated: x.pathTruncated ?? false,
+      count: num(x.count),
+      repeat: x.repeat ?? false,
+    })),
   }
 }

@@ -71,7 +71,7 @@ export interface ProfileArgs {
  */
 export async function resolveWorkload(
   ctx: QueryContext,
-  table: 'syscall_counts' | 'tcp_connections',
+  table: 'syscall_counts' | 'tcp_connections' | 'file_accesses',
   args: { namespace: string; pod: string; from?: string | null; to?: string | null },
 ): Promise<
   { kind: string; name: string; pod: string; labels: Record<string, string> } | undefined

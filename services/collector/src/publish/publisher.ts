@@ -81,9 +81,14 @@ export class Publisher implements CaptureSink {
   private readonly o: PublisherOptions
   private readonly out: Transport
   private readonly pending = new Map<Family, Pending>()
-  private readonly sequence: Record<Family, number> = { exec: 0, net: 0, syscall: 0 }
+  private readonly sequence: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
   /** queue_full drops not yet carried by a batch. */
-  private readonly unsentDrops: Record<Family, number> = { exec: 0, net: 0, syscall: 0 }
+  private readonly unsentDrops: Record<Family, number> = {
+    exec: 0,
+    net: 0,
+    syscall: 0,
+    file: 0,
+  }
   private readonly queue: QueuedBatch[] = []
   private inFlight = 0
   private queuedBytes = 0
@@ -104,7 +109,7 @@ export class Publisher implements CaptureSink {
       queuedEvents: 0,
       publishedBatches: 0,
       publishedEvents: 0,
-      droppedEvents: { exec: 0, net: 0, syscall: 0 },
+      droppedEvents: { exec: 0, net: 0, syscall: 0, file: 0 },
       droppedBatches: 0,
       failedSends: 0,
       connected: false,

@@ -8,6 +8,9 @@ import {
   EVENT_TYPE,
   EXEC_FLAGS,
   EXIT_FLAGS,
+  FILE_ACCESS,
+  FILE_FLAGS,
+  FILE_OP,
   LAYOUTS,
   TCP_KIND,
   TCP_ROLE,
@@ -17,6 +20,9 @@ import type {
   DropReason,
   ExecEvent,
   ExitEvent,
+  FileAccessKind,
+  FileEvent,
+  FileOp,
   ForkEvent,
   RecordEvent,
   SyscallEvent,
@@ -46,6 +52,9 @@ const EXIT = LAYOUTS.ebf_exit_event_v1
 const FORK = LAYOUTS.ebf_fork_event_v1
 const TCP = LAYOUTS.ebf_tcp_event_v1
 const SYSCALL = LAYOUTS.ebf_syscall_event_v1
+const FILE = LAYOUTS.ebf_file_event_v1
+const FILE_PATH_OFFSET = FILE.fields.path.offset
+const FILE_KEY = LAYOUTS.ebf_file_key
 const EXEC_ARGS_OFFSET = EXEC.fields.args.offset
 const TWO_32 = 2 ** 32
 
@@ -255,6 +264,68 @@ function decodeSyscall(
   }
 }
 
+const FILE_ACCESSES: Record<number, FileAccessKind> = {
+  [FILE_ACCESS.READ]: 'read',
+  [FILE_ACCESS.WRITE]: 'write',
+  [FILE_ACCESS.EXEC]: 'exec',
+  [FILE_ACCESS.CREATE]: 'create',
+  [FILE_ACCESS.REMOVE]: 'remove',
+}
+const FILE_OPS: Record<number, FileOp> = {
+  [FILE_OP.OPEN]: 'open',
+  [FILE_OP.EXEC]: 'exec',
+  [FILE_OP.UNLINK]: 'unlink',
+  [FILE_OP.RMDIR]: 'rmdir',
+  [FILE_OP.MKDIR]: 'mkdir',
+  [FILE_OP.RENAME]: 'rename',
+}
+
+/**
+ * A joined path (directory + the name a call passed) as written: "." and ".." resolved
+ * lexically and repeated slashes folded, as the kernel resolved them (symlinks aside).
+ */
+export function normalizePath(path: string): string {
+  const out: string[] = []
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') out.pop()
+    else out.push(part)
+  }
+  return `/${out.join('/')}`
+}
+
+function decodeFile(
+  buf: Buffer,
+  view: DataView,
+  at: number,
+  size: number,
+  bootNs: number,
+): FileEvent | undefined {
+  if (size < FILE_PATH_OFFSET) return undefined
+  const f = FILE.fields
+  const pathSize = view.getUint16(at + f.path_size.offset, true)
+  if (pathSize === 0 || FILE_PATH_OFFSET + pathSize > size) return undefined
+  const access = FILE_ACCESSES[buf[at + f.access.offset]!]
+  const op = FILE_OPS[buf[at + f.op.offset]!]
+  if (!access || !op) return undefined
+  const flags = view.getUint32(at + f.flags.offset, true)
+  const raw = cString(buf, at + FILE_PATH_OFFSET, pathSize)
+  const key = at + f.key.offset
+  return {
+    kind: 'file',
+    bootNs,
+    ...task(buf, view, at + f.task.offset),
+    path: (flags & FILE_FLAGS.PATH_JOINED) !== 0 ? normalizePath(raw) : raw,
+    access,
+    op,
+    directory: (flags & FILE_FLAGS.DIRECTORY) !== 0,
+    pathTruncated: (flags & FILE_FLAGS.PATH_TRUNCATED) !== 0,
+    count: 1,
+    repeat: false,
+    key: buf.toString('latin1', key, key + FILE_KEY.size),
+  }
+}
+
 export interface DecodeOptions {
   /** For syscall records: which argument indexes the kernel copied as strings. */
   stringArgs?: (nr: number) => readonly number[]
@@ -296,7 +367,7 @@ export function decodeBatch(
     const bootNs = u64(view, rec + H_TS)
     let event: RecordEvent | undefined
     if (version !== 1) {
-      if (type >= EVENT_TYPE.EXEC && type <= EVENT_TYPE.SYSCALL) errors.unknown_version++
+      if (type >= EVENT_TYPE.EXEC && type <= EVENT_TYPE.FILE) errors.unknown_version++
       else errors.unknown_type++
       continue
     }
@@ -315,6 +386,9 @@ export function decodeBatch(
         break
       case EVENT_TYPE.SYSCALL:
         event = decodeSyscall(batch, view, rec, size, bootNs, stringArgs)
+        break
+      case EVENT_TYPE.FILE:
+        event = decodeFile(batch, view, rec, size, bootNs)
         break
       default:
         errors.unknown_type++

@@ -16,6 +16,10 @@ export const LIMITS = {
   SYSCALL_STR_LEN: 128,
   SYSCALL_NR_MAX: 512,
   SYSCALL_SLOTS: 128,
+  FILE_PATH_CAP: 4096,
+  FILE_PATH_MASK: 2047,
+  FILE_NAME_LEN: 256,
+  FILE_PATH_DEPTH: 32,
 } as const
 
 /** enum ebf_event_type */
@@ -25,6 +29,7 @@ export const EVENT_TYPE = {
   FORK: 3,
   TCP: 4,
   SYSCALL: 5,
+  FILE: 6,
 } as const
 
 /** enum ebf_drop_reason */
@@ -66,6 +71,32 @@ export const TCP_ROLE = {
 export const TRAFFIC_DIRECTION = {
   INGRESS: 0,
   EGRESS: 1,
+} as const
+
+/** enum ebf_file_access */
+export const FILE_ACCESS = {
+  READ: 1,
+  WRITE: 2,
+  EXEC: 4,
+  CREATE: 8,
+  REMOVE: 16,
+} as const
+
+/** enum ebf_file_op */
+export const FILE_OP = {
+  OPEN: 1,
+  EXEC: 2,
+  UNLINK: 3,
+  RMDIR: 4,
+  MKDIR: 5,
+  RENAME: 6,
+} as const
+
+/** enum ebf_file_flags */
+export const FILE_FLAGS = {
+  PATH_TRUNCATED: 1,
+  DIRECTORY: 2,
+  PATH_JOINED: 4,
 } as const
 
 /** Every wire struct of events.h: size and flattened field offsets, in bytes. */
@@ -233,6 +264,58 @@ export const LAYOUTS = {
     size: 4096,
     fields: {
       'count': { offset: 0, size: 4096, kind: 'bytes' },
+    },
+  },
+  ebf_file_event_v1: {
+    size: 4216,
+    fields: {
+      'header': { offset: 0, size: 16, kind: 'struct' },
+      'header.type': { offset: 0, size: 2, kind: 'u16' },
+      'header.version': { offset: 2, size: 2, kind: 'u16' },
+      'header.size': { offset: 4, size: 4, kind: 'u32' },
+      'header.timestamp_ns': { offset: 8, size: 8, kind: 'u64' },
+      'task': { offset: 16, size: 56, kind: 'struct' },
+      'task.cgroup_id': { offset: 16, size: 8, kind: 'u64' },
+      'task.pid': { offset: 24, size: 4, kind: 'u32' },
+      'task.tgid': { offset: 28, size: 4, kind: 'u32' },
+      'task.ppid': { offset: 32, size: 4, kind: 'u32' },
+      'task.uid': { offset: 36, size: 4, kind: 'u32' },
+      'task.gid': { offset: 40, size: 4, kind: 'u32' },
+      'task.pidns_ino': { offset: 44, size: 4, kind: 'u32' },
+      'task.mntns_ino': { offset: 48, size: 4, kind: 'u32' },
+      'task._pad0': { offset: 52, size: 4, kind: 'u32' },
+      'task.comm': { offset: 56, size: 16, kind: 'bytes' },
+      'key': { offset: 72, size: 40, kind: 'struct' },
+      'key.cgroup_id': { offset: 72, size: 8, kind: 'u64' },
+      'key.object': { offset: 80, size: 8, kind: 'u64' },
+      'key.parent': { offset: 88, size: 8, kind: 'u64' },
+      'key.ino': { offset: 96, size: 8, kind: 'u64' },
+      'key.access': { offset: 104, size: 1, kind: 'u8' },
+      'key._pad0': { offset: 105, size: 7, kind: 'bytes' },
+      'flags': { offset: 112, size: 4, kind: 'u32' },
+      'path_size': { offset: 116, size: 2, kind: 'u16' },
+      'access': { offset: 118, size: 1, kind: 'u8' },
+      'op': { offset: 119, size: 1, kind: 'u8' },
+      'path': { offset: 120, size: 4096, kind: 'bytes' },
+    },
+  },
+  ebf_file_key: {
+    size: 40,
+    fields: {
+      'cgroup_id': { offset: 0, size: 8, kind: 'u64' },
+      'object': { offset: 8, size: 8, kind: 'u64' },
+      'parent': { offset: 16, size: 8, kind: 'u64' },
+      'ino': { offset: 24, size: 8, kind: 'u64' },
+      'access': { offset: 32, size: 1, kind: 'u8' },
+      '_pad0': { offset: 33, size: 7, kind: 'bytes' },
+    },
+  },
+  ebf_file_seen: {
+    size: 24,
+    fields: {
+      'window_start_ns': { offset: 0, size: 8, kind: 'u64' },
+      'repeats': { offset: 8, size: 8, kind: 'u64' },
+      'last_ns': { offset: 16, size: 8, kind: 'u64' },
     },
   },
   ebf_traffic_key: {

@@ -7,8 +7,13 @@
 
 import type { pb } from '@ebbflow/proto'
 
-export type Family = 'exec' | 'net' | 'syscall'
-export const FAMILIES: readonly Family[] = ['exec', 'net', 'syscall']
+export type Family = 'exec' | 'net' | 'syscall' | 'file'
+export const FAMILIES: readonly Family[] = ['exec', 'net', 'syscall', 'file']
+/**
+ * Families captured when none are named. `file` is opt-in for now: it adds a record per new
+ * (cgroup, file, access), which every other suite and benchmark would otherwise carry.
+ */
+export const DEFAULT_FAMILIES: readonly Family[] = ['exec', 'net', 'syscall']
 
 /**
  * Who caused an event, added by the collector's enrichment stage (absent before it): the
@@ -111,7 +116,38 @@ export interface SyscallEvent extends TaskFields {
   strings: { arg: number; value: string }[]
 }
 
-export type RecordEvent = ExecEvent | ExitEvent | ForkEvent | TcpEvent | SyscallEvent
+export type FileAccessKind = 'read' | 'write' | 'exec' | 'create' | 'remove'
+export const FILE_ACCESS_KINDS: readonly FileAccessKind[] = [
+  'read',
+  'write',
+  'exec',
+  'create',
+  'remove',
+]
+export type FileOp = 'open' | 'exec' | 'unlink' | 'rmdir' | 'mkdir' | 'rename'
+export const FILE_OPS: readonly FileOp[] = ['open', 'exec', 'unlink', 'rmdir', 'mkdir', 'rename']
+
+/**
+ * One access kind of one file by one cgroup (proto `FileAccess`): the first in a dedup
+ * window, or (`repeat`) how many more the kernel counted since the collector last read.
+ */
+export interface FileEvent extends TaskFields {
+  kind: 'file'
+  bootNs: number
+  /** Absolute, as the task sees it (relative to its root, so a container's own view). */
+  path: string
+  access: FileAccessKind
+  op: FileOp
+  directory: boolean
+  pathTruncated: boolean
+  /** Accesses this record stands for: 1 for a sighting, the repeats counted for a repeat. */
+  count: number
+  repeat: boolean
+  /** The kernel's dedup key (latin1 bytes): pairs repeats with their sighting. Collector only. */
+  key?: string
+}
+
+export type RecordEvent = ExecEvent | ExitEvent | ForkEvent | TcpEvent | SyscallEvent | FileEvent
 
 /** In-kernel counters, read as deltas over one interval. */
 export interface SyscallCountDelta {

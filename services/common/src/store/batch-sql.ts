@@ -170,6 +170,7 @@ export const FAMILY_ROUTES: readonly FamilyRoute[] = [
     columns: { strings: null, string_args: 'e.strings.arg', string_values: 'e.strings.value' },
   },
   { field: 'syscall_count', table: 'syscall_counts' },
+  { field: 'file', table: 'file_accesses' },
   {
     field: 'drops',
     table: 'collector_stats',
@@ -381,6 +382,11 @@ const CHECKS: Record<string, Check[]> = {
     },
   ],
   syscall: TASK_CHECKS,
+  file: [
+    ...TASK_CHECKS,
+    { bad: "NOT startsWith(x.path, '/')", say: "'path is not absolute'" },
+    rangeCheck('x.count', 'count', 1, Number.MAX_SAFE_INTEGER),
+  ],
 }
 
 /**

@@ -24,6 +24,7 @@ export type Table =
   | 'traffic'
   | 'syscall_counts'
   | 'syscall_events'
+  | 'file_accesses'
   | 'collector_stats'
 
 export const TABLES: readonly Table[] = [
@@ -32,6 +33,7 @@ export const TABLES: readonly Table[] = [
   'traffic',
   'syscall_counts',
   'syscall_events',
+  'file_accesses',
   'collector_stats',
 ]
 
@@ -97,6 +99,7 @@ export function emptyRows(): RowsByTable {
     traffic: [],
     syscall_counts: [],
     syscall_events: [],
+    file_accesses: [],
     collector_stats: [],
   }
 }
@@ -212,6 +215,20 @@ export function appendRows(
           args: e.args.map((a) => a.toString()),
           string_args: e.strings.map((s) => s.arg),
           string_values: e.strings.map((s) => s.value),
+        })
+        break
+      case 'file':
+        out.file_accesses.push({
+          time,
+          ...metaColumns(e.meta, ctx),
+          ...taskColumns(e),
+          path: e.path,
+          access: e.access,
+          op: e.op,
+          directory: e.directory,
+          path_truncated: e.pathTruncated,
+          count: e.count,
+          repeat: e.repeat,
         })
         break
       case 'drops':

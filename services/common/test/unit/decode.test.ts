@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { decodeBatch, formatAddress, newDecodeErrors } from '../../src/events/decode.ts'
-import { EVENT_TYPE, EXEC_FLAGS, LAYOUTS } from '../../src/events/layout.generated.ts'
-import type { ExecEvent, RecordEvent } from '../../src/events/types.ts'
+import {
+  EVENT_TYPE,
+  EXEC_FLAGS,
+  FILE_ACCESS,
+  FILE_FLAGS,
+  FILE_OP,
+  LAYOUTS,
+} from '../../src/events/layout.generated.ts'
+import type { ExecEvent, FileEvent, RecordEvent } from '../../src/events/types.ts'
 
 type Layout = {
   size: number
@@ -152,6 +159,78 @@ describe('decodeBatch', () => {
       c.validate(out, errors)
     })
   }
+})
+
+const FILE = LAYOUTS.ebf_file_event_v1
+
+function fileRecord(path: string, access: number, op: number, flags: number): Buffer {
+  const bytes = Buffer.from(`${path}\0`)
+  const size = FILE.fields.path.offset + bytes.length
+  return record(
+    FILE,
+    {
+      'header.type': EVENT_TYPE.FILE,
+      'header.version': 1,
+      'header.size': size,
+      'header.timestamp_ns': 5000n,
+      'task.cgroup_id': 77,
+      'task.pid': 300,
+      'task.tgid': 300,
+      'task.comm': 'cat',
+      'key.cgroup_id': 77,
+      'key.object': 0xabcdefn,
+      'key.access': access,
+      flags,
+      path_size: bytes.length,
+      access,
+      op,
+      path: bytes,
+    },
+    size,
+  )
+}
+
+describe('decodeBatch: file records', () => {
+  const cases: [string, Buffer, Partial<FileEvent> | undefined][] = [
+    [
+      'a read with its path, counted once',
+      fileRecord('/etc/hosts', FILE_ACCESS.READ, FILE_OP.OPEN, 0),
+      { path: '/etc/hosts', access: 'read', op: 'open', count: 1, repeat: false, tgid: 300 },
+    ],
+    [
+      'a directory made under a joined name: "." and ".." resolved',
+      fileRecord(
+        '/srv/app/./tmp/../new//',
+        FILE_ACCESS.CREATE,
+        FILE_OP.MKDIR,
+        FILE_FLAGS.PATH_JOINED | FILE_FLAGS.DIRECTORY,
+      ),
+      { path: '/srv/app/new', access: 'create', op: 'mkdir', directory: true },
+    ],
+    [
+      'a cut path says so',
+      fileRecord('/deep/er', FILE_ACCESS.EXEC, FILE_OP.EXEC, FILE_FLAGS.PATH_TRUNCATED),
+      { path: '/deep/er', access: 'exec', pathTruncated: true },
+    ],
+    ['an unknown access kind is skipped', fileRecord('/x', 3, FILE_OP.OPEN, 0), undefined],
+  ]
+  for (const [name, rec, want] of cases)
+    it(name, () => {
+      const out: RecordEvent[] = []
+      const errors = newDecodeErrors()
+      decodeBatch(frame(rec), out, errors)
+      if (!want) {
+        assert.deepEqual(out, [])
+        assert.equal(errors.short_record, 1)
+        return
+      }
+      const e = out[0] as FileEvent
+      assert.equal(e.kind, 'file')
+      for (const [k, v] of Object.entries(want)) assert.deepEqual(e[k as keyof FileEvent], v, k)
+      // The dedup key pairs later repeats with this record: the key bytes as they came.
+      const key = FILE.fields.key
+      assert.equal(e.key, rec.toString('latin1', key.offset, key.offset + key.size))
+    })
 })
 
 describe('formatAddress', () => {
