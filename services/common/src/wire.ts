@@ -317,6 +317,7 @@ export function dropsToWire(
   count: number,
   clock: WallClock,
   meta: WireMeta | null = null,
+  batches?: number,
 ): pb.v1.Drops.$Properties {
   return {
     timeNs: clock.toWall(bootNs),
@@ -324,6 +325,7 @@ export function dropsToWire(
     family: FAMILY.num[family],
     reason: REASON.num[reason],
     count,
+    ...(batches !== undefined ? { batches } : {}),
   }
 }
 
@@ -363,16 +365,18 @@ export function writeEvent(
   }
 }
 
-/** A publisher's own drop record (reason queue_full) inside a batch. */
+/** A publisher's own drop record (reason queue_full) inside a batch: `count` events in
+ * `batches` whole batches of the family's topic. */
 export function writeQueueDrops(
   w: import('protobufjs').Writer,
   family: Family,
   count: number,
   bootNs: number,
   clock: WallClock,
+  batches = 0,
 ): void {
   v1.Drops.encode(
-    dropsToWire(bootNs, family, 'queue_full', count, clock),
+    dropsToWire(bootNs, family, 'queue_full', count, clock, null, batches),
     w.uint32((BATCH_FIELD.drops << 3) | 2).fork(),
   ).ldelim()
 }
@@ -380,6 +384,8 @@ export function writeQueueDrops(
 /** A drop count as decoded, including the publisher's queue_full. */
 export interface WireDrops extends Omit<DropDelta, 'reason'> {
   reason: WireDropReason
+  /** queue_full: the whole batches the events were in (absent from older collectors). */
+  batches?: number
 }
 
 /** The events of a decoded EventBatch, back in the collector's shapes, kind by kind. */
@@ -578,6 +584,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
           family: FAMILY.name(x.family) ?? 'exec',
           reason: REASON.name(x.reason) ?? 'buffer_full',
           count: num(x.count),
+          ...(x.batches != null ? { batches: num(x.batches) } : {}),
         },
         x.meta,
       ),

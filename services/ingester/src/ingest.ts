@@ -15,6 +15,7 @@ import {
 } from '@ebbflow/common/store/index'
 import { batchEvents, type DecodedBatch, TOPICS } from '@ebbflow/common/wire'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
+import { headerOf, recordBatches } from './ledger.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
 
@@ -106,10 +107,16 @@ export class Ingestor {
     const rows = zeroRows()
     const rejected = await this.insert(good, rowsByRecord, token, rows)
     for (const r of rejected) letters.push(r)
+    const rejectedSet = new Set(rejected.map((l) => l.record))
+    // The accounting of what is now stored (ledger.ts): after the rows, under the block's token.
+    await recordBatches(
+      this.o.store,
+      good.filter((g) => !rejectedSet.has(g.record)).map((g) => headerOf(g.record.topic, g.batch)),
+      token,
+    )
     // Dead letters are durable before the caller commits anything past them.
     await this.o.deadLetters.write(letters)
     let newestEventNs = 0n
-    const rejectedSet = new Set(rejected.map((l) => l.record))
     for (const g of good) {
       if (rejectedSet.has(g.record)) continue
       if (g.batch.lastTimeNs > newestEventNs) newestEventNs = g.batch.lastTimeNs
