@@ -74,8 +74,10 @@ export async function recordBatches(
     topic: h.topic,
     sequence: h.sequence,
     batch_id: h.batchId,
-    first_time: wallTime(0, h.firstTimeNs),
-    last_time: wallTime(0, h.lastTimeNs),
+    // A batch of drop records alone has no event time: 0 (ClickHouse reads "0.000000000"
+    // as a malformed date, not as the epoch).
+    first_time: h.firstTimeNs > 0n ? wallTime(0, h.firstTimeNs) : 0,
+    last_time: h.lastTimeNs > 0n ? wallTime(0, h.lastTimeNs) : 0,
     events: h.events,
     dropped_batches: h.droppedBatches,
     dropped_events: h.droppedEvents,
