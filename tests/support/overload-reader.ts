@@ -28,7 +28,8 @@ const sink: CaptureSink = {
   counters(events: CounterEvent[]) {
     for (const e of events) {
       if (e.kind !== 'drops') continue
-      const f = (counts.drops[e.family] ??= {})
+      counts.drops[e.family] ??= {}
+      const f = counts.drops[e.family]!
       f[e.reason] = (f[e.reason] ?? 0) + e.count
     }
   },
