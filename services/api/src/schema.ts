@@ -17,7 +17,7 @@ import {
 import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'
-import { seccompProfile, syscallCounts } from './queries/syscalls.ts'
+import { seccompProfile, syscallCounts, syscallSeries } from './queries/syscalls.ts'
 import { checkNamespace, type EventFilter, num } from './sql.ts'
 import { DateTimeScalar, JsonScalar } from './time.ts'
 
@@ -61,6 +61,8 @@ export const typeDefs = /* GraphQL */ `
     trafficSeries(filter: EventFilter!, step: String): [TrafficPoint!]!
     "System calls by count, most frequent first."
     syscallCounts(filter: EventFilter!, first: Int): [SyscallCount!]!
+    "System calls per step (default 1m) and syscall, for the workloads the filter selects."
+    syscallSeries(filter: EventFilter!, step: String): [SyscallPoint!]!
     "A seccomp profile allowing the syscalls a workload (all its replicas) made in the window."
     seccompProfile(
       namespace: String!
@@ -269,6 +271,13 @@ export const typeDefs = /* GraphQL */ `
     bytesReceived: Float!
   }
 
+  type SyscallPoint {
+    "Start of the step."
+    time: DateTime!
+    syscall: String!
+    count: Float!
+  }
+
   type TrafficPoint {
     time: DateTime!
     ingressBytes: Float!
@@ -460,6 +469,11 @@ export function buildSchema(live?: LiveSource) {
           a: { filter: EventFilter; first?: number | null },
           ctx: ApiContext,
         ) => syscallCounts(ctx, a.filter, a.first),
+        syscallSeries: (
+          _: unknown,
+          a: { filter: EventFilter; step?: string | null },
+          ctx: ApiContext,
+        ) => syscallSeries(ctx, a.filter, a.step ?? '1m'),
         seccompProfile: (_: unknown, a: Parameters<typeof seccompProfile>[1], ctx: ApiContext) =>
           seccompProfile(ctx, a),
         networkPolicy: (_: unknown, a: Parameters<typeof networkPolicy>[1], ctx: ApiContext) =>
