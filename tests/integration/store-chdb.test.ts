@@ -76,6 +76,8 @@ describe('chDB store', { timeout: 180_000 }, () => {
         'dead_letters',
         // 0004: the alerter's state.
         ...['alert_evaluations', 'alert_state', 'alert_transitions', 'alert_deliveries'],
+        // 0006: the batch ledger.
+        'batch_ledger',
         ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions'].flatMap((t) => [
           t,
           `${t}_mv`,

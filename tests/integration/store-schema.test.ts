@@ -195,6 +195,7 @@ describe('schema: rollups, sessions, retention', () => {
       'alert_evaluations',
       'alert_transitions',
       'alert_deliveries',
+      'batch_ledger',
     ].map((t) => `ebbflow.${t}`)
     assert.deepEqual([...changed.retentionChanged].sort(), [...expectedTables].sort())
     for (const table of expectedTables) {
@@ -227,8 +228,9 @@ describe('schema: rollups, sessions, retention', () => {
           assert.match(f, /TO ebbflow\.\w+_local\s.*FROM ebbflow\.\w+_local/s)
       }
     // 15 tables (4 of them the alerter's) × 2 (local + distributed) + 4 views + the database,
-    // + 0003's 5 column changes × 2 (a Distributed table keeps the columns it was created with).
-    assert.equal(statements, 15 * 2 + 4 + 1 + 5 * 2)
+    // + 0003's 5 column changes × 2 (a Distributed table keeps the columns it was created with),
+    // + 0006's batch ledger × 2.
+    assert.equal(statements, 15 * 2 + 4 + 1 + 5 * 2 + 1 * 2)
   })
 
   it('migrate in cluster mode runs the bookkeeping tables replicated across every shard', async () => {

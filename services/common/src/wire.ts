@@ -306,7 +306,16 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         count: e.count,
       } satisfies pb.v1.SyscallCount.$Properties
     case 'drops':
-      return dropsToWire(e.bootNs, e.family, e.reason, e.count, clock, meta)
+      // A decoded queue_full record (WireDrops) carries its batch count on.
+      return dropsToWire(
+        e.bootNs,
+        e.family,
+        e.reason,
+        e.count,
+        clock,
+        meta,
+        (e as { batches?: number }).batches,
+      )
   }
 }
 
