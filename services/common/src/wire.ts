@@ -593,7 +593,8 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
           family: FAMILY.name(x.family) ?? 'exec',
           reason: REASON.name(x.reason) ?? 'buffer_full',
           count: num(x.count),
-          ...(x.batches != null ? { batches: num(x.batches) } : {}),
+          // Absent unless a publisher reported skipped batches (decoders fill an absent 0).
+          ...(x.batches != null && num(x.batches) > 0 ? { batches: num(x.batches) } : {}),
         },
         x.meta,
       ),
