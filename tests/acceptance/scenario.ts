@@ -1195,12 +1195,19 @@ const CHECKS: Check[] = [
       )
       const main = (
         await q(
-          `query($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops } }`,
+          `query($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops
+             unaccounted collectors { family storedBatches storedEvents unaccounted } } }`,
           { node: w.node },
         )
       ).collectorHealth
       assert.equal(main.length, 1, JSON.stringify(main))
       assert.ok(main[0].lastSeen >= f.from, `${main[0].lastSeen} after ${f.from}`)
+      // The batch ledger saw the node's collector, and nothing it sent went missing uncounted.
+      assert.ok(
+        main[0].collectors.some((c: Row) => c.family === 'exec' && (c.storedEvents as number) > 0),
+        JSON.stringify(main[0].collectors),
+      )
+      assert.equal(main[0].unaccounted, 0, JSON.stringify(main[0].collectors))
     },
   },
 ]
