@@ -526,6 +526,7 @@ export namespace ebbflow {
             family: ebbflow.v1.Drops.Family;
             reason: ebbflow.v1.Drops.Reason;
             count: (number|Long);
+            batches?: (number|Long|null);
             static create(properties: ebbflow.v1.Drops.$Shape): ebbflow.v1.Drops & ebbflow.v1.Drops.$Shape;
             static create(properties?: ebbflow.v1.Drops.$Properties): ebbflow.v1.Drops;
             static encode(message: ebbflow.v1.Drops.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -543,6 +544,7 @@ export namespace ebbflow {
                 family?: (ebbflow.v1.Drops.Family|null);
                 reason?: (ebbflow.v1.Drops.Reason|null);
                 count?: (number|Long|null);
+                batches?: (number|Long|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = ebbflow.v1.Drops.$Properties;

@@ -1088,6 +1088,27 @@ const CHECKS: Check[] = [
     },
   },
   {
+    name: 'syscallSeries: over time, the profiled workload still ran once (one execve, one exit_group)',
+    fields: ['syscallSeries'],
+    async run({ w, f, poll }) {
+      const d = await poll(
+        'the syscalls of the tool container over time',
+        `query($filter: EventFilter!) { syscallSeries(filter: $filter, step: "10s") { time syscall count } }`,
+        { filter: { from: f.from, namespace: w.b.namespace, pod: w.b.name, container: 'tool' } },
+        (d) => d.syscallSeries.some((s: Row) => s.syscall === 'exit_group'),
+      )
+      const total = (name: string) =>
+        d.syscallSeries
+          .filter((s: Row) => s.syscall === name)
+          .reduce((n: number, s: Row) => n + (s.count as number), 0)
+      assert.equal(total('execve'), 1)
+      assert.equal(total('exit_group'), 1)
+      assert.equal(total(NEVER_CALLED), 0)
+      for (const s of d.syscallSeries as Row[])
+        assert.equal(Date.parse(s.time as string) % 10_000, 0, `step start ${s.time}`)
+    },
+  },
+  {
     name: 'seccompProfile: the workload runs again under the OCI profile; a syscall it never made gets EPERM',
     fields: ['seccompProfile'],
     async run({ w, f, poll }) {
@@ -1218,12 +1239,19 @@ const CHECKS: Check[] = [
       )
       const main = (
         await q(
-          `query($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops } }`,
+          `query($node: String) { collectorHealth(node: $node) { node lastSeen totalDrops
+             unaccounted collectors { family storedBatches storedEvents unaccounted } } }`,
           { node: w.node },
         )
       ).collectorHealth
       assert.equal(main.length, 1, JSON.stringify(main))
       assert.ok(main[0].lastSeen >= f.from, `${main[0].lastSeen} after ${f.from}`)
+      // The batch ledger saw the node's collector, and nothing it sent went missing uncounted.
+      assert.ok(
+        main[0].collectors.some((c: Row) => c.family === 'exec' && (c.storedEvents as number) > 0),
+        JSON.stringify(main[0].collectors),
+      )
+      assert.equal(main[0].unaccounted, 0, JSON.stringify(main[0].collectors))
     },
   },
 ]
@@ -1443,6 +1471,18 @@ const SCOPED: Check[] = [
         { f: { from: c.f.from, namespace: c.w.b.namespace } },
       )
       assert.deepEqual(await counts({}), await counts({ namespace: c.w.a.namespace }))
+    },
+  },
+  {
+    name: 'tokens: namespace A sees its syscalls over time and none of B',
+    fields: ['syscallSeries'],
+    async run(c) {
+      const q = `query($f: EventFilter!) { syscallSeries(filter: $f, step: "1m") { time syscall count } }`
+      const series = async (filter: object) =>
+        (await asA(c)(q, { f: { from: c.f.from, ...filter } })).syscallSeries
+      assert.ok((await series({ namespace: c.w.a.namespace })).length > 0)
+      await refusedForB(c, q, { f: { from: c.f.from, namespace: c.w.b.namespace } })
+      assert.deepEqual(await series({}), await series({ namespace: c.w.a.namespace }))
     },
   },
   {

@@ -322,10 +322,28 @@ describe('the web console in a browser', { skip, timeout: 180_000 }, () => {
     const row = page.locator('table.syscalls tr[data-syscall=getpriority]')
     const counted = Number((await row.locator('td').nth(2).textContent())?.replaceAll(',', ''))
     assert.ok(counted >= SYSCALL_BURST, `getpriority counted ${counted}`)
+    // … and over time: the chart's line for getpriority sums to at least the burst.
+    const line = page.locator('.syscall-series li[data-syscall=getpriority]')
+    await line.waitFor({ state: 'attached', timeout: 10_000 })
+    const overTime = Number((await line.textContent())?.split(': ')[1]?.replaceAll(',', ''))
+    assert.ok(overTime >= SYSCALL_BURST, `getpriority over time ${overTime}`)
+    assert.ok((await page.locator('.syscall-series canvas').count()) > 0, 'the chart is drawn')
     await shot('syscalls')
 
-    // Health: this node reports.
+    // Health: this node reports, with the batch accounting of its collector: batches stored,
+    // none missing, none unaccounted, and a rate over the last minute.
     await untilShown(page, `${base}/#/health`, 'section.node h2', hostname())
+    const node = page.locator('section.node').filter({ hasText: hostname() }).first()
+    const acct = node.locator('table.accounting tr[data-family=exec]').first()
+    await acct.waitFor({ timeout: 10_000 })
+    const acctCells = await acct.locator('td').allTextContents()
+    assert.ok(Number(acctCells[2]!.replaceAll(',', '')) > 0, `stored batches ${acctCells}`)
+    assert.deepEqual([acctCells[4], acctCells[6]], ['0', '0'], 'no gap, nothing unaccounted')
+    assert.equal((await node.locator('dd.unaccounted').textContent())?.trim(), '0')
+    assert.ok(
+      Number((await node.locator('dd.rate').textContent())?.replaceAll(',', '')) > 0,
+      'events/s shown',
+    )
     await shot('health')
     assert.deepEqual(errors, [], 'no errors in the browser console')
   })

@@ -78,7 +78,9 @@ describe('chDB store', { timeout: 180_000 }, () => {
         ...['alert_evaluations', 'alert_state', 'alert_transitions', 'alert_deliveries'],
         // 0005: a ClickHouse server's per-block checks (the ingester's server route).
         'ingest_problems',
-        ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions'].flatMap((t) => [
+        // 0006: the batch ledger.
+        'batch_ledger',
+        ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions', 'file_accesses_1m'].flatMap((t) => [
           t,
           `${t}_mv`,
         ]),
@@ -129,6 +131,8 @@ describe('chDB store', { timeout: 180_000 }, () => {
       traffic: 10,
       syscall_counts: 20,
       syscall_events: 10,
+      // The synthetic set has no file records (one-definition and file-landlock store them).
+      file_accesses: 0,
       collector_stats: 10,
     }
     assert.deepEqual(written, expected)

@@ -197,6 +197,7 @@ describe('schema: rollups, sessions, retention', () => {
       'alert_deliveries',
       'file_accesses',
       'file_accesses_1m',
+      'batch_ledger',
     ].map((t) => `ebbflow.${t}`)
     assert.deepEqual([...changed.retentionChanged].sort(), [...expectedTables].sort())
     for (const table of expectedTables) {
@@ -228,10 +229,10 @@ describe('schema: rollups, sessions, retention', () => {
         if (/MATERIALIZED VIEW/.test(f))
           assert.match(f, /TO ebbflow\.\w+_local\s.*FROM ebbflow\.\w+_local/s)
       }
-    // 18 tables (4 of them the alerter's, 1 the ingester's server-route checks, 2 of 0007) × 2
-    // (local + distributed) + 5 views + the database, + 0003's 5 column changes × 2 (a
-    // Distributed table keeps the columns it was created with).
-    assert.equal(statements, 18 * 2 + 5 + 1 + 5 * 2)
+    // 19 tables (4 of them the alerter's, 1 the ingester's server-route checks, 2 of 0007, the
+    // batch ledger of 0006) × 2 (local + distributed) + 5 views + the database, + 0003's 5
+    // column changes × 2 (a Distributed table keeps the columns it was created with).
+    assert.equal(statements, 19 * 2 + 5 + 1 + 5 * 2)
   })
 
   it('migrate in cluster mode runs the bookkeeping tables replicated across every shard', async () => {

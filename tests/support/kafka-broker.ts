@@ -22,6 +22,8 @@ const kafkaSh = join(import.meta.dirname, '../../infra/kafka/kafka.sh')
 export interface TestBroker {
   kind: 'local' | 'container'
   bootstrap: string
+  /** The local broker's folder (its kafka.pid names the JVM, for pausing it). */
+  dir?: string
   stop(): Promise<void>
 }
 
@@ -91,6 +93,7 @@ export async function startBroker(): Promise<TestBroker> {
   return {
     kind: 'local',
     bootstrap,
+    dir,
     async stop() {
       spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
       rmSync(dir, { recursive: true, force: true })

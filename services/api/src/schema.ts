@@ -18,7 +18,7 @@ import { fileAccess, landlockRuleset } from './queries/files.ts'
 import { collectorHealth } from './queries/health.ts'
 import { type ConnectionRow, connections, serviceMap, trafficSeries } from './queries/network.ts'
 import { networkPolicy } from './queries/policy.ts'
-import { seccompProfile, syscallCounts } from './queries/syscalls.ts'
+import { seccompProfile, syscallCounts, syscallSeries } from './queries/syscalls.ts'
 import { checkNamespace, type EventFilter, num } from './sql.ts'
 import { DateTimeScalar, JsonScalar } from './time.ts'
 
@@ -62,6 +62,8 @@ export const typeDefs = /* GraphQL */ `
     trafficSeries(filter: EventFilter!, step: String): [TrafficPoint!]!
     "System calls by count, most frequent first."
     syscallCounts(filter: EventFilter!, first: Int): [SyscallCount!]!
+    "System calls per step (default 1m) and syscall, for the workloads the filter selects."
+    syscallSeries(filter: EventFilter!, step: String): [SyscallPoint!]!
     "A seccomp profile allowing the syscalls a workload (all its replicas) made in the window."
     seccompProfile(
       namespace: String!
@@ -329,6 +331,13 @@ export const typeDefs = /* GraphQL */ `
     bytesReceived: Float!
   }
 
+  type SyscallPoint {
+    "Start of the step."
+    time: DateTime!
+    syscall: String!
+    count: Float!
+  }
+
   type TrafficPoint {
     time: DateTime!
     ingressBytes: Float!
@@ -424,6 +433,44 @@ export const typeDefs = /* GraphQL */ `
     drops: [DropCount!]!
     "Per family: how far behind its newest event the ingester took the node's latest batch."
     ingestLag: [IngestLag!]!
+    "Events in the batches stored over the last 60 s, per second."
+    eventsPerSecond: Float!
+    "Batches missing from the node's collectors' sequences (sum over collectors)."
+    gapBatches: Float!
+    "Batches the node's publishers reported dropping (queue_full)."
+    droppedBatches: Float!
+    "gapBatches − droppedBatches: batches lost without being counted. Zero when nothing is lost silently."
+    unaccounted: Float!
+    "Per collector instance (one per collector process) and topic, from the batch ledger."
+    collectors: [CollectorAccounting!]!
+  }
+
+  "One collector instance's batches on one topic: sequence numbers stored, missing and reported dropped."
+  type CollectorAccounting {
+    instanceId: String!
+    bootId: String!
+    family: String!
+    topic: String!
+    firstStored: DateTime!
+    lastStored: DateTime!
+    "Sequence numbers 0 to the highest stored: what the instance published, at least."
+    batches: Float!
+    storedBatches: Float!
+    storedEvents: Float!
+    "Sequence numbers never stored."
+    gapBatches: Float!
+    "Batches the publisher reported dropping past its memory budget, and their events."
+    droppedBatches: Float!
+    droppedEvents: Float!
+    "gapBatches − droppedBatches: must be zero."
+    unaccounted: Float!
+    "The missing sequence ranges (inclusive), the first 100."
+    gaps: [SequenceRange!]!
+  }
+
+  type SequenceRange {
+    from: Float!
+    to: Float!
   }
 
   type IngestLag {
@@ -482,6 +529,11 @@ export function buildSchema(live?: LiveSource) {
           a: { filter: EventFilter; first?: number | null },
           ctx: ApiContext,
         ) => syscallCounts(ctx, a.filter, a.first),
+        syscallSeries: (
+          _: unknown,
+          a: { filter: EventFilter; step?: string | null },
+          ctx: ApiContext,
+        ) => syscallSeries(ctx, a.filter, a.step ?? '1m'),
         seccompProfile: (_: unknown, a: Parameters<typeof seccompProfile>[1], ctx: ApiContext) =>
           seccompProfile(ctx, a),
         networkPolicy: (_: unknown, a: Parameters<typeof networkPolicy>[1], ctx: ApiContext) =>

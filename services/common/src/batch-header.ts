@@ -16,6 +16,12 @@ export interface BatchHeader {
   events: Record<string, number>
   /** All events of the batch. */
   total: number
+  /**
+   * What the batch's `Drops` records with reason queue_full report: whole batches the publisher
+   * dropped before this one, and their events (the batch ledger's accounting).
+   */
+  droppedBatches: number
+  droppedEvents: number
 }
 
 const LENGTH_DELIMITED = 2
@@ -25,6 +31,8 @@ const FAMILY_BY_ID = new Map(
   fields.filter((f) => f.repeated).map((f) => [f.id, snakeNames.EventBatch.get(f.name)!]),
 )
 const FAMILIES = [...FAMILY_BY_ID.values()]
+const DROPS = v1Types.EventBatch.fields.drops!.id
+const QUEUE_FULL = v1Types.Drops.lookupEnum('Reason').values.REASON_QUEUE_FULL
 const id = (name: string): number => {
   const f = v1Types.EventBatch.fields[name]
   if (!f) throw new Error(`EventBatch has no field ${name}`)
@@ -53,6 +61,8 @@ export function readBatchHeader(bytes: Uint8Array): BatchHeader {
     lastTimeNs: 0n,
     events: Object.fromEntries(FAMILIES.map((f) => [f, 0])),
     total: 0,
+    droppedBatches: 0,
+    droppedEvents: 0,
   }
   while (r.pos < r.len) {
     const tag = r.uint32()
@@ -60,7 +70,20 @@ export function readBatchHeader(bytes: Uint8Array): BatchHeader {
     const wire = tag & 7
     if (field === 0) throw new Error(`invalid tag ${tag} at offset ${r.pos}`)
     const family = FAMILY_BY_ID.get(field)
-    if (family !== undefined && wire === LENGTH_DELIMITED) {
+    if (field === DROPS && wire === LENGTH_DELIMITED) {
+      // Drop records are few and small: the only events read here, for the ledger.
+      const d = v1Types.Drops.toObject(v1Types.Drops.decode(r.bytes()), { longs: Number }) as {
+        reason?: number
+        count?: number
+        batches?: number
+      }
+      if (d.reason === QUEUE_FULL) {
+        h.droppedBatches += d.batches ?? 0
+        h.droppedEvents += d.count ?? 0
+      }
+      h.events[family!]!++
+      h.total++
+    } else if (family !== undefined && wire === LENGTH_DELIMITED) {
       r.skip(r.uint32())
       h.events[family]!++
       h.total++

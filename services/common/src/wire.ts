@@ -328,7 +328,16 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         count: e.count,
       } satisfies pb.v1.SyscallCount.$Properties
     case 'drops':
-      return dropsToWire(e.bootNs, e.family, e.reason, e.count, clock, meta)
+      // A decoded queue_full record (WireDrops) carries its batch count on.
+      return dropsToWire(
+        e.bootNs,
+        e.family,
+        e.reason,
+        e.count,
+        clock,
+        meta,
+        (e as { batches?: number }).batches,
+      )
     case 'file':
       return {
         timeNs,
@@ -352,6 +361,7 @@ export function dropsToWire(
   count: number,
   clock: WallClock,
   meta: WireMeta | null = null,
+  batches?: number,
 ): pb.v1.Drops.$Properties {
   return {
     timeNs: clock.toWall(bootNs),
@@ -359,6 +369,7 @@ export function dropsToWire(
     family: FAMILY.num[family],
     reason: REASON.num[reason],
     count,
+    ...(batches !== undefined ? { batches } : {}),
   }
 }
 
@@ -401,16 +412,18 @@ export function writeEvent(
   }
 }
 
-/** A publisher's own drop record (reason queue_full) inside a batch. */
+/** A publisher's own drop record (reason queue_full) inside a batch: `count` events in
+ * `batches` whole batches of the family's topic. */
 export function writeQueueDrops(
   w: import('protobufjs').Writer,
   family: Family,
   count: number,
   bootNs: number,
   clock: WallClock,
+  batches = 0,
 ): void {
   v1.Drops.encode(
-    dropsToWire(bootNs, family, 'queue_full', count, clock),
+    dropsToWire(bootNs, family, 'queue_full', count, clock, null, batches),
     w.uint32((BATCH_FIELD.drops << 3) | 2).fork(),
   ).ldelim()
 }
@@ -418,6 +431,8 @@ export function writeQueueDrops(
 /** A drop count as decoded, including the publisher's queue_full. */
 export interface WireDrops extends Omit<DropDelta, 'reason'> {
   reason: WireDropReason
+  /** queue_full: the whole batches the events were in (absent from older collectors). */
+  batches?: number
 }
 
 /** The events of a decoded EventBatch, back in the collector's shapes, kind by kind. */
@@ -619,6 +634,8 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
           family: FAMILY.name(x.family) ?? 'exec',
           reason: REASON.name(x.reason) ?? 'buffer_full',
           count: num(x.count),
+          // Absent unless a publisher reported skipped batches (decoders fill an absent 0).
+          ...(x.batches != null && num(x.batches) > 0 ? { batches: num(x.batches) } : {}),
         },
         x.meta,
       ),

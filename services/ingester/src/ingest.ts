@@ -18,6 +18,7 @@ import {
 } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
+import { recordBatches } from './ledger.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
 
@@ -107,6 +108,12 @@ export class Ingestor {
     const rejectedSet = new Set(rejected.map((l) => l.record))
     const stored = good.filter((g) => !rejectedSet.has(g.record))
     rows.collector_stats += await this.storeLag(stored, token)
+    // The accounting of what is now stored (ledger.ts): after the rows, under the block's token.
+    await recordBatches(
+      this.o.store,
+      stored.map((g) => ({ topic: g.record.topic, header: g.header })),
+      token,
+    )
     // Dead letters are durable before the caller commits anything past them.
     await this.o.deadLetters.write(letters)
     let newestEventNs = 0n

@@ -2,6 +2,7 @@
 import type { QueryContext } from '../context.ts'
 import { userError } from '../errors.ts'
 import { type EventFilter, filterConditions, num, Params, where } from '../sql.ts'
+import { parseStep } from './network.ts'
 
 export async function syscallCounts(ctx: QueryContext, filter: EventFilter, first?: number | null) {
   const size = first ?? ctx.limits.defaultPageSize
@@ -253,4 +254,31 @@ export async function seccompProfile(ctx: QueryContext, args: ProfileArgs) {
     ociProfile: oci,
     manifest,
   }
+}
+
+/**
+ * System calls over time for the workloads the filter selects: the count per step and syscall
+ * from the raw per-interval counts (syscall_counts), at most limits.maxSeriesPoints points.
+ */
+export async function syscallSeries(ctx: QueryContext, filter: EventFilter, step: string) {
+  const seconds = parseStep(step)
+  const p = new Params()
+  const max = ctx.limits.maxSeriesPoints
+  const rows = await ctx.runner.select<{ bucket: string; syscall: string; total: string }>(
+    `SELECT toString(toStartOfInterval(time, toIntervalSecond(${p.add('UInt32', seconds)}))) AS bucket,
+       syscall, sum(count) AS total
+     FROM ebbflow.syscall_counts ${where(filterConditions(filter, ctx.scope, p))}
+     GROUP BY bucket, syscall ORDER BY bucket, syscall LIMIT ${max + 1}`,
+    p,
+  )
+  if (rows.length > max)
+    throw userError(
+      'RESULT_TOO_LARGE',
+      `the series has more than ${max} points; use a larger step or a shorter window`,
+    )
+  return rows.map((r) => ({
+    time: r.bucket.includes('.') ? r.bucket : `${r.bucket}.000000000`,
+    syscall: r.syscall,
+    count: num(r.total),
+  }))
 }

@@ -65,6 +65,8 @@ interface QueuedBatch {
   events: number
   /** queue_full drops this batch reports; counted again if the batch itself is dropped. */
   carriedDrops: number
+  /** The whole batches those drops were in (the sequence numbers the store will miss). */
+  carriedBatches: number
 }
 
 function readBootId(): string {
@@ -83,12 +85,9 @@ export class Publisher implements CaptureSink {
   private readonly pending = new Map<Family, Pending>()
   private readonly sequence: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
   /** queue_full drops not yet carried by a batch. */
-  private readonly unsentDrops: Record<Family, number> = {
-    exec: 0,
-    net: 0,
-    syscall: 0,
-    file: 0,
-  }
+  private readonly unsentDrops: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
+  /** Batches (sequence numbers) dropped and not yet reported by a batch. */
+  private readonly unsentBatches: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
   private readonly queue: QueuedBatch[] = []
   private inFlight = 0
   private queuedBytes = 0
@@ -180,9 +179,18 @@ export class Publisher implements CaptureSink {
     this.pending.delete(family)
     if (p.timer) clearTimeout(p.timer)
     const carriedDrops = this.unsentDrops[family]
+    const carriedBatches = this.unsentBatches[family]
     if (carriedDrops > 0) {
-      writeQueueDrops(p.writer, family, carriedDrops, this.o.bootNow(), this.o.clock)
+      writeQueueDrops(
+        p.writer,
+        family,
+        carriedDrops,
+        this.o.bootNow(),
+        this.o.clock,
+        carriedBatches,
+      )
       this.unsentDrops[family] = 0
+      this.unsentBatches[family] = 0
     }
     const seq = this.sequence[family]++
     const topic = TOPICS[family]
@@ -199,7 +207,7 @@ export class Publisher implements CaptureSink {
     // followed by the events written one by one is one EventBatch.
     const body = p.writer.finish()
     const value = Buffer.concat([head, body])
-    this.enqueue({ family, value, events: p.events, carriedDrops })
+    this.enqueue({ family, value, events: p.events, carriedDrops, carriedBatches })
   }
 
   private enqueue(batch: QueuedBatch): void {
@@ -214,6 +222,7 @@ export class Publisher implements CaptureSink {
       this.stats_.droppedEvents[dropped.family] += lost
       this.stats_.droppedBatches++
       this.unsentDrops[dropped.family] += lost + dropped.carriedDrops
+      this.unsentBatches[dropped.family] += 1 + dropped.carriedBatches
     }
     this.kick()
   }

@@ -1,10 +1,12 @@
 // Syscalls: how often a workload (or everything in view) made each system call over a window,
 // and, for a pod's workload, the seccomp profile and NetworkPolicy built from what it did, as
-// files to download.
+// files to download; above them, the counts over time of its busiest calls (uPlot).
+import 'uplot/dist/uPlot.min.css'
+import uPlot from 'uplot'
 import { download, gql } from '../api.ts'
 import { eventFilter, filterBar, WHERE } from '../controls.ts'
 import { fill, h, note } from '../dom.ts'
-import { count, place } from '../format.ts'
+import { count, place, timeMs } from '../format.ts'
 import { window_ } from '../route.ts'
 
 const COUNTS = `query($filter: EventFilter!) {
@@ -21,6 +23,82 @@ const POLICY = `query($namespace: String!, $pod: String, $from: DateTime, $to: D
   }
 }`
 
+const SERIES = `query($filter: EventFilter!, $step: String) {
+  syscallSeries(filter: $filter, step: $step) { time syscall count }
+}`
+/** Lines drawn: the busiest calls of the window; the table below lists every one. */
+const SERIES_LINES = 5
+const COLORS = ['#88c0d0', '#d08770', '#a3be8c', '#b48ead', '#ebcb8b']
+
+function stepFor(ms: number): string {
+  if (ms <= 15 * 60_000) return '10s'
+  if (ms <= 2 * 3600_000) return '1m'
+  if (ms <= 24 * 3600_000) return '5m'
+  return '1h'
+}
+
+/** The busiest calls' counts per step, one line each, in `where`. */
+function drawSeries(
+  where: HTMLElement,
+  points: { time: string; syscall: string; count: number }[],
+): uPlot | undefined {
+  if (points.length === 0) {
+    fill(where, note('No system calls counted over time in this window.'))
+    return undefined
+  }
+  const totals = new Map<string, number>()
+  for (const p of points) totals.set(p.syscall, (totals.get(p.syscall) ?? 0) + p.count)
+  const names = [...totals]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, SERIES_LINES)
+    .map(([n]) => n)
+  const times = [...new Set(points.map((p) => timeMs(p.time) / 1000))].sort((a, b) => a - b)
+  const at = new Map(times.map((t, i) => [t, i]))
+  const columns = names.map(() => times.map(() => 0))
+  for (const p of points) {
+    const k = names.indexOf(p.syscall)
+    if (k >= 0) columns[k]![at.get(timeMs(p.time) / 1000)!]! += p.count
+  }
+  // The lines' totals in words too: the chart alone cannot be read by a screen reader (or a test).
+  const all = [...totals].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+  const legend = h(
+    'details',
+    { class: 'series-totals' },
+    h('summary', {}, `Totals over time (${all.length} calls, the ${names.length} busiest drawn)`),
+    h(
+      'ul',
+      {},
+      all.map(([n, total]) => h('li', { 'data-syscall': n }, `${n}: ${count(total)}`)),
+    ),
+  )
+  fill(where, legend)
+  return new uPlot(
+    {
+      width: 560,
+      height: 200,
+      series: [
+        {},
+        ...names.map((n, i) => ({
+          label: n,
+          stroke: COLORS[i % COLORS.length]!,
+          // uPlot asks with null where the cursor is on no point.
+          value: (_u: uPlot, v: number | null) => (v == null ? '–' : count(v)),
+        })),
+      ],
+      axes: [
+        { stroke: '#aab' },
+        {
+          stroke: '#aab',
+          values: (_u, vs) => vs.map((v) => (v == null ? '' : count(v))),
+          size: 60,
+        },
+      ],
+    },
+    [times, ...columns],
+    where,
+  )
+}
+
 /** A file name from free text: namespace and pod names are safe already, be sure anyway. */
 const safe = (s: string) => s.replace(/[^\w.-]+/g, '_')
 
@@ -32,8 +110,23 @@ export function syscallsView(root: HTMLElement, params: URLSearchParams): () => 
   const body = h('div', {}, note('Loading system calls…'))
   const downloads = h('div', { class: 'toolbar downloads' })
   const message = h('div', {})
-  fill(root, h('h1', {}, 'Syscalls'), filterBar(params, WHERE), downloads, message, body)
+  const chart = h('div', { class: 'chart syscall-series', 'aria-label': 'system calls over time' })
+  fill(root, h('h1', {}, 'Syscalls'), filterBar(params, WHERE), downloads, message, chart, body)
   const abort = new AbortController()
+  let plot: uPlot | undefined
+  const span = (filter.to ? timeMs(filter.to) : Date.now()) - timeMs(filter.from!)
+  gql<{ syscallSeries: { time: string; syscall: string; count: number }[] }>(
+    SERIES,
+    { filter, step: stepFor(span) },
+    abort.signal,
+  ).then(
+    ({ syscallSeries: points }) => {
+      if (!abort.signal.aborted) plot = drawSeries(chart, points)
+    },
+    (err: unknown) => {
+      if (!abort.signal.aborted) fill(chart, note(`Over time: ${(err as Error).message}`, 'error'))
+    },
+  )
   const who = place({ namespace: ns, pod })
   const vars = { namespace: ns, pod, from: filter.from, to: filter.to ?? null }
   const base = ns ? `${safe(ns)}${pod ? `-${safe(pod)}` : ''}` : ''
@@ -175,5 +268,8 @@ export function syscallsView(root: HTMLElement, params: URLSearchParams): () => 
         fill(body, note(`System calls: ${(err as Error).message}`, 'error'))
     },
   )
-  return () => abort.abort()
+  return () => {
+    abort.abort()
+    plot?.destroy()
+  }
 }
