@@ -80,10 +80,9 @@ describe('chDB store', { timeout: 180_000 }, () => {
         'ingest_problems',
         // 0006: the batch ledger.
         'batch_ledger',
-        ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions', 'file_accesses_1m'].flatMap((t) => [
-          t,
-          `${t}_mv`,
-        ]),
+        ...['traffic_1m', 'syscalls_1m', 'execs_1m', 'exec_sessions', 'file_accesses_1m'].flatMap(
+          (t) => [t, `${t}_mv`],
+        ),
       ].sort(),
     )
   })
