@@ -1,9 +1,8 @@
 // What the fault tests share: the real CLI as child processes (their log lines kept and
 // waited on), the event topics with three partitions, exec batches whose identities the test
 // chose, and reading a chDB folder once its ingester has stopped.
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { ChdbStore } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { Long, v1 } from '@ebbflow/proto'
 import { Kafka, logLevel } from 'kafkajs'
@@ -160,7 +159,7 @@ export function execBatch(
     v1.EventBatch.encode({
       node,
       bootId,
-      instanceId: `${node}-instance`,
+      collectorInstanceId: `${node}-instance`,
       batchId: `${node}-${bootId}-${sequence}`,
       sequence,
       firstTimeNs: exec[0]!.timeNs,
@@ -171,19 +170,15 @@ export function execBatch(
   return { value, ids }
 }
 
-/** The exec identities a stopped ingester's chDB folder holds, one entry per row. */
-export async function storedExecIds(dataDir: string, node: string): Promise<string[]> {
-  const store = await ChdbStore.open(dataDir)
-  try {
-    const rows = await store.query<{ id: string }>(
-      `SELECT concat(node, '|', boot_id, '|', toString(tgid), '|',
-              toString(toUnixTimestamp64Nano(time)), '|', toString(kind)) AS id
-       FROM ebbflow.process_events WHERE node = '${node}'`,
-    )
-    return rows.map((r) => r.id)
-  } finally {
-    await store.close()
-  }
+/** The exec identities a stopped ingester's chDB folder holds, one entry per row (read in a
+ * child process: chDB opens a single folder per process). */
+export function storedExecIds(dataDir: string, node: string): string[] {
+  const out = execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, 'read-execs.ts'), dataDir, node],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  )
+  return out.split('\n').filter((l) => l.length > 0)
 }
 
 /** Each id with how often it occurs, for the ones that occur more than once. */
