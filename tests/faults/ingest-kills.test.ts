@@ -90,7 +90,7 @@ describe('ingester SIGKILLed while another member takes over', {
           messages: messages.map(({ value, partition }) => ({ value, partition })),
         })
         for (const m of messages) published.push(...m.ids)
-        await sleep(50)
+        await sleep(150)
       }
     })()
 
