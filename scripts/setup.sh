@@ -141,4 +141,14 @@ if ! dpkg-query -W -f='${Status}' python3-seccomp 2>/dev/null | grep -q 'install
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-seccomp >/dev/null
 fi
+# ---- fuzz tests (tests/fuzz) ----------------------------------------------------------------
+# clang's sanitizer and libFuzzer runtimes, for the native framing harness (native/fuzz); the
+# harness still runs under ASan/UBSan from gcc without them, only without libFuzzer.
+if ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q 'install ok installed'; then
+  log "installing libclang-rt-dev (libFuzzer for the native framing harness)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libclang-rt-dev >/dev/null ||
+    log "libclang-rt-dev unavailable: the framing harness runs without libFuzzer"
+fi
+# ---- end of fuzz step
 log "ready"
