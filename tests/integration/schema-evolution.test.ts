@@ -231,6 +231,21 @@ describe('schema evolution through the ingester (chDB)', { timeout: 120_000 }, (
     assert.equal(rows.tcp_connections!.length, 1)
   })
 
+  it('dead-letters a newer writer’s new enum value with its place, instead of storing a placeholder', async () => {
+    const newer = newerRoot()
+    newer.lookupEnum('ebbflow.v1.TcpEvent.Kind').add('KIND_RESET', 99)
+    const wire = fullBatch(loadReflectionRoot(), 'node-enum', baseNs)
+    ;(wire.tcp as Obj[])[0]!.kind = 99
+    const result = await ingest(encode(newer, wire))
+    assert.equal(result.deadLetters, 1)
+    const letters = await deadLetters()
+    assert.equal(letters.length, 1)
+    assert.equal(letters[0]!.reason, 'invalid_event')
+    assert.match(String(letters[0]!.error), /tcp\[0\]\.kind = 99: not a value this reader knows/)
+    const rows = await rowsOf('node-enum')
+    assert.equal(rows.tcp_connections!.length, 0, 'a connection stored under a kind it never had')
+  })
+
   it('a newer reader decodes the v1 writer’s records with every v1 value', () => {
     const newer = newerRoot()
     const wire = fullBatch(loadReflectionRoot(), 'node-read', baseNs)

@@ -84,6 +84,10 @@ export function validateBatch(b: DecodedBatch): string[] {
       bad(`tcp[${i}]: duration ${e.durationNs} ns out of range`)
   })
   for (const [i, e] of b.syscall.entries()) task('syscall', i, e)
+  // proto/README.md: a reader treats an enum value it does not know as unspecified, and no
+  // column has an "unspecified": the record waits in the dead letters for a reader that knows
+  // it, instead of being stored under a name it never had.
+  for (const u of b.unknownEnums) bad(`${u}: not a value this reader knows`)
   if (more > 0) problems.push(`and ${more} more`)
   return problems
 }
