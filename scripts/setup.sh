@@ -199,4 +199,14 @@ if [[ ! -f "$KNATIVE_CRD" ]]; then
   mkdir -p "$(dirname "$KNATIVE_CRD")" && cp "$serving_dir/config/core/300-resources/service.yaml" "$KNATIVE_CRD"
 fi
 # --- end of serverless step
+# ---- fuzz tests (tests/fuzz) ----------------------------------------------------------------
+# clang's sanitizer and libFuzzer runtimes, for the native framing harness (native/fuzz); the
+# harness still runs under ASan/UBSan from gcc without them, only without libFuzzer.
+if ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q 'install ok installed'; then
+  log "installing libclang-rt-dev (libFuzzer for the native framing harness)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libclang-rt-dev >/dev/null ||
+    log "libclang-rt-dev unavailable: the framing harness runs without libFuzzer"
+fi
+# ---- end of fuzz step
 log "ready"

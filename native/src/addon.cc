@@ -34,6 +34,8 @@
 
 #include <napi.h>
 
+#include "framing.h"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -214,8 +216,6 @@ bool is_per_cpu(enum bpf_map_type type) {
          type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }
 
-size_t round8(size_t n) { return (n + 7) & ~size_t(7); }
-
 uint64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -223,19 +223,14 @@ uint64_t now_ms() {
 
 // ---- drain threads ----------------------------------------------------------------------
 
-struct Batch {
-  uint8_t *data = nullptr;  // malloc'd; freed by the Buffer's finalizer once JavaScript holds it
-  size_t size = 0;
-  uint32_t records = 0;
-  uint64_t lost = 0;
-  ~Batch() { free(data); }
-};
+using ebbflow::Batch;
+using ebbflow::Framer;
+using ebbflow::round8;
 
 struct Drain {
   // Set before the thread starts, then read-only.
   std::string map_name;
   bool perf = false;
-  size_t batch_bytes = kDefaultBatchBytes;
   uint64_t flush_ms = kDefaultFlushMs;
   ring_buffer *rb = nullptr;
   perf_buffer *pb = nullptr;
@@ -245,12 +240,9 @@ struct Drain {
   std::thread thread;
   bool torn_down = false;  // JavaScript thread only
 
-  // The batch being filled: drain thread only.
-  uint8_t *buf = nullptr;
-  size_t cap = 0, len = 0, next_cap = 0;
-  uint32_t records = 0;
+  // The batch being filled: drain thread only (batch_bytes set before the thread starts).
+  Framer framer{kDefaultBatchBytes};
   uint64_t started_ms = 0;
-  uint64_t pending_lost = 0;
 
   // Shared between the drain thread and the JavaScript thread.
   std::atomic<bool> stop{false};
@@ -266,61 +258,25 @@ struct Drain {
   std::atomic<uint64_t> n_batches{0}, n_records{0}, n_bytes{0}, n_lost{0};
 
   ~Drain() {
-    free(buf);
     for (Batch *b : queue) delete b;
   }
 
   // ---- drain thread side ----
 
   void append(const void *data, size_t size) {
-    size_t frame = 4 + round8(size);
-    if (records > 0 && len + frame > batch_bytes) flush();
-    if (len + frame > cap) {
-      // Starts at the size the last handed-over block had, so a busy drain fills each block
-      // without a realloc (and so without a copy), while a quiet one stays small.
-      size_t want = std::max({len + frame, cap * 2, next_cap, size_t(16 * 1024)});
-      if (len + frame <= batch_bytes) want = std::min(want, batch_bytes);
-      auto *grown = static_cast<uint8_t *>(realloc(buf, want));
-      if (!grown) {  // out of memory: the record is lost, and counted
-        pending_lost++;
-        n_lost.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-      buf = grown;
-      cap = want;
+    if (!framer.append(data, size, [this](Batch *b) { hand_over(b); })) {
+      n_lost.fetch_add(1, std::memory_order_relaxed);
+      return;
     }
-    uint32_t size32 = static_cast<uint32_t>(size);
-    memcpy(buf + len, &size32, 4);  // x86-64 and arm64 are little-endian, as the format is
-    memcpy(buf + len + 4, data, size);
-    memset(buf + len + 4 + size, 0, frame - 4 - size);
-    len += frame;
-    if (records++ == 0) started_ms = now_ms();
+    if (framer.records() == 1) started_ms = now_ms();
     n_records.fetch_add(1, std::memory_order_relaxed);
-    if (len >= batch_bytes) flush();
   }
 
   void flush() {
-    if (records == 0 && pending_lost == 0) return;
-    auto *b = new Batch();
-    b->records = records;
-    b->lost = pending_lost;
-    if (len > 0 && len * 4 < cap) {
-      b->data = static_cast<uint8_t *>(malloc(len));
-      if (b->data) {
-        memcpy(b->data, buf, len);
-        b->size = len;
-      }
-    }
-    if (len > 0 && !b->data) {  // hand the block over as it is
-      b->data = buf;
-      b->size = len;
-      next_cap = std::min(cap, batch_bytes);
-      buf = nullptr;
-      cap = 0;
-    }
-    len = 0;
-    records = 0;
-    pending_lost = 0;
+    framer.flush([this](Batch *b) { hand_over(b); });
+  }
+
+  void hand_over(Batch *b) {
     n_batches.fetch_add(1, std::memory_order_relaxed);
     n_bytes.fetch_add(b->size, std::memory_order_relaxed);
     push(b);
@@ -346,11 +302,11 @@ struct Drain {
 
   void run() {
     while (!stop.load(std::memory_order_acquire)) {
-      if (records > 0 && now_ms() - started_ms >= flush_ms) flush();
-      else if (records == 0 && pending_lost > 0) flush();
+      if (framer.records() > 0 && now_ms() - started_ms >= flush_ms) flush();
+      else if (framer.records() == 0 && framer.pending_lost() > 0) flush();
       // flushMs counts from a batch's first record, so an idle drain sleeps the longest.
       int timeout = kMaxPollMs;
-      if (records > 0) {
+      if (framer.records() > 0) {
         int64_t left = static_cast<int64_t>(started_ms + flush_ms) - static_cast<int64_t>(now_ms());
         timeout = static_cast<int>(std::clamp<int64_t>(left, 1, kMaxPollMs));
       }
@@ -385,7 +341,7 @@ struct Drain {
 
   static void on_perf_lost(void *ctx, int, __u64 count) {
     auto *d = static_cast<Drain *>(ctx);
-    d->pending_lost += count;
+    d->framer.lose(count);
     d->n_lost.fetch_add(count, std::memory_order_relaxed);
   }
 
@@ -757,7 +713,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     auto drain = std::make_shared<Drain>();
     drain->map_name = name;
     drain->perf = perf;
-    drain->batch_bytes = opt_u32(opts, "batchBytes", kDefaultBatchBytes, 1);
+    drain->framer.batch_bytes = opt_u32(opts, "batchBytes", kDefaultBatchBytes, 1);
     drain->flush_ms = opt_u32(opts, "flushMs", kDefaultFlushMs, 0);
     drain->env = env;
     uint32_t pages = perf ? opt_u32(opts, "pageCount", kDefaultPerfPages, 1) : 0;

@@ -19,7 +19,7 @@ import {
 } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildSchema } from '@ebbflow/api/schema'
 import { findCgroup2Mount } from '@ebbflow/common'
@@ -350,6 +350,8 @@ export class World {
       EBBFLOW_KUBERNETES: 'on',
       EBBFLOW_COUNTER_INTERVAL_MS: String(COUNTER_INTERVAL_MS),
       EBBFLOW_LOG_LEVEL: 'info',
+      // Every family, the file family (opt-in) included.
+      EBBFLOW_FAMILIES: 'exec,net,syscall,file',
     }
   }
 
@@ -1109,6 +1111,45 @@ const CHECKS: Check[] = [
     },
   },
   {
+    name: 'fileAccess, landlockRuleset: the file the tool read and the binary it ran; a ruleset that lets it read the file',
+    fields: ['fileAccess', 'landlockRuleset'],
+    async run({ w, f, poll }) {
+      const filter = { from: f.from, namespace: w.b.namespace, pod: w.b.name, container: 'tool' }
+      const read = (d: Row) =>
+        (d.fileAccess as Row[]).find((a) => a.path === f.tool.file && a.access === 'read')
+      const d = await poll(
+        'the files of the tool container',
+        `query($filter: EventFilter!) { fileAccess(filter: $filter) { path access count pids pods containers } }`,
+        { filter },
+        (d) => read(d) !== undefined,
+      )
+      const r = read(d)!
+      assert.deepEqual(pick(r, ['pods', 'containers']), { pods: [w.b.name], containers: ['tool'] })
+      assert.ok((r.pids as number[]).includes(f.tool.pid), `read by ${JSON.stringify(r.pids)}`)
+      assert.ok((r.count as number) >= 1)
+      assert.ok(
+        (d.fileAccess as Row[]).some(
+          (a) =>
+            a.access === 'exec' && (a.path as string).endsWith(`/${basename(f.tool.args[0]!)}`),
+        ),
+        `the exec of ${f.tool.args[0]}: ${JSON.stringify(d.fileAccess)}`,
+      )
+      const l = await poll(
+        'the Landlock ruleset of the tool container',
+        `query($ns: String!, $pod: String, $from: DateTime) { landlockRuleset(namespace: $ns, pod: $pod, container: "tool", from: $from) {
+          pods rules { path directory allowedAccess covers } } }`,
+        { ns: w.b.namespace, pod: w.b.name, from: f.from },
+        (d) =>
+          d.landlockRuleset.rules.some((x: Row) => (x.covers as string[]).includes(f.tool.file)),
+      )
+      assert.deepEqual(l.landlockRuleset.pods, [w.b.name])
+      const rule = (l.landlockRuleset.rules as Row[]).find((x) =>
+        (x.covers as string[]).includes(f.tool.file),
+      )!
+      assert.ok((rule.allowedAccess as string[]).includes('READ_FILE'), JSON.stringify(rule))
+    },
+  },
+  {
     name: 'seccompProfile: the workload runs again under the OCI profile; a syscall it never made gets EPERM',
     fields: ['seccompProfile'],
     async run({ w, f, poll }) {
@@ -1505,6 +1546,27 @@ const SCOPED: Check[] = [
         `query($n: String!, $p: String) { seccompProfile(namespace: $n, pod: $p) { observed pods } }`,
         { n: c.w.b.namespace, p: c.w.b.name },
       )
+    },
+  },
+  {
+    name: 'tokens: namespace A gets its file accesses and Landlock ruleset; nothing of B',
+    fields: ['fileAccess', 'landlockRuleset'],
+    async run(c) {
+      const q = `query($f: EventFilter!) { fileAccess(filter: $f, first: 500) { path access pods } }`
+      const files = async (filter: object) =>
+        (await asA(c)(q, { f: { from: c.f.from, ...filter } })).fileAccess as Row[]
+      const mine = await files({ namespace: c.w.a.namespace })
+      assert.ok(mine.length > 0, 'namespace A touched files (its execs at least)')
+      assert.ok(mine.every((x) => !(x.pods as string[]).includes(c.w.b.name)))
+      await refusedForB(c, q, { f: { from: c.f.from, namespace: c.w.b.namespace } })
+      assert.deepEqual(await files({}), mine)
+      const ruleset = `query($n: String!, $p: String, $from: DateTime) { landlockRuleset(namespace: $n, pod: $p, from: $from) { pods } }`
+      assert.deepEqual(
+        (await asA(c)(ruleset, { n: c.w.a.namespace, p: c.w.a.name, from: c.f.from }))
+          .landlockRuleset.pods,
+        [c.w.a.name],
+      )
+      await refusedForB(c, ruleset, { n: c.w.b.namespace, p: c.w.b.name, from: c.f.from })
     },
   },
   {

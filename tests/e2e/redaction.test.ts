@@ -2,7 +2,8 @@
 // broker, real execs carrying ~300 secret forms (each secret a unique marker), then every place
 // an exec can end up is searched for the markers: the Kafka topics (events and dead letters),
 // every table of the store, the process's logs and the GraphQL API. Each place must show the
-// run's non-secret arguments (so the search looks at the right data) and none of the markers.
+// run's non-secret arguments (so the search looks at the right data) and none of the markers;
+// one of the run's records is sent again corrupted, so the dead letters hold the run too.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
@@ -165,6 +166,42 @@ describe('secrets in command lines', { skip: skip ?? false, timeout: 240_000 }, 
     const kafka = new Kafka({ brokers: [broker.bootstrap], logLevel: logLevel.NOTHING })
     const admin = kafka.admin()
     await admin.connect()
+
+    // A dead letter that carries this run: one of its own exec records, published again with a
+    // field whose length runs past the end, goes to the dead-letter topic with its bytes.
+    // Without it the dead letters would be searched empty.
+    const finder = kafka.consumer({ groupId: `redact-find-${runId}` })
+    await finder.connect()
+    await finder.subscribe({ topics: ['ebbflow.exec.v1'], fromBeginning: true })
+    let ours: Buffer | undefined
+    await finder.run({
+      eachMessage: async ({ message }) => {
+        if (!ours && message.value?.includes(runId)) ours = message.value
+      },
+    })
+    const findBy = Date.now() + 30_000
+    while (!ours && Date.now() < findBy) await new Promise((r) => setTimeout(r, 200))
+    await finder.disconnect()
+    assert.ok(ours, 'an exec record of the run in Kafka')
+    const producer = kafka.producer()
+    await producer.connect()
+    await producer.send({
+      topic: 'ebbflow.exec.v1',
+      messages: [
+        { value: Buffer.concat([ours, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])]) },
+      ],
+    })
+    await producer.disconnect()
+    const dlqBy = Date.now() + 60_000
+    for (;;) {
+      const topicsNow = await admin.listTopics()
+      const high = topicsNow.includes('ebbflow.dlq.v1')
+        ? (await admin.fetchTopicOffsets('ebbflow.dlq.v1')).reduce((n, p) => n + Number(p.high), 0)
+        : 0
+      if (high > 0) break
+      assert.ok(Date.now() < dlqBy, 'the corrupted record never reached the dead letters')
+      await new Promise((r) => setTimeout(r, 250))
+    }
     const topics = (await admin.listTopics()).filter((t) => !t.startsWith('__'))
     const offsets = await Promise.all(topics.map((t) => admin.fetchTopicOffsets(t)))
     await admin.disconnect()
@@ -176,12 +213,14 @@ describe('secrets in command lines', { skip: skip ?? false, timeout: 240_000 }, 
     await consumer.connect()
     await consumer.subscribe({ topics, fromBeginning: true })
     const chunks: Buffer[] = []
+    const dlqChunks: Buffer[] = []
     let read = 0
     await consumer.run({
-      eachMessage: async ({ message }) => {
+      eachMessage: async ({ topic, message }) => {
         read++
         if (message.value) chunks.push(message.value)
         for (const h of Object.values(message.headers ?? {})) if (Buffer.isBuffer(h)) chunks.push(h)
+        if (topic === 'ebbflow.dlq.v1' && message.value) dlqChunks.push(message.value)
       },
     })
     const kafkaDeadline = Date.now() + 30_000
@@ -191,6 +230,9 @@ describe('secrets in command lines', { skip: skip ?? false, timeout: 240_000 }, 
     const kafkaText = Buffer.concat(chunks).toString('latin1')
     assert.ok(kafkaText.includes(runId), 'the run is in Kafka (uncompressed by the consumer)')
     leaks('Kafka', kafkaText)
+    const dlqText = Buffer.concat(dlqChunks).toString('latin1')
+    assert.ok(dlqText.includes(runId), 'the run is in the dead letters')
+    leaks('the dead letters', dlqText)
 
     // Stop, then read every table of the store (dead letters included) directly.
     const exited = new Promise((resolve) => up!.once('exit', resolve))
@@ -203,8 +245,14 @@ describe('secrets in command lines', { skip: skip ?? false, timeout: 240_000 }, 
       )
       assert.ok(tables.length > 0)
       let storeText = ''
-      for (const { name } of tables)
-        storeText += JSON.stringify(await store.query(`SELECT * FROM ebbflow.\`${name}\``))
+      for (const { name } of tables) {
+        const rows = await store.query<Record<string, unknown>>(`SELECT * FROM ebbflow.\`${name}\``)
+        storeText += JSON.stringify(rows)
+        // Dead letters keep a record's bytes in base64, where a text search sees no marker.
+        for (const r of rows)
+          if (typeof r.value_base64 === 'string')
+            storeText += Buffer.from(r.value_base64, 'base64').toString('latin1')
+      }
       assert.ok(storeText.includes(runId), 'the run is in the store')
       leaks('the store', storeText)
     } finally {

@@ -307,6 +307,14 @@ describe('collector DaemonSet', () => {
     }
   })
 
+  it('asks for exactly CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN for the collector (tests/e2e/least-privilege.test.ts runs with just those)', () => {
+    const collector = containers.find((c) => c.name === 'collector')
+    assert.ok(collector, 'no collector container')
+    const caps = collector.securityContext?.capabilities ?? {}
+    assert.deepEqual([...((caps.add ?? []) as string[])].sort(), ['BPF', 'NET_ADMIN', 'PERFMON'])
+    assert.deepEqual(caps.drop, ['ALL'])
+  })
+
   it('is not privileged and cannot escalate', () => {
     for (const c of containers) {
       assert.equal(c.securityContext?.privileged, false, `${c.name}: privileged: false`)
