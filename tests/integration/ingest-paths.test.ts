@@ -188,7 +188,18 @@ describe('ingester paths (chDB)', { timeout: 180_000 }, () => {
         v1.EventBatch.encode({
           node: 'node-x',
           batchId: id,
-          tcp: [{ timeNs: t, kind: 1, ipFamily: 4, saddr, daddr: '10.0.0.2', sport: 1, dport: 2 }],
+          tcp: [
+            {
+              timeNs: t,
+              kind: 1,
+              role: 1,
+              ipFamily: 4,
+              saddr,
+              daddr: '10.0.0.2',
+              sport: 1,
+              dport: 2,
+            },
+          ],
         }).finish(),
       )
     }

@@ -50,13 +50,13 @@ function newerRoot(): protobuf.Root {
     })
     type.add(new protobuf.Field('addedTags', ADDED_ID + 10, 'string', 'repeated'))
   }
-  const fileEvent = new protobuf.Type('FileEvent')
+  const fileEvent = new protobuf.Type('SandboxEvent')
     .add(new protobuf.Field('timeNs', 1, 'uint64'))
     .add(new protobuf.Field('path', 2, 'string'))
   pkg.add(fileEvent)
   pkg
     .lookupType('EventBatch')
-    .add(new protobuf.Field('file', ADDED_ID + 20, 'FileEvent', 'repeated'))
+    .add(new protobuf.Field('sandbox', ADDED_ID + 20, 'SandboxEvent', 'repeated'))
   root.resolveAll()
   return root
 }
@@ -116,7 +116,7 @@ function withAddedFields(wire: Obj): Obj {
       if (e.meta) add(e.meta as Obj)
     }
   // Events of a family this reader does not know.
-  out.file = [{ timeNs: (out.exec as Obj[])[0]!.timeNs, path: '/etc/added-family' }]
+  out.sandbox = [{ timeNs: (out.exec as Obj[])[0]!.timeNs, path: '/etc/added-family' }]
   return out
 }
 
@@ -241,7 +241,7 @@ describe('schema evolution through the ingester (chDB)', { timeout: 120_000 }, (
     const letters = await deadLetters()
     assert.equal(letters.length, 1)
     assert.equal(letters[0]!.reason, 'invalid_event')
-    assert.match(String(letters[0]!.error), /tcp\[0\]\.kind = 99: not a value this reader knows/)
+    assert.match(String(letters[0]!.error), /tcp\[0\]: kind = 99: not a value this reader knows/)
     const rows = await rowsOf('node-enum')
     assert.equal(rows.tcp_connections!.length, 0, 'a connection stored under a kind it never had')
   })
@@ -262,7 +262,7 @@ describe('schema evolution through the ingester (chDB)', { timeout: 120_000 }, (
     assert.deepEqual(asV1, sent)
     const exec = (read.exec as Obj[])[0]!
     assert.equal(exec.addedText, '', 'an added field the v1 writer never sent')
-    assert.deepEqual(read.file, [])
+    assert.deepEqual(read.sandbox, [])
     for (const msg of Object.values(EVENT_MESSAGES) as MessageName[])
       assert.ok(newer.lookupType(`ebbflow.v1.${msg}`).fields.addedText)
   })
