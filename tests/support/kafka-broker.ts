@@ -84,12 +84,25 @@ export async function startBroker(): Promise<TestBroker> {
     }
   }
   execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  const dir = mkdtempSync(join(tmpdir(), 'ebbflow-broker-'))
-  const port = await freePort()
-  const bootstrap = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim()
+  // The controller listens on port + 1, which no one reserved: another process can take it
+  // between the choice and the bind. Such a start fails fast; try again with another port.
+  let dir = ''
+  let bootstrap = ''
+  for (let attempt = 1; ; attempt++) {
+    dir = mkdtempSync(join(tmpdir(), 'ebbflow-broker-'))
+    const port = await freePort()
+    try {
+      bootstrap = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }).trim()
+      break
+    } catch (err) {
+      spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
+      rmSync(dir, { recursive: true, force: true })
+      if (attempt === 3) throw err
+    }
+  }
   return {
     kind: 'local',
     bootstrap,
