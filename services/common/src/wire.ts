@@ -449,12 +449,6 @@ export interface DecodedBatch {
   offsetNs: bigint
   /** Events without a timestamp (a valid collector never sends one). */
   untimed: number
-  /**
-   * Enum fields holding a value this reader has no name for, as `tcp[0].kind = 9`: unspecified
-   * (never sent by a collector) or added by a newer writer. The events carry a placeholder
-   * name there, which must not be stored as if it were the value sent.
-   */
-  unknownEnums: string[]
   exec: ExecEvent[]
   exit: ExitEvent[]
   fork: ForkEvent[]
@@ -526,17 +520,6 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
   let untimed = 0
   if (!clock) ({ clock, untimed } = batchClock(b))
   const c = clock
-  const unknownEnums: string[] = []
-  const named = <N>(
-    value: number | null | undefined,
-    name: N | undefined,
-    where: string,
-    placeholder: N,
-  ): N => {
-    if (name !== undefined) return name
-    unknownEnums.push(`${where} = ${value ?? 0}`)
-    return placeholder
-  }
   return {
     node: b.node,
     collectorInstanceId: b.collectorInstanceId,
@@ -547,7 +530,6 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     lastTimeNs: u64(b.lastTimeNs),
     offsetNs: c.offsetNs,
     untimed,
-    unknownEnums,
     exec: b.exec.map((x) => ({
       kind: 'exec',
       bootNs: c.toBoot(x.timeNs),
@@ -578,13 +560,13 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       childPid: x.childPid ?? 0,
       childTgid: x.childTgid ?? 0,
     })),
-    tcp: b.tcp.map((x, i) =>
+    tcp: b.tcp.map((x) =>
       withMeta<TcpEvent>(
         {
           kind: 'tcp',
           bootNs: c.toBoot(x.timeNs),
-          tcp: named(x.kind, TCP_KIND.name(x.kind), `tcp[${i}].kind`, 'connect'),
-          role: named(x.role, TCP_ROLE.name(x.role), `tcp[${i}].role`, 'active'),
+          tcp: TCP_KIND.name(x.kind) ?? 'connect',
+          role: TCP_ROLE.name(x.role) ?? 'active',
           cgroupId: num(x.cgroupId),
           sockId: num(x.sockId),
           pid: x.pid ?? 0,
@@ -602,19 +584,14 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         x.meta,
       ),
     ),
-    traffic: b.traffic.map((x, i) =>
+    traffic: b.traffic.map((x) =>
       withMeta<TrafficDelta>(
         {
           kind: 'traffic',
           bootNs: c.toBoot(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
-          direction: named(
-            x.direction,
-            DIRECTION.name(x.direction),
-            `traffic[${i}].direction`,
-            'egress',
-          ),
+          direction: DIRECTION.name(x.direction) ?? 'egress',
           protocol: x.protocol ?? 0,
           family: x.ipFamily === 6 ? 6 : 4,
           remoteAddr: x.remoteAddr ?? '',
@@ -649,13 +626,13 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         x.meta,
       ),
     ),
-    drops: b.drops.map((x, i) =>
+    drops: b.drops.map((x) =>
       withMeta<WireDrops>(
         {
           kind: 'drops',
           bootNs: c.toBoot(x.timeNs),
-          family: named(x.family, FAMILY.name(x.family), `drops[${i}].family`, 'exec'),
-          reason: named(x.reason, REASON.name(x.reason), `drops[${i}].reason`, 'buffer_full'),
+          family: FAMILY.name(x.family) ?? 'exec',
+          reason: REASON.name(x.reason) ?? 'buffer_full',
           count: num(x.count),
           // Absent unless a publisher reported skipped batches (decoders fill an absent 0).
           ...(x.batches != null && num(x.batches) > 0 ? { batches: num(x.batches) } : {}),
