@@ -1,9 +1,10 @@
 // Starts the alerter from its configuration: `ebbflow alert` calls runAlert.
 import { createLogger, EbbflowError } from '@ebbflow/common'
+import { serveMetrics } from '@ebbflow/common/metrics-server'
 import { migrate, openStore } from '@ebbflow/common/store/index'
 import { alerterOptionsOf, checkRules, runOnce, startAlerter } from './alerter.ts'
 import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
-import { AlerterMetrics, serveMetrics } from './metrics.ts'
+import { AlerterMetrics } from './metrics.ts'
 import { loadRules, RulesError } from './rules.ts'
 
 export interface AlertRun {
@@ -48,7 +49,7 @@ export async function runAlert(explicit: AlerterConfigInput = {}): Promise<Alert
     const metrics = new AlerterMetrics()
     const served =
       config.metricsPort >= 0
-        ? await serveMetrics(metrics, config.metricsPort, config.metricsHost)
+        ? await serveMetrics(metrics.registry, config.metricsPort, config.metricsHost)
         : undefined
     const running = startAlerter(rules, options, { store, logger, metrics })
     logger.info(

@@ -1,6 +1,5 @@
 // The alerter's metrics (prom-client), one registry per alerter, and an optional /metrics
 // endpoint for the scheduled mode (a --once run lives too briefly to be scraped).
-import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { RuleHealth } from './store-state.ts'
 
@@ -36,28 +35,4 @@ export class AlerterMetrics {
   setHealth(rule: string, health: RuleHealth): void {
     for (const h of HEALTHS) this.ruleHealth.set({ rule, health: h }, h === health ? 1 : 0)
   }
-}
-
-/** Serves the registry at /metrics on host:port (0: any free port). */
-export async function serveMetrics(
-  metrics: AlerterMetrics,
-  port: number,
-  host = '127.0.0.1',
-): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end('not found\n')
-      return
-    }
-    metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    )
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, resolve)
-  })
-  const address = server.address()
-  return { server, port: typeof address === 'object' && address ? address.port : port }
 }

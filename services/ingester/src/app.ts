@@ -1,13 +1,14 @@
 // Builds the ingester from its configuration: the store (migrated when asked), the dead-letter
 // sink, metrics, and the source — a Kafka consumer group or a Knative KafkaSource sink.
 import type { Logger } from '@ebbflow/common'
+import { serveMetrics } from '@ebbflow/common/metrics-server'
 import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import type { IngesterConfig } from './config.ts'
 import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
 import { Ingestor } from './ingest.ts'
 import { KafkaIngester } from './kafka-ingester.ts'
 import { knativeSink } from './knative.ts'
-import { IngestMetrics, serveMetrics } from './metrics.ts'
+import { IngestMetrics } from './metrics.ts'
 
 export interface RunningIngester {
   metrics: IngestMetrics
@@ -36,7 +37,7 @@ export async function startIngester(
     const metrics = new IngestMetrics()
     let metricsPort: number | undefined
     if (config.metricsPort >= 0) {
-      const served = await serveMetrics(metrics, config.metricsPort, config.metricsHost)
+      const served = await serveMetrics(metrics.registry, config.metricsPort, config.metricsHost)
       metricsPort = served.port
       closers.push(() => new Promise((resolve) => served.server.close(() => resolve())))
     }

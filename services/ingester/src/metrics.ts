@@ -1,6 +1,5 @@
 // The ingester's metrics (prom-client), one registry per ingester so several can live in one
 // process (tests, `ebbflow up`), and an optional /metrics endpoint.
-import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export class IngestMetrics {
@@ -52,28 +51,4 @@ export class IngestMetrics {
     help: 'Partitions paused because the store is slow or failing.',
     registers: [this.registry],
   })
-}
-
-/** Serves the registry at /metrics on 127.0.0.1:port (0: any free port). */
-export async function serveMetrics(
-  metrics: IngestMetrics,
-  port: number,
-  host = '127.0.0.1',
-): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end('not found\n')
-      return
-    }
-    metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    )
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, resolve)
-  })
-  const address = server.address()
-  return { server, port: typeof address === 'object' && address ? address.port : port }
 }
