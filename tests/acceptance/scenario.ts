@@ -6,7 +6,7 @@
 // and compares the answers with what it did itself (the commands it ran, the bytes it sent, the
 // ports it bound, the pids it started) — never with values the implementation computed.
 import assert from 'node:assert/strict'
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import {
   existsSync,
@@ -26,9 +26,12 @@ import { findCgroup2Mount } from '@ebbflow/common'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { KubeApiServer, kubeApiServerUnavailable } from '../support/kube-apiserver.ts'
+import { Proc, until } from '../support/proc.ts'
 
 /** The built-in rule the scenario's `kubectl exec`-like shell fires. */
 export const SHELL_RULE = 'InteractiveShellInContainer'
+
+export { Proc, until }
 
 export const root = join(import.meta.dirname, '../..')
 export const bin = join(root, 'bin/ebbflow')
@@ -52,99 +55,6 @@ const MAX_HEADER_BYTES = 20 + 60
 const MAX_PACKETS = 64
 
 // ---- small tools ---------------------------------------------------------------------------
-
-export async function until<T>(
-  what: string,
-  read: () => Promise<T> | T,
-  ok: (v: T) => boolean,
-  timeoutMs = 30_000,
-  everyMs = 250,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last = await read()
-  while (!ok(last)) {
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 1500)}`,
-      )
-    await new Promise((r) => setTimeout(r, everyMs))
-    last = await read()
-  }
-  return last
-}
-
-/** A child process whose output is kept, with waits on its output and its exit. */
-export class Proc {
-  readonly child: ChildProcess
-  stdout = ''
-  stderr = ''
-  readonly exited: Promise<number | null>
-
-  constructor(child: ChildProcess) {
-    this.child = child
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      this.stdout += d
-    })
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      this.stderr += d
-    })
-    child.stdin?.on('error', () => {})
-    this.exited = new Promise((resolve) => {
-      if (child.exitCode !== null) resolve(child.exitCode)
-      else child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))
-    })
-  }
-
-  get pid(): number {
-    return this.child.pid!
-  }
-
-  async output(re: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpExecArray> {
-    let exited = false
-    void this.exited.then(() => {
-      exited = true
-    })
-    const m = await until(
-      what,
-      () => re.exec(this.stdout) ?? re.exec(this.stderr) ?? (exited ? 'exited' : null),
-      (v) => v !== null,
-      timeoutMs,
-      50,
-    )
-    if (m === 'exited' || m === null)
-      throw new Error(
-        `${what}: the process exited first; stdout ${this.stdout} stderr ${this.stderr}`,
-      )
-    return m
-  }
-
-  async exit(timeoutMs = 30_000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no exit within ${timeoutMs} ms: ${this.stderr.slice(-2000)}`)),
-        timeoutMs,
-      )
-    })
-    try {
-      return await Promise.race([this.exited, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** SIGTERM, then the exit code (SIGKILL after the deadline). */
-  async stop(timeoutMs = 60_000): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited
-    this.child.kill('SIGTERM')
-    try {
-      return await this.exit(timeoutMs)
-    } catch (err) {
-      this.child.kill('SIGKILL')
-      throw err
-    }
-  }
-}
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {

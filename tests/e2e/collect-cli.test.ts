@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { Proc } from '../support/proc.ts'
 
 const root = join(import.meta.dirname, '../..')
 const cli = join(root, 'services/cli/src/main.ts')
@@ -21,41 +21,20 @@ function attachedProgramIds(): Set<number> {
 describe('ebbflow collect', { skip, timeout: 180_000 }, () => {
   it('prints a marked exec as JSON and stops cleanly on SIGTERM', async () => {
     const before = attachedProgramIds()
-    const child = spawn(
-      process.execPath,
-      [cli, 'collect', '--output', 'json', '--families', 'exec,net'],
-      {
+    const proc = new Proc(
+      spawn(process.execPath, [cli, 'collect', '--output', 'json', '--families', 'exec,net'], {
         stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      }),
     )
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = once(child, 'exit')
     try {
-      // Attached once the collector logs so (JSON line on stderr).
       // A deadline, not a sleep: start-up takes a second or two, longer on a loaded machine.
-      const attachBy = Date.now() + 30_000
-      while (
-        !stderr.includes('capture attached') &&
-        child.exitCode === null &&
-        Date.now() < attachBy
-      )
-        await new Promise((r) => setTimeout(r, 50))
-      assert.match(stderr, /capture attached/)
+      await proc.output(/capture attached/, 'collect to attach', 30_000)
       assert.ok(attachedProgramIds().size >= before.size + 6, 'exec and net programs are loaded')
       const marker = `ebbflow-cli-${randomUUID()}`
       spawnSync('/bin/echo', [marker])
-      const printedBy = Date.now() + 10_000
-      while (!stdout.includes(marker) && Date.now() < printedBy)
-        await new Promise((r) => setTimeout(r, 50))
-      const line = stdout.split('\n').find((l) => l.includes(marker))
-      assert.ok(line, 'the exec was printed')
+      await proc.output(new RegExp(marker), 'the exec to be printed', 10_000)
+      const line = proc.stdout.split('\n').find((l) => l.includes(marker))
+      assert.ok(line, 'the exec was printed on stdout')
       const event = JSON.parse(line) as {
         kind: string
         filename: string
@@ -67,11 +46,10 @@ describe('ebbflow collect', { skip, timeout: 180_000 }, () => {
       assert.deepEqual(event.args, ['/bin/echo', marker])
       assert.ok(Math.abs(Date.parse(event.time) - Date.now()) < 60_000, `time ${event.time} is now`)
     } finally {
-      child.kill('SIGTERM')
+      proc.child.kill('SIGTERM')
     }
-    const [code] = await exited
-    assert.equal(code, 0, stderr)
-    assert.match(stderr, /capture stopped/)
+    assert.equal(await proc.exit(60_000), 0, proc.stderr)
+    assert.match(proc.stderr, /capture stopped/)
     const after = attachedProgramIds()
     assert.deepEqual(
       [...after].filter((id) => !before.has(id)),

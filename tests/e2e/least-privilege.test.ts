@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { Proc } from '../support/proc.ts'
 
 const root = join(import.meta.dirname, '../..')
 const cli = join(root, 'services/cli/src/main.ts')
@@ -52,48 +52,33 @@ function capEff(pid: number): bigint {
 
 describe('the collector with least privilege', { skip, timeout: 120_000 }, () => {
   it('runs as nobody with exactly CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN and captures an exec', async () => {
-    const child = spawn('setpriv', asNobodyWith(NEEDED), { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = once(child, 'exit')
+    const proc = new Proc(
+      spawn('setpriv', asNobodyWith(NEEDED), { stdio: ['ignore', 'pipe', 'pipe'] }),
+    )
     try {
-      const attachBy = Date.now() + 60_000
-      while (
-        !stderr.includes('capture attached') &&
-        child.exitCode === null &&
-        Date.now() < attachBy
-      )
-        await new Promise((r) => setTimeout(r, 50))
-      assert.match(stderr, /capture attached/, stderr.slice(-2000))
+      await proc.output(/capture attached/, 'collect to attach as nobody', 60_000)
       // setpriv execs node in place: the collector is the child itself. Its uid and its
       // effective set are what the test asked for, nothing more.
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8')
       assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m)
       const want = NEEDED.reduce((m, c) => m | (1n << BigInt(BIT[c])), 0n)
-      assert.equal(capEff(child.pid!).toString(16), want.toString(16))
+      assert.equal(capEff(proc.pid).toString(16), want.toString(16))
 
       const marker = `ebbflow-leastpriv-${randomUUID()}`
       const printedBy = Date.now() + 15_000
-      while (!stdout.includes(marker) && Date.now() < printedBy) {
+      while (!proc.stdout.includes(marker) && Date.now() < printedBy) {
         spawnSync('/bin/echo', [marker])
         await new Promise((r) => setTimeout(r, 200))
       }
-      const line = stdout.split('\n').find((l) => l.includes(marker))
-      assert.ok(line, `the exec was not printed: ${stderr.slice(-1000)}`)
+      const line = proc.stdout.split('\n').find((l) => l.includes(marker))
+      assert.ok(line, `the exec was not printed: ${proc.stderr.slice(-1000)}`)
       const event = JSON.parse(line) as { kind: string; filename: string; args: string[] }
       assert.equal(event.kind, 'exec')
       assert.deepEqual(event.args, ['/bin/echo', marker])
     } finally {
-      child.kill('SIGTERM')
+      proc.child.kill('SIGTERM')
     }
-    const [code] = await exited
-    assert.equal(code, 0, stderr.slice(-2000))
+    assert.equal(await proc.exit(60_000), 0, proc.stderr.slice(-2000))
   })
 
   it('refuses to start without any one of the three, naming the one missing', async () => {

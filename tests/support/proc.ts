@@ -1,0 +1,96 @@
+// A child process whose output is kept, with waits on a condition, on its output and on its
+// exit: every test that runs an ebbflow command as a user would uses these.
+import type { ChildProcess } from 'node:child_process'
+
+export async function until<T>(
+  what: string,
+  read: () => Promise<T> | T,
+  ok: (v: T) => boolean,
+  timeoutMs = 30_000,
+  everyMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last = await read()
+  while (!ok(last)) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 1500)}`,
+      )
+    await new Promise((r) => setTimeout(r, everyMs))
+    last = await read()
+  }
+  return last
+}
+
+/** A child process whose output is kept, with waits on its output and its exit. */
+export class Proc {
+  readonly child: ChildProcess
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<number | null>
+
+  constructor(child: ChildProcess) {
+    this.child = child
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      this.stdout += d
+    })
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d
+    })
+    child.stdin?.on('error', () => {})
+    this.exited = new Promise((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode)
+      else child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))
+    })
+  }
+
+  get pid(): number {
+    return this.child.pid!
+  }
+
+  async output(re: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpExecArray> {
+    let exited = false
+    void this.exited.then(() => {
+      exited = true
+    })
+    const m = await until(
+      what,
+      () => re.exec(this.stdout) ?? re.exec(this.stderr) ?? (exited ? 'exited' : null),
+      (v) => v !== null,
+      timeoutMs,
+      50,
+    )
+    if (m === 'exited' || m === null)
+      throw new Error(
+        `${what}: the process exited first; stdout ${this.stdout} stderr ${this.stderr}`,
+      )
+    return m
+  }
+
+  async exit(timeoutMs = 30_000): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no exit within ${timeoutMs} ms: ${this.stderr.slice(-2000)}`)),
+        timeoutMs,
+      )
+    })
+    try {
+      return await Promise.race([this.exited, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** SIGTERM, then the exit code (SIGKILL after the deadline). */
+  async stop(timeoutMs = 60_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited
+    this.child.kill('SIGTERM')
+    try {
+      return await this.exit(timeoutMs)
+    } catch (err) {
+      this.child.kill('SIGKILL')
+      throw err
+    }
+  }
+}
