@@ -300,10 +300,17 @@ describe('ebbflow migrate', { timeout: 180_000 }, () => {
       r.stdout,
       /ENGINE = Distributed\('prod', 'ebbflow', 'process_events_local', rand\(\)\)/,
     )
+    // The variable is read where every other setting is, with the same check as the flag.
+    const fromEnv = spawnSync(bin, ['migrate', '--print'], {
+      encoding: 'utf8',
+      env: { ...process.env, EBBFLOW_CLUSTER: 'staging' },
+    })
+    assert.equal(fromEnv.status, 0, fromEnv.stderr)
+    assert.match(fromEnv.stdout, /ON CLUSTER 'staging'/)
     const bad = spawnSync(bin, ['migrate', '--print', '--cluster', "x'; DROP"], {
       encoding: 'utf8',
     })
-    assert.equal(bad.status, 1)
-    assert.match(bad.stderr, /cluster name/)
+    assert.equal(bad.status, 2, bad.stderr)
+    assert.match(bad.stderr, /cluster.*spliced into DDL/)
   })
 })

@@ -337,11 +337,10 @@ program
   )
   .addOption(new Option('--log-level <level>', 'log level (env EBBFLOW_LOG_LEVEL)'))
   .action(async (flags: Record<string, string | boolean | undefined>) => {
-    const { print, cluster: clusterFlag, ...rest } = flags
+    const { print, ...rest } = flags
     const explicit = definedOnly(rest as Record<string, string | undefined>)
     // Loaded here, not at the top: chDB is a large native library the collector never needs.
     const {
-      checkClusterName,
       loadStoreConfig,
       migrate,
       openStore,
@@ -362,8 +361,7 @@ program
           })
         : []
     const config = loadStoreConfig(explicit)
-    const clusterValue = (clusterFlag as string | undefined) ?? process.env.EBBFLOW_CLUSTER
-    const cluster = clusterValue ? checkClusterName(clusterValue) : undefined
+    const { cluster } = config
     if (print) {
       for (const m of readMigrations()) {
         process.stdout.write(`-- ${String(m.version).padStart(4, '0')}_${m.name}\n`)

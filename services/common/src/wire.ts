@@ -35,6 +35,9 @@ export const TOPICS: Readonly<Record<Family, string>> = {
   file: 'ebbflow.file.v1',
 }
 
+/** Where the ingester puts records it cannot store, with their origin and reason. */
+export const DLQ_TOPIC = 'ebbflow.dlq.v1'
+
 /** Which topic family an event belongs to (drops go with the family they count). */
 export function familyOf(e: CapturedEvent): Family {
   switch (e.kind) {

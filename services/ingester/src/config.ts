@@ -6,9 +6,8 @@ import {
   type StoreConfig,
   type StoreConfigInput,
 } from '@ebbflow/common/store/index'
-import { TOPICS } from '@ebbflow/common/wire'
+import { DLQ_TOPIC, TOPICS } from '@ebbflow/common/wire'
 import { z } from 'zod'
-import { DLQ_TOPIC } from './dead-letters.ts'
 
 const list = z.string().transform((s) =>
   s

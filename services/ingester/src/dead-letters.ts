@@ -4,10 +4,11 @@
 // covers it is committed, so a crash can repeat one but never lose one.
 import { createHash } from 'node:crypto'
 import type { Store } from '@ebbflow/common/store/index'
+import { DLQ_TOPIC } from '@ebbflow/common/wire'
 import { Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 import type { DeadLetterReason, InRecord } from './records.ts'
 
-export const DLQ_TOPIC = 'ebbflow.dlq.v1'
+export { DLQ_TOPIC }
 
 export interface DeadLetter {
   record: InRecord

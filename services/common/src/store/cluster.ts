@@ -6,9 +6,12 @@
 // shard's views roll it up locally.
 import { EbbflowError } from '../errors.ts'
 
-/** `[A-Za-z0-9_]` only: a cluster name is spliced into DDL (it comes from configuration). */
+/** Letters, digits, '_', '-', '.': a cluster name is spliced into DDL (it comes from configuration). */
+export const CLUSTER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
+
+/** The name itself, or a CONFIG_INVALID error for one that could not be spliced safely. */
 export function checkClusterName(cluster: string): string {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(cluster))
+  if (!CLUSTER_NAME.test(cluster))
     throw new EbbflowError(
       'CONFIG_INVALID',
       `cluster name ${JSON.stringify(cluster)}: use letters, digits, '_', '-', '.'`,

@@ -1,10 +1,11 @@
 // Where the store lives and how long it keeps rows: the only reader of EBBFLOW_DATA_DIR,
-// EBBFLOW_CLICKHOUSE, EBBFLOW_RETENTION_DAYS (and EBBFLOW_LOG_LEVEL for
+// EBBFLOW_CLICKHOUSE, EBBFLOW_RETENTION_DAYS, EBBFLOW_CLUSTER, EBBFLOW_KAFKA_ENGINE (and EBBFLOW_LOG_LEVEL for
 // the commands that only use the store). Every invalid value is reported at once.
 import { z } from 'zod'
 import { parseConfig } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 import { LOG_LEVELS } from '../logger.ts'
+import { CLUSTER_NAME } from './cluster.ts'
 
 export const storeConfigSchema = z.object({
   /** chDB's data folder (embedded mode). Default: ./.ebbflow-data. */
@@ -18,6 +19,14 @@ export const storeConfigSchema = z.object({
    * tables and views that consume the topics inside ClickHouse. Default: none.
    */
   kafkaEngine: z.string().min(1).optional(),
+  /**
+   * ClickHouse cluster for `migrate`: Replicated tables ON CLUSTER with Distributed tables over
+   * them. Default: none (one server or chDB).
+   */
+  cluster: z
+    .string()
+    .regex(CLUSTER_NAME, "use letters, digits, '_', '-', '.' (it is spliced into DDL)")
+    .optional(),
   /** Log level of the command using the store (migrate, ingest). Default: info. */
   logLevel: z.enum(LOG_LEVELS).default('info'),
 })
@@ -31,6 +40,7 @@ const ENV: Record<keyof StoreConfigInput, string> = {
   retentionDays: 'EBBFLOW_RETENTION_DAYS',
   logLevel: 'EBBFLOW_LOG_LEVEL',
   kafkaEngine: 'EBBFLOW_KAFKA_ENGINE',
+  cluster: 'EBBFLOW_CLUSTER',
 }
 
 /** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */
