@@ -35,6 +35,8 @@ COPY services/cli/package.json services/cli/
 COPY services/console/package.json services/console/
 COPY tests/package.json tests/
 COPY bench/package.json bench/
+# Fixes to dependencies, applied by the postinstall script (patch-package).
+COPY patches/ patches/
 RUN npm ci --no-audit --no-fund
 COPY . .
 # Then only what runs stays: no compiler inputs, no dev dependencies.

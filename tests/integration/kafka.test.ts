@@ -293,6 +293,37 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     }
   })
 
+  it('an idle connected producer arms no timers (kafkajs 2.2.4 looped every 1 ms per connection; patches/)', {
+    timeout: 60_000,
+  }, async () => {
+    const kafka = new Kafka({ clientId: 'idle', brokers, logLevel: logLevel.NOTHING })
+    const producer = kafka.producer()
+    await producer.connect()
+    const realSetTimeout = globalThis.setTimeout
+    try {
+      // Its own topic: the other tests read every ebbflow topic from the beginning.
+      const topic = `idle-probe-${randomUUID()}`
+      const admin = kafka.admin()
+      await admin.connect()
+      await ensureTopics(admin, [topic]).finally(() => admin.disconnect())
+      await producer.send({ topic, messages: [{ value: 'idle-probe' }] })
+      // Every request goes through the connection's request queue; the unpatched queue re-armed
+      // a negative (so 1 ms) timer after each check with nothing pending, forever: ~900 a second
+      // here, and about 5 % of a core for a collector at rest.
+      let armed = 0
+      globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+        armed++
+        return realSetTimeout(...args)
+      }) as typeof setTimeout
+      await new Promise((r) => realSetTimeout(r, 2_000))
+      globalThis.setTimeout = realSetTimeout
+      assert.ok(armed < 20, `${armed} timers armed in 2 s by an idle producer`)
+    } finally {
+      globalThis.setTimeout = realSetTimeout
+      await producer.disconnect()
+    }
+  })
+
   it('broker killed (kill -9) and restarted mid-stream: nothing lost, redelivery only as repeated batch ids', {
     timeout: 90_000,
   }, async () => {
