@@ -71,31 +71,6 @@ const noPretty: Plugin = {
 }
 
 /**
- * config.ts takes the dead-letter topic's default from dead-letters.ts, which imports kafkajs at
- * its top: in a bundle that would load the Kafka client on every cold start, though a function
- * needs it only for its first dead letter (function.ts imports dead-letters.ts dynamically, and
- * with splitting it becomes a chunk of its own). config.ts gets the constant alone.
- */
-const deadLetterConstant: Plugin = {
-  name: 'dead-letter-constant',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/dead-letters\.ts$/ }, (args) => {
-      if (!args.importer.endsWith(join('services', 'ingester', 'src', 'config.ts')))
-        return undefined
-      const config = readFileSync(args.importer, 'utf8')
-      if (!config.includes(`import { DLQ_TOPIC } from './dead-letters.ts'`))
-        throw new Error('config.ts imports more than DLQ_TOPIC from dead-letters.ts')
-      return { path: join(args.resolveDir, 'dead-letters.ts'), namespace: 'dlq-constant' }
-    })
-    b.onLoad({ filter: /.*/, namespace: 'dlq-constant' }, (args) => {
-      const m = /^export const DLQ_TOPIC = ('[^']+')$/m.exec(readFileSync(args.path, 'utf8'))
-      if (!m) throw new Error('dead-letters.ts no longer declares DLQ_TOPIC as a string')
-      return { contents: `export const DLQ_TOPIC = ${m[1]}`, loader: 'ts' }
-    })
-  },
-}
-
-/**
  * The handler file Lambda loads: it turns on Node's compile cache in a folder beside it before
  * the bundle is compiled (so it must load the bundle dynamically), which saves compiling the
  * bundle's source on a cold start. The cache is filled when packaging, valid for the same Node
@@ -147,7 +122,9 @@ for (const fn of FUNCTIONS) {
     outdir: dir,
     outExtension: { '.js': '.mjs' },
     splitting: true,
-    chunkNames: 'chunks/[name]-[hash]',
+    // Chunks beside the entry: the relocated paths below are relative to the file that holds
+    // them, whichever chunk that is.
+    chunkNames: '[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -159,7 +136,7 @@ for (const fn of FUNCTIONS) {
       js: "import { createRequire as __ebbflowCreateRequire } from 'node:module'; const require = __ebbflowCreateRequire(import.meta.url);",
     },
     external: ['chdb'],
-    plugins: [relocate, noPretty, deadLetterConstant],
+    plugins: [relocate, noPretty],
     legalComments: 'linked',
     metafile: true,
     logLevel: 'warning',

@@ -27,16 +27,7 @@ import type {
 type WireMeta = pb.v1.Metadata.$Properties
 type U64 = number | Long | null | undefined
 
-/** The three Kafka topics and which families' records each carries. */
-export const TOPICS: Readonly<Record<Family, string>> = {
-  exec: 'ebbflow.exec.v1',
-  net: 'ebbflow.net.v1',
-  syscall: 'ebbflow.syscall.v1',
-  file: 'ebbflow.file.v1',
-}
-
-/** Where the ingester puts records it cannot store, with their origin and reason. */
-export const DLQ_TOPIC = 'ebbflow.dlq.v1'
+export { DLQ_TOPIC, TOPICS } from './topics.ts'
 
 /** Which topic family an event belongs to (drops go with the family they count). */
 export function familyOf(e: CapturedEvent): Family {

@@ -6,7 +6,7 @@ import {
   type StoreConfig,
   type StoreConfigInput,
 } from '@ebbflow/common/store/index'
-import { DLQ_TOPIC, TOPICS } from '@ebbflow/common/wire'
+import { DLQ_TOPIC, TOPICS } from '@ebbflow/common/topics'
 import { z } from 'zod'
 
 const list = z.string().transform((s) =>

@@ -4,7 +4,7 @@
 // covers it is committed, so a crash can repeat one but never lose one.
 import { createHash } from 'node:crypto'
 import type { Store } from '@ebbflow/common/store/index'
-import { DLQ_TOPIC } from '@ebbflow/common/wire'
+import { DLQ_TOPIC } from '@ebbflow/common/topics'
 import { Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 import type { DeadLetterReason, InRecord } from './records.ts'
 
