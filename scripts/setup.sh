@@ -68,6 +68,34 @@ make -s -C bpf
 make -s -C native
 infra/kafka/kafka.sh fetch # Kafka jars for the integration tests (cached; a no-op when present)
 
+# ---- Go, for every Go module the tests build or read (infra/kube, tests/support) -----------
+# One toolchain at least as new as the newest `go` line of those go.mod files. Debian's
+# golang-go may be older; Go 1.21+ would fetch a newer one by itself (GOTOOLCHAIN=auto), older
+# ones cannot, so the toolchain comes from the Go module proxy (the module golang.org/toolchain)
+# into .tools/go, once, and every later step runs it with GOTOOLCHAIN=local.
+if ! command -v go >/dev/null 2>&1; then
+  log "installing Go (golang-go)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+fi
+go_need=$(sed -n 's/^go \([0-9.]*\)$/\1/p' infra/kube/*/go.mod tests/support/*/go.mod | sort -V | tail -1)
+version_at_least() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" == "$2" ]]; }
+[[ -x .tools/go/bin/go ]] && export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
+if ! version_at_least "$(go env GOVERSION | sed 's/^go//')" "$go_need"; then
+  toolchain="golang.org/toolchain@v0.0.1-go$go_need.$(go env GOOS)-$(go env GOARCH)"
+  log "Go $(go env GOVERSION) is older than $go_need: fetching $toolchain from the module proxy"
+  tmp_mod=$(mktemp -d)
+  go_dir=$(cd "$tmp_mod" && go mod init toolchain-fetch >/dev/null 2>&1 \
+    && GOTOOLCHAIN=local go mod download -json "$toolchain" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$tmp_mod"
+  [[ -n "$go_dir" ]] || { log "could not fetch go$go_need"; exit 1; }
+  rm -rf .tools/go && mkdir -p .tools && cp -r "$go_dir" .tools/go && chmod -R u+w .tools/go
+  # Module zips do not keep file modes.
+  chmod +x .tools/go/bin/* .tools/go/pkg/tool/*/*
+  export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
+fi
+export GOTOOLCHAIN=local
+
 # ---- Kubernetes API server for the tests (infra/kube) --------------------------------------
 # kube-apiserver, kubectl and etcd are built from the Go modules pinned in infra/kube (cold:
 # 10-15 min on 2 cores, then cached in .cache/kube); openssl makes the test server's
@@ -76,29 +104,11 @@ kube_missing=()
 command -v openssl >/dev/null 2>&1 || kube_missing+=(openssl)
 command -v curl >/dev/null 2>&1 || kube_missing+=(curl)
 command -v ss >/dev/null 2>&1 || kube_missing+=(iproute2)
-command -v go >/dev/null 2>&1 || kube_missing+=(golang-go)
 if ((${#kube_missing[@]})); then
   log "installing system packages for the test API server: ${kube_missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kube_missing[@]}" >/dev/null
 fi
-# Go 1.21+ fetches the toolchain a go.mod asks for by itself (GOTOOLCHAIN=auto). An older Go
-# (Debian 12's is 1.19) cannot: the go.mod's toolchain comes from the Go module proxy as the
-# module golang.org/toolchain into .tools/go.
-go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
-if [[ -n "$go_minor" ]] && ((go_minor < 21)) && [[ ! -x .tools/go/bin/go ]]; then
-  go_want=$(sed -n 's/^go \(1\.[0-9.]*\)$/\1/p' infra/kube/etcd/go.mod)
-  log "Go $(go env GOVERSION) is too old to build infra/kube: fetching go$go_want from the Go module proxy"
-  tmp_mod=$(mktemp -d)
-  go_dir=$(cd "$tmp_mod" && go mod init toolchain-fetch >/dev/null 2>&1 \
-    && go mod download -json "golang.org/toolchain@v0.0.1-go$go_want.linux-$(go env GOARCH)" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  rm -rf "$tmp_mod"
-  [[ -n "$go_dir" ]] || { log "could not fetch go$go_want"; exit 1; }
-  mkdir -p .tools && cp -r "$go_dir" .tools/go && chmod -R u+w .tools/go
-  # Module zips do not keep file modes.
-  chmod +x .tools/go/bin/* .tools/go/pkg/tool/*/*
-fi
-[[ -x .tools/go/bin/go ]] && export PATH="$EBBFLOW_ROOT/.tools/go/bin:$PATH"
 infra/kube/kube.sh build
 # --- The Security Profiles Operator's CRDs (tests/manifests): its Go module, pinned by
 # infra/kube/spo/go.sum, into the Go module cache (3 MB; nothing is built from it).
@@ -108,32 +118,13 @@ infra/kube/kube.sh spo-crds >/dev/null
 # --- Grafana's ClickHouse driver for the tests ---------------------------------------------
 # tests/support/chquery runs SQL through clickhouse-go v2 over HTTP, as Grafana's ClickHouse
 # plugin does. Built once into .cache/, keyed by the hash of its sources (tests/support/
-# chquery.ts computes the same path). Debian's golang-go is older than the module needs; Go
-# then fetches the toolchain the module names from the Go module proxy (golang.org/toolchain,
-# what Go 1.21+ does by itself with GOTOOLCHAIN=auto).
+# chquery.ts computes the same path), with the Go of the step above.
 CHQUERY_SRC=tests/support/chquery
 CHQUERY_KEY=$(cat "$CHQUERY_SRC/go.mod" "$CHQUERY_SRC/go.sum" "$CHQUERY_SRC/main.go" | sha256sum | cut -c1-16)
 CHQUERY_BIN=.cache/chquery-$CHQUERY_KEY/chquery
 if [[ ! -x "$CHQUERY_BIN" ]]; then
-  if ! command -v go >/dev/null 2>&1; then
-    log "installing Go (golang-go)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null
-  fi
-  GO=go
-  go_need=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$CHQUERY_SRC/go.mod")
-  go_have=$(go env GOVERSION | sed 's/^go//')
-  if [[ "$(printf '%s\n%s\n' "$go_need" "$go_have" | sort -V | head -1)" != "$go_need" ]]; then
-    toolchain="golang.org/toolchain@v0.0.1-go$go_need.$(go env GOOS)-$(go env GOARCH)"
-    log "Go $go_have is older than $go_need: fetching $toolchain from the module proxy"
-    tmp_mod=$(mktemp -d)
-    (cd "$tmp_mod" && go mod init fetch-toolchain >/dev/null 2>&1 && GOFLAGS=-mod=mod go mod download "$toolchain")
-    rm -rf "$tmp_mod"
-    GO="$(go env GOMODCACHE)/$toolchain/bin/go"
-    chmod +x "$GO" "$(dirname "$GO")"/../pkg/tool/*/* 2>/dev/null || true
-  fi
   log "building tests/support/chquery (clickhouse-go) into $CHQUERY_BIN"
-  (cd "$CHQUERY_SRC" && GOTOOLCHAIN=local "$GO" build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
+  (cd "$CHQUERY_SRC" && go build -o "$EBBFLOW_ROOT/$CHQUERY_BIN" .)
 fi
 
 # --- Web console (services/console) ---
