@@ -29,7 +29,8 @@ const QUEUE_BUDGET = 64 * 1024 * 1024
 /**
  * What the runtime itself may add on top of the queue while it catches up: V8 grows its heap
  * before it collects (the encoded batches, kafkajs' request and gzip buffers of up to 1 MiB
- * per send). Measured: +101 MiB over a 42 s outage at 5,000 events/s with a queue of ~13 MB.
+ * per send). Measured: +93 MiB over a 42 s outage at 5,000 events/s, 152 bytes an event, so a queue
+ * of ~32 MB: ~60 MiB of it is the runtime (bench/RESULTS.md).
  */
 const RUNTIME_SLACK = 64 * 1024 * 1024
 const WHICH0 = 1000
@@ -119,6 +120,7 @@ describe('broker stopped and restarted under a steady stream', {
     let newestNs = 0n
     let dropped = 0
     let redelivered = 0
+    let recordBytes = 0
     // A consumer of the test's own per broker life: the group's committed offsets carry the
     // reading over a restart, and no client has to outlive a broker it was connected to.
     const consume = async () => {
@@ -134,6 +136,7 @@ describe('broker stopped and restarted under a steady stream', {
             return
           }
           batches.add(b.batchId)
+          recordBytes += message.value!.length
           for (const d of b.drops)
             if (d.family === v1.Drops.Family.FAMILY_SYSCALL) dropped += Number(d.count)
           for (const s of b.syscall) {
@@ -231,6 +234,9 @@ describe('broker stopped and restarted under a steady stream', {
       missing: missing.length,
       droppedSyscallEvents: dropped,
       redeliveredBatches: redelivered,
+      // What one event costs in the queue (encoded batches, before gzip): the queue a given
+      // outage builds is about downMs × rate × this.
+      bytesPerEvent: Math.round(recordBytes / Math.max(1, seen.size)),
       rssBaseMiB: Math.round(baseRss / 2 ** 20),
       rssPeakMiB: Math.round(peakRss / 2 ** 20),
       queueBudgetMiB: QUEUE_BUDGET / 2 ** 20,
