@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { TOPICS } from '@ebbflow/common/wire'
-import { v1 } from '@ebbflow/proto'
+import { v1, v1Types } from '@ebbflow/proto'
 import type { Consumer } from 'kafkajs'
 import { createCgroup, type TestCgroup } from '../support/cgroup.ts'
 import { startBroker, type TestBroker } from '../support/kafka-broker.ts'
@@ -34,6 +34,7 @@ const QUEUE_BUDGET = 64 * 1024 * 1024
  */
 const RUNTIME_SLACK = 64 * 1024 * 1024
 const WHICH0 = 1000
+const FAMILY_SYSCALL = v1Types.Drops.lookupEnum('Family').values.FAMILY_SYSCALL
 const hasJava = existsSync('/usr/bin/java') || process.env.JAVA_HOME !== undefined
 const skip =
   process.getuid?.() !== 0
@@ -137,12 +138,11 @@ describe('broker stopped and restarted under a steady stream', {
           }
           batches.add(b.batchId)
           recordBytes += message.value!.length
-          for (const d of b.drops)
-            if (d.family === v1.Drops.Family.FAMILY_SYSCALL) dropped += Number(d.count)
+          for (const d of b.drops) if (d.family === FAMILY_SYSCALL) dropped += Number(d.count)
           for (const s of b.syscall) {
             if (s.syscall !== 'getpriority' || Number(s.task?.cgroupId) !== cg.id) continue
-            seen.add(Number(s.args[0]) - WHICH0)
-            const ns = BigInt(s.timeNs.toString())
+            seen.add(Number(s.args?.[0]) - WHICH0)
+            const ns = BigInt(String(s.timeNs))
             if (ns > newestNs) newestNs = ns
           }
         },
