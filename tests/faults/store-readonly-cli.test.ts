@@ -35,7 +35,7 @@ const skip = !isRoot()
 
 describe('store that cannot write, through `ebbflow ingest` and a real broker', {
   skip,
-  timeout: 120_000,
+  timeout: 240_000,
 }, () => {
   let broker: TestBroker
   let tmp: string
@@ -100,6 +100,8 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     const ready = JSON.parse(await cli.waitForLine(/"msg":"ingesting"/, 60_000)) as {
       metricsPort: number
     }
+    // The group's first join on a fresh broker creates its offsets topic: slow on a busy machine.
+    await cli.waitForLine(/"msg":"joined the group"/, 90_000)
     const metrics = async () =>
       (await fetch(`http://127.0.0.1:${ready.metricsPort}/metrics`)).text()
 
