@@ -200,3 +200,13 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/** The rows of `sql` over a chDB folder no process holds open (read in a child process). */
+export function queryFolder<T>(dataDir: string, sql: string): T[] {
+  const out = execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, 'read-query.ts'), dataDir, sql],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  )
+  return JSON.parse(out) as T[]
+}

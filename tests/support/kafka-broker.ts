@@ -1,7 +1,7 @@
 // A real Kafka broker for tests: a container through testcontainers where a Docker
 // engine answers, the local KRaft broker from its jars (infra/kafka/kafka.sh) everywhere else.
 // Both run the same Kafka version (KAFKA_VERSION below, infra/kafka/pom.xml, docker-compose.yml).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -25,6 +25,11 @@ export interface TestBroker {
   /** The local broker's folder (its kafka.pid names the JVM, for pausing it). */
   dir?: string
   stop(): Promise<void>
+  /** The local broker only: stops its JVM (SIGTERM, SIGKILL after 30 s), keeping its folder. */
+  halt?(): Promise<void>
+  /** The local broker only: starts it again on the same port and folder (its topics, records
+   * and committed offsets kept). */
+  resume?(): Promise<void>
 }
 
 export function freePort(): Promise<number> {
@@ -88,9 +93,10 @@ export async function startBroker(): Promise<TestBroker> {
   // between the choice and the bind. Such a start fails fast; try again with another port.
   let dir = ''
   let bootstrap = ''
+  let port = 0
   for (let attempt = 1; ; attempt++) {
     dir = mkdtempSync(join(tmpdir(), 'ebbflow-broker-'))
-    const port = await freePort()
+    port = await freePort()
     try {
       bootstrap = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
         encoding: 'utf8',
@@ -111,7 +117,28 @@ export async function startBroker(): Promise<TestBroker> {
       spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
       rmSync(dir, { recursive: true, force: true })
     },
+    async halt() {
+      await run(kafkaSh, ['stop', '--dir', dir])
+    },
+    async resume() {
+      await run(kafkaSh, ['start', '--port', String(port), '--dir', dir])
+    },
   }
+}
+
+/** A child to its end without blocking the event loop (a test keeps counting meanwhile). */
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${code}\n${stderr}`)),
+    )
+  })
 }
 
 /** A Publisher to `brokers` with test-sized defaults; `over` changes any option. */

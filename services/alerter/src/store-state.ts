@@ -133,6 +133,41 @@ export class AlertStore {
         keepFiringSince: t(r.keep_firing_since),
         validUntil: t(r.valid_until),
       })
+    // An evaluation killed after writing its transitions and before writing the state they
+    // led to: its transitions are the newest truth. Without this replay the next evaluation
+    // starts from the older state, finds the same alert new again and announces it a second
+    // time under another id (its activeAt is the new evaluation's time).
+    const orphans = await this.store.query<TransitionRow>(
+      `SELECT fingerprint, toString(to_state) AS to_state, labels, annotations, value,
+              toString(active_at) AS active_at, toString(time) AS at
+       FROM ebbflow.alert_transitions FINAL
+       WHERE rule = {rule:String}
+         AND slot > (SELECT toInt64(ifNull(max(slot), -1)) FROM ebbflow.alert_state
+                     WHERE rule = {rule:String})
+       ORDER BY slot, time, to_state`,
+      { rule },
+    )
+    for (const o of orphans) {
+      if (o.to_state === 'inactive') {
+        out.delete(o.fingerprint)
+        continue
+      }
+      const before = out.get(o.fingerprint)
+      const at = t(o.at)
+      out.set(o.fingerprint, {
+        fingerprint: o.fingerprint,
+        labels: o.labels,
+        annotations: o.annotations,
+        value: Number(o.value),
+        state: o.to_state,
+        activeAt: t(o.active_at),
+        firedAt: o.to_state === 'firing' ? at : (before?.firedAt ?? 0),
+        resolvedAt: o.to_state === 'resolved' ? at : 0,
+        lastSentAt: before?.lastSentAt ?? 0,
+        keepFiringSince: 0,
+        validUntil: before?.validUntil ?? 0,
+      })
+    }
     return out
   }
 
@@ -314,6 +349,16 @@ export interface PendingDelivery {
   /** When the transition happened ('YYYY-MM-DD hh:mm:ss.mmm', UTC). */
   at: string
   active_at: string
+}
+
+interface TransitionRow {
+  fingerprint: string
+  to_state: AlertState | 'inactive'
+  labels: Record<string, string>
+  annotations: Record<string, string>
+  value: number | string
+  active_at: string
+  at: string
 }
 
 interface StateRow {

@@ -223,6 +223,48 @@ describe('alerter on chDB', { timeout: 120_000 }, () => {
     )
   })
 
+  it('a replica that died between saving transitions and saving state: the next evaluation announces nothing twice', async () => {
+    const r = gaugeRule('GaugeDiedMidway', 'g9')
+    await setGauge(store, 'g9', 'node-d', 3)
+    // The store as a process that is killed right after its transitions were written: the
+    // state insert never happens, and neither does anything after it.
+    const dying = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === 'insert')
+          return async (table: string, rows: object[], o?: object) => {
+            if (table === 'ebbflow.alert_state') throw new Error('killed')
+            return target.insert(table, rows, o as never)
+          }
+        const v = Reflect.get(target, key, receiver)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    await assert.rejects(
+      new Alerter([r], options('r-dying'), { store: dying, logger, now: at(40) }).evaluateRule(r),
+      /killed/,
+    )
+    assert.equal((await once(r, 42, 'r-next')).outcome, 'evaluated')
+    await once(r, 43, 'r-next')
+    const history = await store.query<{ moves: string }>(
+      `SELECT concat(toString(from_state), '>', toString(to_state)) AS moves
+       FROM ebbflow.alert_transitions FINAL WHERE rule = 'GaugeDiedMidway' ORDER BY time, to_state`,
+    )
+    assert.deepEqual(
+      history.map((h) => h.moves),
+      ['inactive>pending', 'pending>firing'],
+      'the alert became active once',
+    )
+    await hook.waitFor(
+      () => hooksFor('GaugeDiedMidway').length >= 1,
+      10_000,
+      'the firing notification',
+    )
+    assert.deepEqual(
+      hooksFor('GaugeDiedMidway').map((x) => x.body.status),
+      ['firing'],
+    )
+  })
+
   it('a replica that died after claiming a slot holds the next one up for one interval at most', async () => {
     const r = gaugeRule('GaugeDeadReplica', 'g6')
     await setGauge(store, 'g6', 'node-f', 1)
