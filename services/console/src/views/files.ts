@@ -29,8 +29,8 @@ interface Advice {
   summary: string
 }
 
-/** Paths read per window: a busy workload's hour, bounded for the browser. */
-const MAX_ACCESSES = 2000
+/** The API's default page limit (fileAccess has no cursor): the most used paths first. */
+const MAX_ACCESSES = 500
 
 const ACCESSES = `query($filter: EventFilter!, $first: Int) {
   fileAccess(filter: $filter, first: $first) {
@@ -98,11 +98,7 @@ function accessTable(accesses: FileAccess[]): HTMLElement {
           h('td', { class: 'num' }, count(a.count)),
           h('td', { class: 'time' }, dateTime(a.firstSeen)),
           h('td', { class: 'time' }, dateTime(a.lastSeen)),
-          h(
-            'td',
-            { class: 'mono', title: `pids ${a.pids.join(', ')}` },
-            a.processes.join(', '),
-          ),
+          h('td', { class: 'mono', title: `pids ${a.pids.join(', ')}` }, a.processes.join(', ')),
         ),
       ),
     ),
