@@ -9,12 +9,20 @@
 // kubelet to place a pod in that cgroup (enrichment itself is tested elsewhere).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { createApi } from '@ebbflow/api'
+import { type Api, createApi, startApiServer } from '@ebbflow/api'
 import {
   type CaptureSink,
   InProcessTransport,
@@ -27,10 +35,12 @@ import { type CounterEvent, createLogger, type Family, type RecordEvent } from '
 import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { IngestMetrics, Ingestor, InProcessIngester, StoreDeadLetters } from '@ebbflow/ingester'
 import { bootTimeNs } from '@ebbflow/native'
+import { chromium } from 'playwright-core'
 import { isRoot } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
 
 const logger = createLogger('test', 'silent')
+const CHROMIUM = '/usr/bin/chromium'
 const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), '../support/landlock-run.py')
 const landlockAbi = (): number => {
   const r = spawnSync('/usr/bin/python3', [
@@ -93,7 +103,11 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
   let tmp: string
   let work: string
   let store: Store
+  let api: Api
   let post: (q: string) => Promise<Record<string, unknown>>
+  /** What the first test observed and was advised, for the console's. */
+  let advised: { ruleset: unknown; rules: { path: string }[] } | undefined
+  const touched: [path: string, access: string][] = []
 
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'ebbflow-files-e2e-'))
@@ -105,7 +119,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     writeFileSync(join(work, 'workload.sh'), WORKLOAD)
     store = await ChdbStore.open(join(tmp, 'data'))
     await migrate(store)
-    const api = createApi({ store, tokens: { 'token-all-0123456789': ['*'] }, logger })
+    api = createApi({ store, tokens: { 'token-all-0123456789': ['*'] }, logger })
     post = async (query) => {
       const res = await api.fetch('http://127.0.0.1/graphql', {
         method: 'POST',
@@ -207,6 +221,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       [realpathSync('/usr/bin/cat'), 'exec', 'cat'],
     ] as const
     for (const [path, access, comm] of expect) {
+      touched.push([path, access])
       const a = got(path, access)
       assert.ok(
         a,
@@ -257,6 +272,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     ).landlockRuleset
     assert.equal(byFunction.function, 'lander-fn')
     assert.deepEqual(byFunction.rules, advice.rules)
+    advised = advice
     const rulesetFile = join(tmp, 'ruleset.json')
     writeFileSync(rulesetFile, JSON.stringify(advice.ruleset))
 
@@ -279,5 +295,79 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       encoding: 'utf8',
     })
     assert.equal(open.status, 0, open.stderr)
+  })
+
+  it('the console shows the workload’s files, and a ruleset that confines it once copied', {
+    skip: existsSync(CHROMIUM)
+      ? false
+      : `no browser at ${CHROMIUM} (scripts/setup.sh installs Debian's chromium)`,
+  }, async () => {
+    assert.ok(advised, 'the first test observed the workload')
+    const server = await startApiServer({ api, port: 0, host: '127.0.0.1' })
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'],
+    })
+    try {
+      const context = await browser.newContext({
+        permissions: ['clipboard-read', 'clipboard-write'],
+      })
+      const page = await context.newPage()
+      const errors: string[] = []
+      page.on('pageerror', (e) => errors.push(e.message))
+      // The token the console keeps once a user typed it (its dialog is tested elsewhere).
+      await context.addInitScript(() =>
+        sessionStorage.setItem('ebbflow.token', 'token-all-0123456789'),
+      )
+      await page.goto(`${server.consoleUrl}#/files?ns=files-e2e&pod=lander-1&range=1h`)
+      await page
+        .locator('table.files tbody tr')
+        .first()
+        .waitFor({ timeout: 20_000 })
+        .catch(async (err: unknown) => {
+          const shown = (await page.locator('main').textContent()) ?? ''
+          throw new Error(`no file table: ${shown.slice(0, 1500)} ${errors}`, { cause: err })
+        })
+      // Every path the workload touched, with its access kind, both runs counted.
+      for (const [path, access] of touched) {
+        const row = page.locator(`table.files tr[data-path="${path}"][data-access="${access}"]`)
+        assert.equal(await row.count(), 1, `${access} ${path} on the page`)
+        assert.equal((await row.locator('td').nth(2).textContent())?.trim(), '2')
+      }
+      const shownPaths = await page
+        .locator('table.files tbody tr')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path')))
+      assert.ok(!shownPaths.includes(`${work}/secret.txt`), 'the secret was never read')
+      const lsRow = page.locator(`table.files tr[data-path="${work}/data"][data-access="read"]`)
+      assert.equal(
+        (await lsRow.locator('td').nth(5).textContent())?.trim(),
+        'ls',
+        'the process that listed it',
+      )
+
+      const summary = (await page.locator('pre.ruleset-summary').textContent()) ?? ''
+      assert.match(summary, /Landlock ruleset for Deployment\/lander/)
+      assert.ok(summary.includes(`beneath ${work}/out`), summary)
+      // The JSON as a user copies it, applied by the launcher: the workload runs.
+      await page.getByRole('button', { name: 'Copy JSON' }).click()
+      await page.getByRole('button', { name: 'Copied' }).waitFor({ timeout: 5000 })
+      const copied = await page.evaluate(() => navigator.clipboard.readText())
+      assert.deepEqual(JSON.parse(copied), advised.ruleset)
+      const rulesetFile = join(tmp, 'copied.json')
+      writeFileSync(rulesetFile, copied)
+      rmSync(join(work, 'out/result.txt'), { force: true })
+      const ok = spawnSync(
+        '/usr/bin/python3',
+        [LAUNCHER, rulesetFile, '--', '/bin/sh', join(work, 'workload.sh'), work],
+        { encoding: 'utf8', timeout: 30_000 },
+      )
+      assert.equal(ok.status, 0, `confined by the copied ruleset: ${ok.stderr}`)
+      assert.equal(readFileSync(join(work, 'out/result.txt'), 'utf8'), 'payload\n')
+      assert.deepEqual(errors, [])
+    } finally {
+      await browser.close()
+      await server.close()
+    }
   })
 })

@@ -3,6 +3,7 @@
 import './style.css'
 import { fill, h, note } from './dom.ts'
 import { currentRoute, href, REFRESH, type View } from './route.ts'
+import { filesView } from './views/files.ts'
 import { healthView } from './views/health.ts'
 import { liveView } from './views/live.ts'
 import { mapView } from './views/map.ts'
@@ -18,6 +19,7 @@ const VIEWS: Record<View, { title: string; render: Render }> = {
   sessions: { title: 'Exec sessions', render: sessionsView },
   map: { title: 'Service map', render: mapView },
   syscalls: { title: 'Syscalls', render: syscallsView },
+  files: { title: 'Files', render: filesView },
   health: { title: 'Health', render: healthView },
 }
 

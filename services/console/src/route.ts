@@ -1,7 +1,15 @@
 // Every view's state lives in the URL's fragment (#/view?key=value…), so any screen can be
 // bookmarked or shared and the server only ever serves `/`.
 
-export const VIEWS = ['live', 'processes', 'sessions', 'map', 'syscalls', 'health'] as const
+export const VIEWS = [
+  'live',
+  'processes',
+  'sessions',
+  'map',
+  'syscalls',
+  'files',
+  'health',
+] as const
 export type View = (typeof VIEWS)[number]
 
 export interface Route {
