@@ -56,9 +56,12 @@ async function ingestProcess(
   dir: string,
   group: string,
 ): Promise<Run> {
+  // EBBFLOW_BENCH_CPU_PROF=DIR: a V8 CPU profile of each `ebbflow ingest` process in DIR.
+  const profile = process.env.EBBFLOW_BENCH_CPU_PROF
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
       CLI,
       'ingest',
       '--kafka',
