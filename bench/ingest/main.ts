@@ -10,6 +10,9 @@
 //   - end to end: a producer makes RATE getppid records/s (a security-syscall record each)
 //     for SECONDS; capture → publisher → in-process queue → ingester → chDB, and every event's
 //     age (wall clock at the end of its block's insert minus its kernel timestamp).
+//   - through a broker (broker.ts): `ebbflow ingest` as its own process from a real local
+//     broker, beside ClickHouse's own `file()` parse of the same bytes and ClickHouse's Kafka
+//     engine on the same topic, alternating (EBBFLOW_BENCH_INGEST_ONLY=broker: this part only).
 // Prints one JSON report and writes bench/reports/ingest.json.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -42,6 +45,7 @@ import {
 import { PROTO_DIR, v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
 import { createCgroup } from '../../tests/support/cgroup.ts'
+import { throughBroker } from './broker.ts'
 
 const env = process.env
 const COUNT_ROWS = Number(env.EBBFLOW_BENCH_COUNT_ROWS ?? 1_000_000)
@@ -101,12 +105,12 @@ function execs(n: number): CapturedEvent[] {
   }))
 }
 
-/** EventBatch records of BATCH_EVENTS events each, as a collector publishes them. */
-function records(events: CapturedEvent[], topic: string): InRecord[] {
+/** EventBatch records of `per` events each, as a collector publishes them. */
+function records(events: CapturedEvent[], topic: string, per = BATCH_EVENTS): InRecord[] {
   const out: InRecord[] = []
-  for (let i = 0; i < events.length; i += BATCH_EVENTS) {
+  for (let i = 0; i < events.length; i += per) {
     const w = protobuf.Writer.create()
-    const chunk = events.slice(i, i + BATCH_EVENTS)
+    const chunk = events.slice(i, i + per)
     for (const e of chunk) writeEvent(w, e, clock)
     const head = v1.EventBatch.encode({
       node: 'bench-node',
@@ -448,16 +452,60 @@ try {
   await migrate(store)
   const countRecs = records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1')
   const execRecs = records(execs(EXEC_ROWS), 'ebbflow.exec.v1')
+  // ONLY=broker: the `ebbflow ingest` figures alone (the other parts take minutes).
+  const all = env.EBBFLOW_BENCH_INGEST_ONLY !== 'broker'
   const report = {
     bench: 'ingest',
     machine: { cpus: cpus().length, model: cpus()[0]?.model },
-    syscallCountRows: await ingestRate(store, 'counts', 'syscall_counts', countRecs, COUNT_ROWS),
-    execRows: await ingestRate(store, 'execs', 'process_events', execRecs, EXEC_ROWS),
+    // Records as a collector sends them to Kafka (under the broker's 1 MiB message limit).
+    throughBroker:
+      spawnSync('java', ['-version']).status === 0
+        ? await throughBroker(
+            store,
+            dir,
+            [
+              {
+                name: 'syscallCountRows',
+                family: 'syscall',
+                topic: 'ebbflow.syscall.v1',
+                table: 'syscall_counts',
+                records: records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1', 2000),
+                rows: COUNT_ROWS,
+              },
+              {
+                name: 'execRows',
+                family: 'exec',
+                topic: 'ebbflow.exec.v1',
+                table: 'process_events',
+                records: records(execs(EXEC_ROWS), 'ebbflow.exec.v1', 1000),
+                rows: EXEC_ROWS,
+              },
+            ],
+            ROUNDS,
+            BLOCK_ROWS,
+          )
+        : 'skipped: needs Java 17+ for the local Kafka broker',
+    ...(all
+      ? {
+          syscallCountRows: await ingestRate(
+            store,
+            'counts',
+            'syscall_counts',
+            countRecs,
+            COUNT_ROWS,
+          ),
+          execRows: await ingestRate(store, 'execs', 'process_events', execRecs, EXEC_ROWS),
+        }
+      : {}),
     ...(env.EBBFLOW_BENCH_INGEST_EXTRAS === '1'
       ? { codecs: await codecs(store), formats: await formats(store) }
       : {}),
-    serverlessColdStart: coldStart(dir),
-    endToEnd: process.getuid?.() === 0 ? await endToEnd(store) : 'skipped: needs root',
+    ...(all
+      ? {
+          serverlessColdStart: coldStart(dir),
+          endToEnd: process.getuid?.() === 0 ? await endToEnd(store) : 'skipped: needs root',
+        }
+      : {}),
     targets: {
       syscallCountRowsPerSecondPerCore: 1_000_000,
       execRowsPerSecondPerCore: 300_000,

@@ -144,12 +144,15 @@ export class Ingestor {
    * back as dead letters with ClickHouse's reasons; a block ClickHouse cannot parse, or whose
    * rows a table refuses for good, is narrowed down by halves, each half under a token derived
    * from its parent's, so a retry splits the same way; the single records it still refuses
-   * come back as dead letters. A failure a retry may cure (`retriable`) rejects.
+   * come back as dead letters. Tables that took a block's rows before another refused them
+   * (`done`) are left out of its halves: their tokens differ, so nothing else would stop the
+   * same rows from being stored twice. A failure a retry may cure (`retriable`) rejects.
    */
   private async store(
     good: readonly HeaderedRecord[],
     token: string,
     totals: Record<Table, number>,
+    done: ReadonlySet<Table> = new Set(),
   ): Promise<DeadLetter[]> {
     if (good.length === 0) return []
     const store = this.o.store
@@ -157,6 +160,9 @@ export class Ingestor {
       throw new EbbflowError('STORE_NO_BATCH_INPUT', 'this store cannot take EventBatch records')
     let input: BatchInput | undefined
     let stage: 'check' | 'insert' = 'check'
+    // Tables that took this block's rows before another table refused them. The halves of a
+    // bisection carry other tokens, so inserting their rows there again would store them twice.
+    const inserted: Table[] = []
     try {
       input = await store.batchInput(lengthDelimited(good.map((g) => g.record.value!)))
       const bad = await input.query<{ record: string; untimed: string; problems: string[] }>(
@@ -192,32 +198,39 @@ export class Ingestor {
       const rows = rowsOf(keep)
       const stop = this.o.metrics.insertSeconds.startTimer()
       for (const table of TABLES) {
-        if (rows[table] === 0) continue
+        if (rows[table] === 0 || done.has(table)) continue
         await input.insert((source) => insertStatement(table, source), {
           dedupToken: `${token}:${table}`,
         })
+        inserted.push(table)
+        totals[table] += rows[table]
       }
       stop()
-      for (const t of TABLES) totals[t] += rows[t]
       return letters
     } catch (err) {
       if (stage === 'insert')
         this.o.metrics.insertFailures.inc({ retriable: String(retriable(err)) })
       if (retriable(err)) throw err
       const reason: DeadLetterReason = stage === 'check' ? 'undecodable' : 'store_rejected'
+      const skip = new Set([...done, ...inserted])
       if (good.length === 1) {
+        // Its rows in the tables that took them before stay there: ClickHouse cannot take an
+        // insert back. The letter says which, so a replay of it knows what it would repeat.
+        const mine = rowsOf(good)
+        const kept = TABLES.filter((t) => skip.has(t) && mine[t] > 0)
+        const note = kept.length > 0 ? ` (its rows in ${kept.join(', ')} were stored)` : ''
         this.o.logger.warn(
-          { err, topic: good[0]!.record.topic, offset: good[0]!.record.offset, reason },
+          { err, topic: good[0]!.record.topic, offset: good[0]!.record.offset, reason, kept },
           'the store refused a record; it goes to the dead letters',
         )
-        return [this.letter(good[0]!.record, reason, (err as Error).message)]
+        return [this.letter(good[0]!.record, reason, `${(err as Error).message}${note}`)]
       }
       await input?.release()
       input = undefined
       const half = Math.ceil(good.length / 2)
       return [
-        ...(await this.store(good.slice(0, half), `${token}/0`, totals)),
-        ...(await this.store(good.slice(half), `${token}/1`, totals)),
+        ...(await this.store(good.slice(0, half), `${token}/0`, totals, skip)),
+        ...(await this.store(good.slice(half), `${token}/1`, totals, skip)),
       ]
     } finally {
       await input?.release()

@@ -499,18 +499,103 @@ export interface KafkaEngineOptions {
 const identifier = (s: string) => s.replace(/[^a-zA-Z0-9_]/g, '_')
 
 /**
+ * What the Kafka table's virtual columns become in the queue table between it and the views
+ * (`_topic` → `kafka_topic`…): a Null table has no virtual columns, so they are real ones there.
+ */
+const KAFKA_COLUMNS: readonly [column: string, type: string, expr: string][] = [
+  ['kafka_topic', 'LowCardinality(String)', '_topic'],
+  ['kafka_partition', 'Int32', 'toInt32(_partition)'],
+  ['kafka_offset', 'Int64', 'toInt64(_offset)'],
+  ['kafka_key', 'String', "ifNull(_key, '')"],
+  ['kafka_error', 'String', '_error'],
+  ['kafka_raw_message', 'String', '_raw_message'],
+]
+
+const QUEUE_FULL = (root.lookupEnum('ebbflow.v1.Drops.Reason').values as Record<string, number>)
+  .REASON_QUEUE_FULL
+
+/**
+ * One ledger row per stored record, as the ingester's ledger.ts writes it: the header, the
+ * events of the batch without its drop records, and the queue_full drops the publisher reported.
+ */
+function ledgerSelect(valid: string): string {
+  const events = familyFields()
+    .filter((f) => f !== 'drops')
+    .map((f) => `length(${f})`)
+    .join(' + ')
+  const time = (f: string) => `fromUnixTimestamp64Nano(toInt64(${f}), 'UTC')`
+  const drops = (f: string) => `arraySum(d -> if(d.reason = ${QUEUE_FULL}, d.${f}, 0), drops)`
+  const columns: [string, string][] = [
+    ['stored_at', 'now64(3)'],
+    ['node', 'node'],
+    ['boot_id', 'boot_id'],
+    ['collector_instance_id', 'collector_instance_id'],
+    ['topic', 'kafka_topic'],
+    ['sequence', 'sequence'],
+    ['batch_id', 'batch_id'],
+    ['first_time', time('first_time_ns')],
+    ['last_time', time('last_time_ns')],
+    ['events', `toUInt32(${events})`],
+    ['dropped_batches', drops('batches')],
+    ['dropped_events', drops('count')],
+  ]
+  return `SELECT ${columns.map(([c, e]) => `${e} AS ${c}`).join(', ')} FROM ${valid}`
+}
+
+/**
  * The Kafka engine route: per topic a `Kafka` table that parses each record as one EventBatch
- * (`ProtobufSingle`), materialized views that unnest valid records into the raw tables with the
- * ingester's own SELECTs, and views that put every other record in ebbflow.dead_letters: what
- * the engine could not parse (kafka_handle_error_mode='stream': the error and the raw bytes),
- * and what fails the ingester's checks (the problems; the engine keeps no raw bytes of a record
- * it parsed). At least once: a ClickHouse restart re-reads what it had not committed.
+ * (`ProtobufSingle`), one view that moves its blocks into a `Null` queue table, and views on
+ * the queue that unnest valid records into the raw tables with the ingester's own SELECTs,
+ * record their headers in ebbflow.batch_ledger (so collectorHealth sees gaps on this route
+ * too), and put every other record in ebbflow.dead_letters: what the engine could not parse
+ * (kafka_handle_error_mode='stream': the error and the raw bytes), and what fails the
+ * ingester's checks (the problems; the engine keeps no raw bytes of a record it parsed). At
+ * least once: a ClickHouse restart re-reads what it had not committed.
+ *
+ * Why the queue: a Kafka table starts consuming as soon as its first view is attached, and
+ * hands each block to the views attached at that moment, committing its offsets after. With
+ * the views created one by one on the Kafka table, the first blocks of a topic went to the
+ * first views only: the records of the later families (syscall, syscall_count) were committed
+ * and never stored (seen on chDB, the first 42 of 200 records). The queue and every view on it
+ * exist before the Kafka table's one view, the last statement, lets it start.
  */
 export function kafkaEngineStatements(o: KafkaEngineOptions): string[] {
   const out: string[] = []
   const group = o.group ?? 'ebbflow-clickhouse'
   for (const [family, topic] of Object.entries(o.topics)) {
     const kafka = `ebbflow.kafka_${identifier(family)}`
+    const queue = `${kafka}_queue`
+    out.push(
+      `CREATE TABLE IF NOT EXISTS ${queue} (${batchStructure()}, ${KAFKA_COLUMNS.map(([c, t]) => `${c} ${t}`).join(', ')}) ENGINE = Null`,
+    )
+    const valid = `(SELECT * FROM ${queue} WHERE length(kafka_error) = 0 AND ${headerValid()} AND ${eventsValid()})`
+    // One view per family: a view runs on the block it is handed only through the first
+    // SELECT of a UNION ALL, so the ingester's per-table UNION ALL is split here.
+    for (const route of FAMILY_ROUTES) {
+      const exprs = familyColumns(route).map(([c, e]) => `${e} AS ${c}`)
+      out.push(
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_${route.field}_mv TO ebbflow.${route.table} AS ` +
+          `SELECT ${exprs.join(', ')} FROM ${valid} ARRAY JOIN ${route.field} AS e`,
+      )
+    }
+    out.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_ledger_mv TO ebbflow.batch_ledger AS ${ledgerSelect(valid)}`,
+    )
+    const letter = (reason: string, error: string, value: string, where: string) =>
+      `SELECT now64(3) AS time, 'kafka-engine' AS source, kafka_topic AS topic, kafka_partition AS partition, ` +
+      `kafka_offset AS offset, '${reason}' AS reason, ${error} AS error, kafka_key AS key, ${value} AS value_base64 ` +
+      `FROM ${queue} WHERE ${where}`
+    out.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_undecodable_mv TO ebbflow.dead_letters AS ${letter('undecodable', 'kafka_error', 'base64Encode(kafka_raw_message)', 'length(kafka_error) > 0')}`,
+    )
+    out.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_invalid_mv TO ebbflow.dead_letters AS ${letter(
+        'invalid_event',
+        `concat('out of range: ', arrayStringConcat(arrayConcat(if(${headerValid()}, [], ['invalid EventBatch header (no node, no batch id, sequence out of range or no events)']), if(${untimedExpr()} > 0, [concat(toString(${untimedExpr()}), ' events without a timestamp')], []), ${problemsExpr()}), '; '))`,
+        "''",
+        `length(kafka_error) = 0 AND NOT (${headerValid()} AND ${eventsValid()})`,
+      )}`,
+    )
     const settings = [
       `kafka_broker_list = ${sqlString(o.brokers)}`,
       `kafka_topic_list = ${sqlString(topic)}`,
@@ -523,30 +608,9 @@ export function kafkaEngineStatements(o: KafkaEngineOptions): string[] {
     out.push(
       `CREATE TABLE IF NOT EXISTS ${kafka} (${batchStructure()}) ENGINE = Kafka SETTINGS ${settings.join(', ')}`,
     )
-    const valid = `(SELECT * FROM ${kafka} WHERE length(_error) = 0 AND ${headerValid()} AND ${eventsValid()})`
-    // One view per family: a view runs on the block the Kafka table hands it only through the
-    // first SELECT of a UNION ALL, so the ingester's per-table UNION ALL is split here.
-    for (const route of FAMILY_ROUTES) {
-      const exprs = familyColumns(route).map(([c, e]) => `${e} AS ${c}`)
-      out.push(
-        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_${route.field}_mv TO ebbflow.${route.table} AS ` +
-          `SELECT ${exprs.join(', ')} FROM ${valid} ARRAY JOIN ${route.field} AS e`,
-      )
-    }
-    const letter = (reason: string, error: string, value: string, where: string) =>
-      `SELECT now64(3) AS time, 'kafka-engine' AS source, _topic AS topic, toInt32(_partition) AS partition, ` +
-      `toInt64(_offset) AS offset, '${reason}' AS reason, ${error} AS error, ifNull(_key, '') AS key, ${value} AS value_base64 ` +
-      `FROM ${kafka} WHERE ${where}`
     out.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_undecodable_mv TO ebbflow.dead_letters AS ${letter('undecodable', '_error', 'base64Encode(_raw_message)', 'length(_error) > 0')}`,
-    )
-    out.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_invalid_mv TO ebbflow.dead_letters AS ${letter(
-        'invalid_event',
-        `concat('out of range: ', arrayStringConcat(arrayConcat(if(${headerValid()}, [], ['invalid EventBatch header (no node, no batch id, sequence out of range or no events)']), if(${untimedExpr()} > 0, [concat(toString(${untimedExpr()}), ' events without a timestamp')], []), ${problemsExpr()}), '; '))`,
-        "''",
-        `length(_error) = 0 AND NOT (${headerValid()} AND ${eventsValid()})`,
-      )}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${kafka}_mv TO ${queue} AS ` +
+        `SELECT *, ${KAFKA_COLUMNS.map(([c, , e]) => `${e} AS ${c}`).join(', ')} FROM ${kafka}`,
     )
   }
   return out
