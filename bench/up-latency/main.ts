@@ -27,7 +27,7 @@ const RATE = Number(process.env.EBBFLOW_BENCH_RATE ?? 50_000)
 const SECONDS = Number(process.env.EBBFLOW_BENCH_SECONDS ?? 60)
 const MARKER_MS = Number(process.env.EBBFLOW_BENCH_MARKER_MS ?? 100)
 const DRAIN_S = Number(process.env.EBBFLOW_BENCH_DRAIN_S ?? 60)
-const POLL_MS = 50
+const POLL_MS = 100
 const WINDOW_S = 10
 /** Above PID_MAX_LIMIT: getpgid fails with ESRCH at once, and no real process has the id. */
 const MARKER_BASE = 1_000_000_000
@@ -52,7 +52,17 @@ async function startUp(dataDir: string): Promise<Up> {
   const port = await freePort()
   const child = spawn(
     bin,
-    ['up', '--data-dir', dataDir, '--port', String(port), '--families', 'syscall', '--status', 'true'],
+    [
+      'up',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(port),
+      '--families',
+      'syscall',
+      '--status',
+      'true',
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -77,11 +87,21 @@ async function startUp(dataDir: string): Promise<Up> {
   return { child, log: () => log, base: `http://127.0.0.1:${port}` }
 }
 
-/** The marker numbers of the cgroup's getpgid rows at or above `from`, through /clickhouse. */
-async function visibleMarkers(base: string, cgroupId: number, from: number): Promise<number[]> {
+/**
+ * The marker numbers of the cgroup's getpgid rows at or above `from`, through /clickhouse. The
+ * time bound (5 s before the oldest unseen marker's stamp, on the sort key) keeps each poll to
+ * a few seconds of rows: a poll shares the store with the ingester, and must not slow it.
+ */
+async function visibleMarkers(
+  base: string,
+  cgroupId: number,
+  from: number,
+  sinceMs: number,
+): Promise<number[]> {
   const sql =
     `SELECT args[1] - ${MARKER_BASE} AS k FROM ebbflow.syscall_events ` +
-    `WHERE cgroup_id = ${cgroupId} AND syscall = 'getpgid' AND args[1] >= ${MARKER_BASE + from} FORMAT TSV`
+    `WHERE time >= fromUnixTimestamp64Milli(${Math.floor(sinceMs) - 5000}) AND cgroup_id = ${cgroupId} ` +
+    `AND syscall = 'getpgid' AND args[1] >= ${MARKER_BASE + from} FORMAT TSV`
   const res = await fetch(`${base}/clickhouse`, { method: 'POST', body: sql })
   const text = await res.text()
   if (!res.ok) throw new Error(`/clickhouse answered ${res.status}: ${text.slice(0, 300)}`)
@@ -134,7 +154,12 @@ async function main() {
     let pollErrors = 0
     for (;;) {
       try {
-        const ks = await visibleMarkers(up.base, cg.id, lowestUnseen)
+        const ks = await visibleMarkers(
+          up.base,
+          cg.id,
+          lowestUnseen,
+          stamps.get(lowestUnseen) ?? Date.now(),
+        )
         const at = Date.now()
         polls++
         for (const k of ks) if (!seen.has(k)) seen.set(k, at)
@@ -159,7 +184,8 @@ async function main() {
       if (at !== undefined) latencies.push({ k, at: stamp - started, s: (at - stamp) / 1000 })
     }
     const all = latencies.map((l) => l.s).sort((a, b) => a - b)
-    const windows: { fromS: number; markers: number; p50S: number; p99S: number; maxS: number }[] = []
+    const windows: { fromS: number; markers: number; p50S: number; p99S: number; maxS: number }[] =
+      []
     for (let w = 0; w * WINDOW_S < SECONDS; w++) {
       const xs = latencies
         .filter((l) => l.at >= w * WINDOW_S * 1000 && l.at < (w + 1) * WINDOW_S * 1000)
@@ -203,7 +229,8 @@ async function main() {
     }
     const text = JSON.stringify(report, null, 2)
     process.stdout.write(`${text}\n`)
-    const out = process.env.EBBFLOW_BENCH_REPORT ?? join(import.meta.dirname, '../reports/up-latency.json')
+    const out =
+      process.env.EBBFLOW_BENCH_REPORT ?? join(import.meta.dirname, '../reports/up-latency.json')
     mkdirSync(join(out, '..'), { recursive: true })
     writeFileSync(out, text)
   } finally {

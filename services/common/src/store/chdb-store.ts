@@ -164,6 +164,7 @@ export class ChdbStore implements Store {
           `${build(source)} SETTINGS ${schema}, ${dedupSettings(options)}, max_threads = 1`,
         ),
       release: () => rm(path, { force: true }),
+      checkedInsert: true,
     }
   }
 
