@@ -176,7 +176,10 @@ export class Ingestor {
       if (checked) {
         const table = checked
         try {
-          await input.insert((source) => checkedInsertStatement(table, source)!, {
+          const present = FAMILY_ROUTES.filter((r) =>
+            good.some((g) => (g.header.events[r.field] ?? 0) > 0),
+          ).map((r) => r.field)
+          await input.insert((source) => checkedInsertStatement(table, source, present)!, {
             dedupToken: `${token}:${table}`,
           })
         } catch (err) {
