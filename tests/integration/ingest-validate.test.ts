@@ -126,4 +126,81 @@ describe('ingester validation (chDB)', () => {
     assert.equal(exits.length, 1, JSON.stringify(exits))
     assert.equal(Number(exits[0]!.exit_code), 3)
   })
+  // A block with syscall events (a table one family feeds) is checked inside its first insert;
+  // a record that fails any check, in any family, stops that insert before a row is written,
+  // and the separate check pass then names it. The bad record here has a valid syscall event
+  // and an out-of-range exit: neither of its events may be stored.
+  it('checks whole records inside the first insert, and stores none of a failing record', async () => {
+    const syscall = (pid: number, nr: number) => ({
+      timeNs: at(10 + nr),
+      task: { pid, tgid: pid, comm: 's' },
+      syscallNr: nr,
+      syscall: 'getpgid',
+      args: [Long.fromNumber(nr, true)],
+    })
+    const value = (id: string, over: Record<string, unknown>) =>
+      batch(id, { node: 'node-c', ...over } as never)
+    const block = (values: Buffer[]) =>
+      values.map((v, i) => ({
+        topic: TOPICS.syscall,
+        partition: 0,
+        offset: String(i),
+        key: null,
+        value: v,
+      }))
+    const ingestor = new Ingestor({
+      store,
+      deadLetters: new StoreDeadLetters(store),
+      metrics: new IngestMetrics(),
+      logger: createLogger('test', 'silent'),
+      source: 'checked',
+    })
+    const rowsOf = async () =>
+      (
+        await store.query<{ nr: string }>(
+          "SELECT toString(args[1]) AS nr FROM ebbflow.syscall_events WHERE node = 'node-c' ORDER BY args[1]",
+        )
+      ).map((r) => Number(r.nr))
+
+    const valid = await ingestor.ingestBlock(
+      block([
+        value('c1', { syscall: [syscall(9, 1), syscall(9, 2)] }),
+        value('c2', { syscall: [syscall(9, 3)] }),
+      ]),
+      'checked-1',
+    )
+    assert.equal(valid.deadLetters, 0)
+    assert.equal(valid.rows.syscall_events, 3)
+    assert.deepEqual(await rowsOf(), [1, 2, 3])
+
+    const mixed = await ingestor.ingestBlock(
+      block([
+        value('c3', { syscall: [syscall(9, 4)] }),
+        value('c4', { syscall: [syscall(9, 5)], ...exit({ exitCode: 4096 }) }),
+        value('c5', { syscall: [syscall(9, 6)] }),
+      ]),
+      'checked-2',
+    )
+    assert.equal(mixed.deadLetters, 1)
+    assert.equal(mixed.rows.syscall_events, 2)
+    assert.deepEqual(await rowsOf(), [1, 2, 3, 4, 6])
+    const letters = await store.query<{ offset: string; error: string }>(
+      "SELECT offset, error FROM ebbflow.dead_letters WHERE source = 'checked'",
+    )
+    assert.deepEqual(
+      letters.map((l) => l.offset),
+      ['1'],
+    )
+    assert.match(letters[0]!.error, /exit code 4096 out of range/)
+
+    // The same block again under its token: nothing more.
+    await ingestor.ingestBlock(
+      block([
+        value('c1', { syscall: [syscall(9, 1), syscall(9, 2)] }),
+        value('c2', { syscall: [syscall(9, 3)] }),
+      ]),
+      'checked-1',
+    )
+    assert.deepEqual(await rowsOf(), [1, 2, 3, 4, 6])
+  })
 })

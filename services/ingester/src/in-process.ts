@@ -20,7 +20,10 @@ export interface InProcessIngesterOptions {
   maxRows?: number
   /** Default: 16 MiB. */
   maxBytes?: number
-  /** A block is stored at most this long after its first record arrived. Default: 250 ms. */
+  /**
+   * A block is stored at most this long after its first record arrived, or after its oldest
+   * event happened, whichever comes first. Default: 250 ms.
+   */
   maxWaitMs?: number
 }
 
@@ -80,6 +83,14 @@ export class InProcessIngester {
         records.push(record)
         decoded.push(d)
         if (records.length === 1) deadline = Date.now() + this.o.maxWaitMs
+        // Behind (the store took longer than the wait, records queued up meanwhile): their
+        // events are already older than the wait, so the block takes what is queued and goes
+        // at once, as one larger insert, instead of idling the store for another wait. Idle,
+        // the collector's flush keeps events young, and blocks keep their full wait.
+        if (d.ok && d.header.firstTimeNs > 0n) {
+          const due = Number(d.header.firstTimeNs / 1_000_000n) + this.o.maxWaitMs
+          if (due < deadline) deadline = due
+        }
         rows += d.ok ? d.events : 0
         bytes += r.value.value.length
         if (rows >= this.o.maxRows || bytes >= this.o.maxBytes) break

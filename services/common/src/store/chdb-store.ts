@@ -1,5 +1,5 @@
 // The embedded store: chDB (ClickHouse in-process) with its data in one folder.
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -48,6 +48,47 @@ function dedupSettings(options: InsertOptions): string {
     : `insert_deduplication_token = ${sqlString(options.dedupToken)}`
 }
 
+/** A block file's name carries the pid of the process that wrote it. */
+const BLOCK_FILE = /^ebbflow-batch-(\d+)-\d+\.bin$/
+
+/** False only when no process has the pid (EPERM: one exists, owned by someone else). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
+
+/**
+ * Removes the block files of processes that are gone: an ingester killed mid-block (SIGKILL,
+ * the OOM killer) leaves its file on tmpfs, where it holds memory until the machine restarts.
+ * A file of a live pid is left alone, even if the pid was reused (it goes once that one ends).
+ * Returns the names removed.
+ */
+export function removeStaleBlocks(spoolDir: string): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(spoolDir)
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  for (const name of names) {
+    const m = BLOCK_FILE.exec(name)
+    if (!m || alive(Number(m[1]))) continue
+    try {
+      rmSync(join(spoolDir, name), { force: true })
+      removed.push(name)
+    } catch {
+      // Another store removing the same file at the same time, or a file we may not remove:
+      // neither is this store's to fail over.
+    }
+  }
+  return removed
+}
+
 /** A ClickHouse identifier in backticks, whatever it holds. */
 function quoteIdentifier(name: string): string {
   return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``
@@ -66,11 +107,19 @@ export class ChdbStore implements Store {
   private tail: Promise<unknown> = Promise.resolve()
   private readonly spoolDir: string
   private spooled = 0
+  /** Block files of dead processes removed when this store opened (removeStaleBlocks). */
+  readonly staleBlocksRemoved: readonly string[]
 
-  private constructor(dataDir: string, session: Session, spoolDir: string) {
+  private constructor(
+    dataDir: string,
+    session: Session,
+    spoolDir: string,
+    staleBlocksRemoved: readonly string[],
+  ) {
     this.dataDir = dataDir
     this.session = session
     this.spoolDir = spoolDir
+    this.staleBlocksRemoved = staleBlocksRemoved
   }
 
   /**
@@ -88,7 +137,7 @@ export class ChdbStore implements Store {
     // Blocks of records are handed to chDB as files: in memory (tmpfs) where there is one, and
     // never inside the data folder, whose disk may be the one that is full or read-only.
     const spoolDir = options.spoolDir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
-    return new ChdbStore(dataDir, session, spoolDir)
+    return new ChdbStore(dataDir, session, spoolDir, removeStaleBlocks(spoolDir))
   }
 
   /**
@@ -115,6 +164,7 @@ export class ChdbStore implements Store {
           `${build(source)} SETTINGS ${schema}, ${dedupSettings(options)}, max_threads = 1`,
         ),
       release: () => rm(path, { force: true }),
+      checkedInsert: true,
     }
   }
 

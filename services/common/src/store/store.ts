@@ -48,6 +48,12 @@ export interface BatchInput {
   /** Runs an INSERT … SELECT over the block; deduplicated when the options name a token. */
   insert(build: (source: BatchSource) => string, options?: InsertOptions): Promise<void>
   release(): Promise<void>
+  /**
+   * True where an insert may read the block through a subquery that checks it first
+   * (batch-sql.ts checkedInsertStatement): chDB's `file()` can; a server's `input()` is only
+   * read at the top of an INSERT … SELECT, so its blocks take the separate check pass.
+   */
+  readonly checkedInsert?: boolean
 }
 
 export interface RawQueryOptions {
