@@ -27,7 +27,6 @@ Napi::Function BpfObject::Define(Napi::Env env) {
                          InstanceMethod<&BpfObject::Maps>("maps"),
                          InstanceMethod<&BpfObject::Attach>("attach"),
                          InstanceMethod<&BpfObject::OpenRingBuffer>("openRingBuffer"),
-                         InstanceMethod<&BpfObject::OpenPerfBuffer>("openPerfBuffer"),
                          InstanceMethod<&BpfObject::MapDump>("mapDump"),
                          InstanceMethod<&BpfObject::MapLookup>("mapLookup"),
                          InstanceMethod<&BpfObject::MapUpdate>("mapUpdate"),
@@ -186,21 +185,21 @@ Napi::Value BpfObject::Maps(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// attach(prog, { cgroupPath?, legacyCgroupAttach? }): tracepoint, raw_tp and tp_btf programs
-// by their section; cgroup programs to the cgroup v2 directory given.
+// attach(prog, { cgroupPath? }): tracepoint, raw_tp and tp_btf programs by their section; cgroup
+// programs to the cgroup v2 directory given, as a cgroup link (5.7+, older than any kernel the
+// objects load on): it runs alongside other programs, as BPF_F_ALLOW_MULTI would, and detaches
+// when destroyed or when this process dies.
 Napi::Value BpfObject::Attach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   RequireLoaded(env, true);
   std::string name = arg_string(info, 0, "prog");
   bpf_program *prog = FindProgram(env, name);
   std::string cgroup;
-  bool legacy_only = false;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object opts = info[1].As<Napi::Object>();
     Napi::Value v = opts.Get("cgroupPath");
     if (v.IsString()) cgroup = v.As<Napi::String>().Utf8Value();
     else if (!v.IsUndefined() && !v.IsNull()) throw_type(env, "cgroupPath must be a string");
-    legacy_only = opts.Get("legacyCgroupAttach").ToBoolean().Value();
   }
   if (bpf_program__fd(prog) < 0) throw_native(env, "program " + name + " was not loaded (autoload off?)", ENOENT);
   enum bpf_prog_type type = bpf_program__type(prog);
@@ -223,36 +222,18 @@ Napi::Value BpfObject::Attach(const Napi::CallbackInfo &info) {
 
   int fd = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw_native(env, "opening cgroup " + cgroup + " to attach program " + name, errno);
-  int link_err = 0;
-  if (!legacy_only) {
-    // A cgroup link (5.7+) runs alongside other programs, as BPF_F_ALLOW_MULTI would, and
-    // detaches when destroyed or when this process dies.
-    bpf_link *link = bpf_program__attach_cgroup(prog, fd);
-    if (link) {
-      close(fd);
-      links_.push_back(link);
-      return env.Undefined();
-    }
-    link_err = errno;
-    if (link_err == EPERM) {
-      close(fd);
-      throw_native(env, "attaching program " + name + " to cgroup " + cgroup, link_err, take_log(),
-                   eperm_hint(Need::Cgroup));
-    }
-  }
-  enum bpf_attach_type attach_type = bpf_program__expected_attach_type(prog);
-  if (bpf_prog_attach(bpf_program__fd(prog), fd, attach_type, BPF_F_ALLOW_MULTI) != 0) {
-    int err = errno;
-    close(fd);
-    std::string what = "attaching program " + name + " to cgroup " + cgroup;
-    if (link_err) what += " (as a link: " + errno_text(link_err) + "; with bpf_prog_attach)";
-    throw_native(env, what, err, take_log(), err == EPERM ? eperm_hint(Need::Cgroup) : "");
-  }
-  legacy_.push_back({bpf_program__fd(prog), fd, attach_type});
+  bpf_link *link = bpf_program__attach_cgroup(prog, fd);
+  int err = link ? 0 : errno;
+  close(fd);  // the link holds the cgroup
+  if (!link)
+    throw_native(env, "attaching program " + name + " to cgroup " + cgroup, err, take_log(),
+                 err == EPERM ? eperm_hint(Need::Cgroup) : "");
+  links_.push_back(link);
   return env.Undefined();
 }
 
-Napi::Value BpfObject::OpenBuffer(const Napi::CallbackInfo &info, bool perf) {
+// openRingBuffer(map, { batchBytes?, flushMs? }, onBatch): starts the map's drain thread.
+Napi::Value BpfObject::OpenRingBuffer(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   RequireLoaded(env, true);
   std::string name = arg_string(info, 0, "map");
@@ -260,28 +241,18 @@ Napi::Value BpfObject::OpenBuffer(const Napi::CallbackInfo &info, bool perf) {
   Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   Napi::Function callback = info[2].As<Napi::Function>();
   bpf_map *map = FindMap(env, name);
-  enum bpf_map_type want = perf ? BPF_MAP_TYPE_PERF_EVENT_ARRAY : BPF_MAP_TYPE_RINGBUF;
-  if (bpf_map__type(map) != want)
-    throw_native(env, "map " + name + " is not a " + (perf ? "perf event array" : "ring buffer"), EINVAL);
+  if (bpf_map__type(map) != BPF_MAP_TYPE_RINGBUF) throw_native(env, "map " + name + " is not a ring buffer", EINVAL);
   int fd = MapFd(env, map, name);
   for (auto &d : drains_)
     if (d->map_name == name) throw_native(env, "map " + name + " already has a drain", EBUSY);
 
   auto drain = std::make_shared<Drain>();
   drain->map_name = name;
-  drain->perf = perf;
   drain->framer.batch_bytes = opt_u32(opts, "batchBytes", kDefaultBatchBytes, 1);
   drain->flush_ms = opt_u32(opts, "flushMs", kDefaultFlushMs, 0);
-  uint32_t pages = perf ? opt_u32(opts, "pageCount", kDefaultPerfPages, 1) : 0;
-  if (perf && (pages & (pages - 1)) != 0) throw_type(env, "option pageCount must be a power of two");
   take_log();
-  if (perf) {
-    drain->pb = perf_buffer__new(fd, pages, Drain::on_perf_sample, Drain::on_perf_lost, drain.get(), nullptr);
-    if (!drain->pb) throw_native(env, "opening perf buffer " + name, errno, take_log());
-  } else {
-    drain->rb = ring_buffer__new(fd, Drain::on_ring_sample, drain.get(), nullptr);
-    if (!drain->rb) throw_native(env, "opening ring buffer " + name, errno, take_log());
-  }
+  drain->rb = ring_buffer__new(fd, Drain::on_ring_sample, drain.get(), nullptr);
+  if (!drain->rb) throw_native(env, "opening ring buffer " + name, errno, take_log());
   try {
     Drain::start(env, drain, callback);
   } catch (...) {
@@ -373,11 +344,6 @@ void BpfObject::Teardown(std::optional<Napi::Error> *errors) {
   // Detach first: after this no new records arrive, so the threads' last drain ends.
   for (bpf_link *link : links_) bpf_link__destroy(link);
   links_.clear();
-  for (auto &a : legacy_) {
-    bpf_prog_detach2(a.prog_fd, a.cgroup_fd, a.type);
-    close(a.cgroup_fd);
-  }
-  legacy_.clear();
   for (auto &d : drains_) d->stop.store(true, std::memory_order_release);
   for (auto &d : drains_) {
     if (d->torn_down) continue;

@@ -1,5 +1,5 @@
 // One BPF object file behind JavaScript, in libbpf's order: open -> set globals / map sizes ->
-// load -> attach -> open ring (or perf) buffers -> close. Owns the links and the drains; map
+// load -> attach -> open ring buffers -> close. Owns the links and the drains; map
 // access goes through maps.h, the drain threads through drain.h.
 //
 // A BpfObject dropped without close() is closed by its finalizer (batches still queued are
@@ -19,14 +19,6 @@
 
 namespace ebbflow {
 
-// A cgroup program attached with bpf_prog_attach (kernels without cgroup links, before 5.7):
-// unlike a link it outlives this process, so close() must detach it.
-struct LegacyAttach {
-  int prog_fd;
-  int cgroup_fd;
-  enum bpf_attach_type type;
-};
-
 class BpfObject : public Napi::ObjectWrap<BpfObject> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -45,7 +37,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   bool loaded_ = false;
   bool closed_ = false;
   std::vector<bpf_link *> links_;
-  std::vector<LegacyAttach> legacy_;
   std::vector<std::shared_ptr<Drain>> drains_;
   uint64_t closed_batches_ = 0, closed_records_ = 0, closed_bytes_ = 0, closed_lost_ = 0;
 
@@ -63,9 +54,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value Programs(const Napi::CallbackInfo &info);
   Napi::Value Maps(const Napi::CallbackInfo &info);
   Napi::Value Attach(const Napi::CallbackInfo &info);
-  Napi::Value OpenBuffer(const Napi::CallbackInfo &info, bool perf);
-  Napi::Value OpenRingBuffer(const Napi::CallbackInfo &info) { return OpenBuffer(info, false); }
-  Napi::Value OpenPerfBuffer(const Napi::CallbackInfo &info) { return OpenBuffer(info, true); }
+  Napi::Value OpenRingBuffer(const Napi::CallbackInfo &info);
   Napi::Value MapDump(const Napi::CallbackInfo &info);
   Napi::Value MapLookup(const Napi::CallbackInfo &info);
   Napi::Value MapUpdate(const Napi::CallbackInfo &info);

@@ -98,20 +98,19 @@ void Drain::run() {
       int64_t left = static_cast<int64_t>(started_ms + flush_ms) - static_cast<int64_t>(now_ms());
       timeout = static_cast<int>(std::clamp<int64_t>(left, 1, kMaxPollMs));
     }
-    int err = perf ? perf_buffer__poll(pb, timeout) : ring_buffer__poll(rb, timeout);
+    int err = ring_buffer__poll(rb, timeout);
     // ring_buffer__poll consumes only rings that woke it; records written with
     // BPF_RB_NO_WAKEUP (wakeup_bytes) wait until a timeout drains them here.
-    if (err == 0 && !perf) err = ring_buffer__consume(rb);
+    if (err == 0) err = ring_buffer__consume(rb);
     if (err < 0 && err != -EINTR) {
-      fprintf(stderr, "ebbflow native: polling %s buffer %s failed: %s; its drain stops\n", perf ? "perf" : "ring",
-              map_name.c_str(), strerror(-err));
+      fprintf(stderr, "ebbflow native: polling ring buffer %s failed: %s; its drain stops\n", map_name.c_str(),
+              strerror(-err));
       break;
     }
   }
   // What the kernel still holds goes out before the thread ends (close() detached the
   // programs first, so this ends).
-  if (perf) perf_buffer__consume(pb);
-  else ring_buffer__consume(rb);
+  ring_buffer__consume(rb);
   flush();
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -123,14 +122,6 @@ void Drain::run() {
 int Drain::on_ring_sample(void *ctx, void *data, size_t size) {
   static_cast<Drain *>(ctx)->append(data, size);
   return 0;
-}
-
-void Drain::on_perf_sample(void *ctx, int, void *data, __u32 size) { static_cast<Drain *>(ctx)->append(data, size); }
-
-void Drain::on_perf_lost(void *ctx, int, __u64 count) {
-  auto *d = static_cast<Drain *>(ctx);
-  d->framer.lose(count);
-  d->n_lost.fetch_add(count, std::memory_order_relaxed);
 }
 
 // ---- JavaScript thread side ----
@@ -235,9 +226,7 @@ void Drain::release(napi_env raw_env) {
 
 void Drain::free_buffers() {
   if (rb) ring_buffer__free(rb);
-  if (pb) perf_buffer__free(pb);
   rb = nullptr;
-  pb = nullptr;
 }
 
 // Node is tearing the environment down (process exit, worker end): stop the thread before

@@ -1,4 +1,4 @@
-// The drain core: one thread per open buffer takes records out of the kernel, frames them into
+// The drain core: one thread per open ring buffer takes records out of the kernel, frames them into
 // batches (framing.h) and hands whole batches to JavaScript, one call per batch, never one per
 // record. It does not decode records.
 //
@@ -43,7 +43,6 @@ namespace ebbflow {
 
 constexpr size_t kDefaultBatchBytes = 256 * 1024;
 constexpr uint32_t kDefaultFlushMs = 50;
-constexpr uint32_t kDefaultPerfPages = 64;
 // Batches waiting for JavaScript per drain: 64 x 256 KiB = 16 MiB at most, by default.
 constexpr size_t kMaxPending = 64;
 // Longest a drain thread sleeps in poll: bounds how long close() waits for it to notice.
@@ -52,10 +51,8 @@ constexpr int kMaxPollMs = 100;
 struct Drain {
   // Set before the thread starts, then read-only.
   std::string map_name;
-  bool perf = false;
   uint64_t flush_ms = kDefaultFlushMs;
   ring_buffer *rb = nullptr;
-  perf_buffer *pb = nullptr;
   napi_threadsafe_function tsfn = nullptr;
   napi_env env = nullptr;
   napi_ref callback = nullptr;  // JavaScript thread only: close() delivers through it
@@ -88,8 +85,6 @@ struct Drain {
   // ---- drain thread side ----
   void run();
   static int on_ring_sample(void *ctx, void *data, size_t size);
-  static void on_perf_sample(void *ctx, int cpu, void *data, __u32 size);
-  static void on_perf_lost(void *ctx, int cpu, __u64 count);
 
   // ---- JavaScript thread side ----
   Batch *pop();
@@ -103,7 +98,7 @@ struct Drain {
   void abandon_and_join();
   // Releases what the JavaScript side holds (thread-safe function, callback, cleanup hook).
   void release(napi_env env);
-  // Frees the kernel buffers (the thread has ended).
+  // Frees the kernel buffer (the thread has ended).
   void free_buffers();
 
  private:
