@@ -45,60 +45,28 @@ Napi::Object map__dump(Napi::Env env, const bpf_map *map, int fd, const std::str
   std::vector<uint8_t> keys, values;
   size_t count = 0;
 
-  // Batch lookup (5.6+): a few syscalls for the whole map. Iteration otherwise, or when the
-  // kernel has no batch operations for this map type.
-  bool batched = true;
-  {
-    std::vector<uint8_t> token(std::max<size_t>(key_size, 8));
-    bool first = true;
-    __u32 chunk = 1024;
-    for (;;) {
-      keys.resize((count + chunk) * key_size);
-      values.resize((count + chunk) * stride);
-      __u32 n = chunk;
-      LIBBPF_OPTS(bpf_map_batch_opts, opts);
-      int err = bpf_map_lookup_batch(fd, first ? nullptr : token.data(), token.data(), keys.data() + count * key_size,
-                                     values.data() + count * stride, &n, &opts);
-      int e = err ? errno : 0;
-      if (err && e == ENOSPC && n == 0 && chunk < (1u << 20)) {
-        chunk *= 4;  // one hash bucket holds more entries than the chunk: ask for more
-        continue;
-      }
-      if (err && e != ENOENT) {
-        if (first && n == 0) {
-          batched = false;
-          break;
-        }
-        throw_native(env, "reading map " + name, e);
-      }
-      first = false;
-      count += n;
-      if (err) break;  // ENOENT: that was the last of them
+  // Batch lookup (5.6+, older than any kernel the objects load on): a few syscalls for the whole
+  // map. A map type without batch operations (queue, stack, ring buffer) is an error: the
+  // kernel then leaves the count as it was, so no fallback could tell an empty map from it.
+  std::vector<uint8_t> token(std::max<size_t>(key_size, 8));
+  bool first = true;
+  __u32 chunk = 1024;
+  for (;;) {
+    keys.resize((count + chunk) * key_size);
+    values.resize((count + chunk) * stride);
+    __u32 n = chunk;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : token.data(), token.data(), keys.data() + count * key_size,
+                                   values.data() + count * stride, &n, &opts);
+    int e = err ? errno : 0;
+    if (err && e == ENOSPC && n == 0 && chunk < (1u << 20)) {
+      chunk *= 4;  // one hash bucket holds more entries than the chunk: ask for more
+      continue;
     }
-    if (!batched) count = 0;
-  }
-  if (!batched) {
-    std::vector<uint8_t> key(key_size), next(key_size);
-    bool have = false;
-    for (;;) {
-      if (bpf_map_get_next_key(fd, have ? key.data() : nullptr, next.data()) != 0) {
-        if (errno == ENOENT) break;
-        throw_native(env, "iterating map " + name, errno);
-      }
-      // If `key` was deleted meanwhile, hash maps restart from their first key: a dump
-      // taken during deletions can repeat entries, so stop at the map's capacity.
-      if (count >= bpf_map__max_entries(map)) break;
-      memcpy(key.data(), next.data(), key_size);
-      have = true;
-      keys.resize((count + 1) * key_size);
-      values.resize((count + 1) * stride);
-      if (bpf_map_lookup_elem(fd, key.data(), values.data() + count * stride) != 0) {
-        if (errno == ENOENT) continue;  // deleted between the two calls
-        throw_native(env, "reading map " + name, errno);
-      }
-      memcpy(keys.data() + count * key_size, key.data(), key_size);
-      count++;
-    }
+    if (err && e != ENOENT) throw_native(env, "reading map " + name, e);
+    first = false;
+    count += n;
+    if (err) break;  // ENOENT: that was the last of them
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), count * key_size));

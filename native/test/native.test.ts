@@ -214,6 +214,7 @@ describe('native addon', { skip }, () => {
         message: /already loaded/,
       })
       assert.throws(() => o.mapDump('spare'), { code: 'ENOENT', message: /not created/ })
+      assert.throws(() => o.mapDump('fifo'), { code: 'ENOTSUPP', message: /reading map fifo/ })
       assert.throws(() => o.attach('handle_egress'), { code: 'EINVAL', message: /cgroupPath/ })
       assert.throws(() => o.openRingBuffer('counts', {}, () => {}), {
         code: 'EINVAL',
