@@ -25,7 +25,6 @@ Drain::~Drain() {
 }
 
 void Drain::start(Napi::Env env, const std::shared_ptr<Drain> &drain, Napi::Function callback) {
-  drain->env = env;
   // The thread-safe function's context keeps the Drain alive until Node is done with it:
   // a wake may still be queued after close().
   auto *context = new std::shared_ptr<Drain>(drain);

@@ -54,7 +54,6 @@ struct Drain {
   uint64_t flush_ms = kDefaultFlushMs;
   ring_buffer *rb = nullptr;
   napi_threadsafe_function tsfn = nullptr;
-  napi_env env = nullptr;
   napi_ref callback = nullptr;  // JavaScript thread only: close() delivers through it
   std::thread thread;
   bool torn_down = false;  // JavaScript thread only

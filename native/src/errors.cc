@@ -55,7 +55,7 @@ std::string eperm_hint(Need need) {
   if (!admin && !has(kCapPerfmon) && need != Need::Cgroup) lacking.push_back("CAP_PERFMON");
   if (need == Need::Cgroup && !has(kCapNetAdmin)) lacking.push_back("CAP_NET_ADMIN");
   std::string required = need == Need::Cgroup ? "root, or CAP_BPF and CAP_NET_ADMIN"
-                                              : "root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8)";
+                                              : "root, or CAP_BPF and CAP_PERFMON";
   if (!lacking.empty()) {
     std::string list;
     for (auto &c : lacking) list += (list.empty() ? "" : ", ") + c;
