@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * What every ebbflow BPF object shares: the output channel (ring buffer, or perf buffer on
- * kernels before 5.8), the per-CPU drop counters, and filling struct ebf_task.
+ * What every ebbflow BPF object shares: the output channel (a ring buffer: every object needs
+ * 5.11+ for bpf_get_current_task_btf, so ring buffers, 5.8+, are always there), the per-CPU
+ * drop counters, and filling struct ebf_task.
  * Each object includes this once and so gets maps of its own.
  */
 #ifndef EBBFLOW_COMMON_BPF_H
@@ -15,8 +16,7 @@
 #include "events.h"
 
 /* Set by the loader before load. */
-const volatile __u8 use_perf_buffer = 0; /* 1: emit into `events_perf` instead of `events` */
-const volatile __u32 self_tgid = 0;      /* the collector: its own activity is not captured */
+const volatile __u32 self_tgid = 0; /* the collector: its own activity is not captured */
 /*
  * Ring buffer wake-ups are batched: a record is written without waking the reader until this
  * many bytes wait in the ring; the reader also polls with a bounded timeout (100 ms), so a
@@ -31,12 +31,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events_perf SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -73,17 +67,11 @@ static __always_inline __u64 output__wakeup_flags(void)
 
 /*
  * Copies a finished record out. The size is a run-time value bounded by the caller; a full
- * buffer is counted, never silent.
+ * buffer is counted, never silent. `ctx` is unused since perf buffers (which needed it) left.
  */
 static __always_inline void output__emit(void *ctx, void *record, __u64 size)
 {
-	long err;
-
-	if (use_perf_buffer)
-		err = bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, record, size);
-	else
-		err = bpf_ringbuf_output(&events, record, size, output__wakeup_flags());
-	if (err)
+	if (bpf_ringbuf_output(&events, record, size, output__wakeup_flags()))
 		drops__count(EBF_DROP_BUFFER_FULL);
 }
 

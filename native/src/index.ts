@@ -5,13 +5,26 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+/**
+ * What the running kernel offers, probed: a map or program it accepts, a helper its verifier
+ * knows, a field of its BTF. The Linux version each appeared in is in the collector's
+ * kernel-support.ts, which says which event family needs which.
+ */
 export interface Features {
   /** BPF_MAP_TYPE_RINGBUF can be created (Linux 5.8+). */
   ringbuf: boolean
-  perfbuf: boolean
   /** /sys/kernel/btf/vmlinux is readable: CO-RE objects can load. */
   btf: boolean
+  /** cgroup_skb programs load (Linux 4.10+; cgroup links 5.7+). */
   cgroupSkb: boolean
+  /** The verifier knows bpf_get_current_task_btf (Linux 5.11+). */
+  currentTaskBtf: boolean
+  /** struct sock_cgroup_data holds a cgroup pointer (Linux 5.15+). */
+  sockCgroupPointer: boolean
+  /** The verifier knows bpf_loop (Linux 5.17+). */
+  bpfLoop: boolean
+  /** The verifier knows bpf_find_vma (Linux 5.17+). */
+  findVma: boolean
   numPossibleCpus: number
   kernelRelease: string
 }
@@ -39,14 +52,11 @@ export interface MapDump {
 }
 
 export interface AttachOptions {
-  /** cgroup v2 directory for cgroup programs (cgroup_skb/ingress|egress, ...). Required for them. */
-  cgroupPath?: string
   /**
-   * Attach a cgroup program with bpf_prog_attach(BPF_F_ALLOW_MULTI) instead of a cgroup link.
-   * Happens by itself where links are missing (before Linux 5.7); this forces it, for tests.
-   * Such an attachment outlives the process unless close() runs.
+   * cgroup v2 directory for cgroup programs (cgroup_skb/ingress|egress, ...). Required for them.
+   * They attach as a cgroup link, which detaches on close() or when the process dies.
    */
-  legacyCgroupAttach?: boolean
+  cgroupPath?: string
 }
 
 export interface BufferOptions {
@@ -56,26 +66,20 @@ export interface BufferOptions {
   flushMs?: number
 }
 
-export interface PerfBufferOptions extends BufferOptions {
-  /** Pages per CPU (a power of two). Default 64. */
-  pageCount?: number
-}
-
 /**
  * One batch of records, framed little-endian as: u32 size, the record, zeros up to the next
  * multiple of 8 of size; the next frame starts at offset + 4 + round_up(size, 8).
- * records: how many frames the batch holds. lost: perf-buffer samples the kernel dropped
- * since the previous batch (always 0 for ring buffers; their drops are the BPF side's to count).
- * A batch may hold no records and only report lost samples.
+ * records: how many frames the batch holds. lost: records the drain took from the kernel but
+ * could not keep (out of memory) since the previous batch; records the kernel could not hand
+ * over are the BPF side's to count. A batch may hold no records and only report lost ones.
  */
-export type RingBatchCallback = (batch: Buffer, records: number) => void
-export type PerfBatchCallback = (batch: Buffer, records: number, lost: number) => void
+export type RingBatchCallback = (batch: Buffer, records: number, lost: number) => void
 
 export interface DrainStats {
   batches: number
   records: number
   bytes: number
-  /** Perf-buffer samples lost. */
+  /** Records the drains took from the kernel but could not keep (out of memory). */
   lost: number
 }
 
@@ -89,7 +93,6 @@ interface NativeBpfObject {
   maps(): MapInfo[]
   attach(prog: string, opts?: AttachOptions): void
   openRingBuffer(map: string, opts: BufferOptions, onBatch: RingBatchCallback): void
-  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: PerfBatchCallback): void
   mapDump(map: string): MapDump
   mapLookup(map: string, key: Buffer): Buffer | null
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void
@@ -175,7 +178,7 @@ function wrap<T>(fn: () => T): T {
 
 /**
  * One BPF object file: open → setGlobal / setMaxEntries / setAutocreate / setAutoload → load →
- * attach → openRingBuffer / openPerfBuffer → close.
+ * attach → openRingBuffer → close.
  *
  * Each open buffer has its own drain thread and keeps the process alive (like an open socket)
  * until close(). An object dropped without close() is closed when garbage-collected, dropping
@@ -227,10 +230,6 @@ export class BpfObject {
   /** Starts a drain thread on a ring buffer map; onBatch runs on the JavaScript thread, once per batch. */
   openRingBuffer(map: string, opts: BufferOptions, onBatch: RingBatchCallback): void {
     wrap(() => this.#handle.openRingBuffer(map, opts, onBatch))
-  }
-  /** Starts a drain thread on a perf event array map; onBatch runs on the JavaScript thread, once per batch. */
-  openPerfBuffer(map: string, opts: PerfBufferOptions, onBatch: PerfBatchCallback): void {
-    wrap(() => this.#handle.openPerfBuffer(map, opts, onBatch))
   }
   /** Every entry (batch lookup where the kernel has it, iteration otherwise). */
   mapDump(map: string): MapDump {

@@ -289,9 +289,9 @@ describe('collector DaemonSet', () => {
   const ds = one('DaemonSet', 'ebbflow-collector')
   const spec = podSpec(ds)
   const containers = allContainers(spec)
-  // Each is justified in collector-daemonset.yaml and infra/k8s/README.md. SYS_RESOURCE is
-  // allowed (for 5.8-5.10 kernels, added by a patch) but not granted by default.
-  const ALLOWED_CAPABILITIES = new Set(['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_RESOURCE'])
+  // Each is justified in collector-daemonset.yaml and infra/k8s/README.md. SYS_RESOURCE was
+  // for 5.8-5.10 kernels, which the collector no longer supports (it needs 5.15+).
+  const ALLOWED_CAPABILITIES = new Set(['BPF', 'PERFMON', 'NET_ADMIN'])
 
   it('adds only allowed capabilities, names BPF and PERFMON, and drops the rest', () => {
     for (const c of containers) {

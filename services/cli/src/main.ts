@@ -39,7 +39,6 @@ program
       'publish to these Kafka brokers, host:port,... (sets --output kafka; env EBBFLOW_KAFKA)',
     ),
   )
-  .addOption(new Option('--buffer-mode <mode>', 'auto, ring or perf (env EBBFLOW_BUFFER_MODE)'))
   .addOption(
     new Option(
       '--ring-buffer-bytes <n>',

@@ -274,9 +274,7 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
     logger.info(
       {
         families: report.families.map((f) => `${f.family} (${f.programs.join(', ')})`),
-        buffers: report.bufferKind,
         kernel: report.features.kernelRelease,
-        features: missingFeatures(report.features),
         enrichment: collector.enrichment.mode,
         console: server.consoleUrl,
         api: server.url,
@@ -297,15 +295,6 @@ export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.e
 async function rowsFrom(metrics: IngestMetrics): Promise<number> {
   const { values } = await metrics.rows.get()
   return values.reduce((n, v) => n + v.value, 0)
-}
-
-function missingFeatures(f: { ringbuf: boolean; btf: boolean; cgroupSkb: boolean }): string {
-  const missing = [
-    !f.ringbuf && 'ring buffers (perf buffers used)',
-    !f.btf && 'BTF',
-    !f.cgroupSkb && 'cgroup_skb (no traffic counters)',
-  ].filter(Boolean)
-  return missing.length === 0 ? 'all found' : `without ${missing.join(', ')}`
 }
 
 /**

@@ -108,7 +108,6 @@ export function startCollector(
   logger.info(
     {
       families: attached.report.families,
-      bufferKind: attached.report.bufferKind,
       kernel: attached.report.features.kernelRelease,
       cgroupRoot: attached.report.cgroupRoot,
       enrichment: enrichment.mode,

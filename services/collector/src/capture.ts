@@ -24,6 +24,7 @@ import {
 import { BpfObject, bootTimeNs, NativeError, probeFeatures } from '@ebbflow/native'
 import type { CollectorConfig } from './config.ts'
 import { DeltaTracker, type MapDump, syscallCountDeltas, trafficDeltas } from './counters.ts'
+import { checkKernelSupport } from './kernel-support.ts'
 import { checkCapturePrerequisites } from './privileges.ts'
 import { mergeSyscallCounts, SyscallSlots } from './syscall-slots.ts'
 
@@ -96,7 +97,6 @@ const FILE_SEEN = LAYOUTS.ebf_file_seen.fields
 const SYSCALL_COUNT_IDLE_READS = 300
 
 export interface CaptureReport {
-  bufferKind: 'ring' | 'perf'
   families: { family: Family; programs: string[] }[]
   features: ReturnType<typeof probeFeatures>
   cgroupRoot?: string
@@ -126,10 +126,6 @@ function u32(value: number): Buffer {
   const b = Buffer.alloc(4)
   b.writeUInt32LE(value)
   return b
-}
-
-function u8(value: number): Buffer {
-  return Buffer.from([value])
 }
 
 /**
@@ -217,15 +213,7 @@ export class KernelCapture {
     const families = config.families
     checkCapturePrerequisites({ net: families.includes('net') })
     const features = probeFeatures()
-    let bufferKind: 'ring' | 'perf'
-    if (config.bufferMode === 'auto') bufferKind = features.ringbuf ? 'ring' : 'perf'
-    else bufferKind = config.bufferMode
-    if (bufferKind === 'ring' && !features.ringbuf) {
-      throw new KernelSupportError(
-        'NO_RINGBUF',
-        `kernel ${features.kernelRelease} has no BPF ring buffer (5.8+): use bufferMode perf or auto`,
-      )
-    }
+    checkKernelSupport(features, families)
     const cgroupRoot = families.includes('net')
       ? (config.cgroupRoot ?? findCgroup2Mount())
       : undefined
@@ -244,7 +232,7 @@ export class KernelCapture {
     }
 
     const states: FamilyState[] = []
-    const report: CaptureReport = { bufferKind, families: [], features, securitySyscalls }
+    const report: CaptureReport = { families: [], features, securitySyscalls }
     if (cgroupRoot) report.cgroupRoot = cgroupRoot
     const capture = new KernelCapture(
       report,
@@ -259,12 +247,8 @@ export class KernelCapture {
         const object = BpfObject.open(join(config.bpfDir, `${family}.bpf.o`))
         states.push({ family, object, dropTotals: new Map() })
         object.setGlobal('self_tgid', u32(process.pid))
-        object.setGlobal('use_perf_buffer', u8(bufferKind === 'perf' ? 1 : 0))
-        object.setGlobal('wakeup_bytes', u32(bufferKind === 'ring' ? wakeupBytes(config) : 0))
-        if (bufferKind === 'ring') object.setMaxEntries('events', config.ringBufferBytes)
-        else if (features.ringbuf)
-          object.setMaxEntries('events', 4096) // unused; keep it small
-        else object.setAutocreate('events', false)
+        object.setGlobal('wakeup_bytes', u32(wakeupBytes(config)))
+        object.setMaxEntries('events', config.ringBufferBytes)
         if (family === 'exec') object.setGlobal('args_max', u32(config.argsMax))
         if (family === 'net') {
           // The owner of an accepted connection is read when accept returns in it.
@@ -298,27 +282,14 @@ export class KernelCapture {
           )
           programs.push(spec.name)
         }
-        const onBatch = (batch: Buffer, _records: number, lost = 0) => {
-          rawTap?.(family, batch)
-          capture.onBatch(family, batch, lost)
-        }
-        if (bufferKind === 'ring') {
-          object.openRingBuffer(
-            'events',
-            { batchBytes: config.batchBytes, flushMs: config.flushMs },
-            onBatch,
-          )
-        } else {
-          object.openPerfBuffer(
-            'events_perf',
-            {
-              pageCount: config.perfBufferPages,
-              batchBytes: config.batchBytes,
-              flushMs: config.flushMs,
-            },
-            onBatch,
-          )
-        }
+        object.openRingBuffer(
+          'events',
+          { batchBytes: config.batchBytes, flushMs: config.flushMs },
+          (batch, _records, lost) => {
+            rawTap?.(family, batch)
+            capture.onBatch(family, batch, lost)
+          },
+        )
         report.families.push({ family, programs })
       }
     } catch (err) {
@@ -344,7 +315,8 @@ export class KernelCapture {
     if (family === 'file')
       for (const e of out) if (e.kind === 'file' && e.key) this.fileSightings.set(e.key, e)
     if (lost > 0) {
-      // Perf buffer losses are counted in userspace by libbpf, not in the drops map.
+      // Records the drain took but could not keep (out of memory) are counted here, not in
+      // the drops map.
       this.stats_.dropped += lost
       this.stats_.perFamily[family].dropped += lost
       this.sink.counters([

@@ -72,9 +72,6 @@ export const collectorConfigSchema = z.object({
   lingerMs: z.coerce.number().int().min(0).max(60_000).default(100),
   /** Folder of the compiled BPF objects. Default: bpf/build of this checkout. */
   bpfDir: z.string().min(1).default(join(repoRoot, 'bpf/build')),
-  /** Kernel to userspace channel: ring buffers (5.8+), perf buffers, or auto (ring when the
-   * kernel has them). Default: auto. */
-  bufferMode: z.enum(['auto', 'ring', 'perf']).default('auto'),
   /** How the net family learns which process accepted a connection: the per-syscall
    * tracepoints syscalls:sys_exit_accept{,4} (need tracefs; cost other syscalls ~10 ns), a
    * program on every syscall exit (tp_btf/sys_exit; ~70–100 ns per syscall), or auto (the
@@ -88,8 +85,6 @@ export const collectorConfigSchema = z.object({
    * every record. At most a quarter of the ring. Default: 64 KiB, or a quarter of a smaller ring.
    */
   ringWakeupBytes: z.coerce.number().int().min(0).optional(),
-  /** Pages per CPU of each perf buffer (a power of two). Default: 64. */
-  perfBufferPages: powerOfTwo(1).default(64),
   /** argv bytes kept per exec, at most the kernel's cap. Default: 1024. */
   argsMax: z.coerce.number().int().min(0).max(LIMITS.ARGS_CAP).default(1024),
   /** Most processes read from /proc at start, so that processes already running (and exec
@@ -137,12 +132,10 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   batchMaxBytes: 'EBBFLOW_BATCH_MAX_BYTES',
   lingerMs: 'EBBFLOW_LINGER_MS',
   bpfDir: 'EBBFLOW_BPF_DIR',
-  bufferMode: 'EBBFLOW_BUFFER_MODE',
   acceptHook: 'EBBFLOW_ACCEPT_HOOK',
   ringBufferBytes: 'EBBFLOW_RING_BUFFER_BYTES',
   fileDedupWindowMs: 'EBBFLOW_FILE_DEDUP_WINDOW_MS',
   ringWakeupBytes: 'EBBFLOW_RING_WAKEUP_BYTES',
-  perfBufferPages: 'EBBFLOW_PERF_BUFFER_PAGES',
   argsMax: 'EBBFLOW_ARGS_MAX',
   procScanMax: 'EBBFLOW_PROC_SCAN_MAX',
   counterIntervalMs: 'EBBFLOW_COUNTER_INTERVAL_MS',
