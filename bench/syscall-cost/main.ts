@@ -6,7 +6,9 @@
 //     does for a busy cgroup (the fast path);
 //   - hash: the same object with no slot for the cgroup (the fallback path: the per-CPU hash,
 //     the design shipped before slots, plus the cached "no slot" check).
-// Rounds alternate untraced, empty, slot, hash (EBBFLOW_BENCH_ROUNDS, default 5), medians.
+//   - task_only, chase, helper: parts of the shipped program (components.bpf.c), to show where
+//     its cost above empty lies.
+// Rounds alternate untraced, empty, slot, hash, task_only, chase, helper (EBBFLOW_BENCH_ROUNDS, default 5), medians.
 // Two measures: wall time of the storm (added ns per call against untraced) and bpf_stats
 // (run_time_ns / run_cnt of the program, from bpftool, while kernel.bpf_stats_enabled is 1;
 // the sysctl is restored afterwards). Also checks that the slot counted exactly the storm's
@@ -27,8 +29,8 @@ const SLOT = 7
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-function compileEmpty(dir: string): string {
-  const out = join(dir, 'empty.bpf.o')
+function compile(dir: string, name: 'empty' | 'components'): string {
+  const out = join(dir, `${name}.bpf.o`)
   const arch = process.arch === 'arm64' ? 'arm64' : 'x86'
   execFileSync('clang', [
     '-g',
@@ -38,7 +40,7 @@ function compileEmpty(dir: string): string {
     `-D__TARGET_ARCH_${arch}`,
     `-I${join(root, 'bpf/build')}`,
     '-c',
-    join(import.meta.dirname, 'empty.bpf.c'),
+    join(import.meta.dirname, `${name}.bpf.c`),
     '-o',
     out,
   ])
@@ -92,11 +94,22 @@ const u32 = (n: number) => {
   return b
 }
 
-type Variant = 'empty' | 'slot' | 'hash'
-function load(variant: Variant, emptyPath: string): { object: BpfObject; id: number } {
-  if (variant === 'empty') {
-    const object = BpfObject.open(emptyPath)
-    return { object, id: loadedProgId('empty_sys_enter', () => object.load()) }
+const PARTS = ['task_only', 'chase', 'helper'] as const
+type Part = (typeof PARTS)[number]
+type Variant = 'empty' | 'slot' | 'hash' | Part
+const VARIANTS: Variant[] = ['empty', 'slot', 'hash', ...PARTS]
+const isPart = (v: Variant): v is Part => (PARTS as readonly string[]).includes(v)
+const progName = (v: Variant) =>
+  v === 'empty' ? 'empty_sys_enter' : isPart(v) ? v : 'handle_sys_enter'
+function load(variant: Variant, paths: { empty: string; components: string }) {
+  if (variant === 'empty' || isPart(variant)) {
+    const object = BpfObject.open(variant === 'empty' ? paths.empty : paths.components)
+    if (variant !== 'empty') {
+      // One program of the object at a time: the others would add their own cost per call.
+      for (const other of PARTS) if (other !== variant) object.setAutoload(other, false)
+      object.setGlobal('self_tgid', u32(process.pid))
+    }
+    return { object, id: loadedProgId(progName(variant), () => object.load()) }
   }
   const object = BpfObject.open(join(root, 'bpf/build/syscall.bpf.o'))
   object.setGlobal('self_tgid', u32(process.pid))
@@ -123,19 +136,24 @@ function slotCount(object: BpfObject): number {
 
 const statsBefore = readFileSync(STATS, 'utf8').trim()
 const dir = mkdtempSync(join(tmpdir(), 'ebbflow-syscall-cost-'))
-const wall: Record<'untraced' | Variant, number[]> = { untraced: [], empty: [], slot: [], hash: [] }
-const perRun: Record<Variant, number[]> = { empty: [], slot: [], hash: [] }
+const wall = Object.fromEntries(
+  ['untraced', ...VARIANTS].map((v) => [v, [] as number[]]),
+) as Record<'untraced' | Variant, number[]>
+const perRun = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as Record<
+  Variant,
+  number[]
+>
 const slotCounted: number[] = []
 try {
-  const emptyPath = compileEmpty(dir)
+  const paths = { empty: compile(dir, 'empty'), components: compile(dir, 'components') }
   writeFileSync(STATS, '1')
   await timed() // warm caches
   for (let i = 0; i < ROUNDS; i++) {
     wall.untraced.push(await timed())
-    for (const variant of ['empty', 'slot', 'hash'] as const) {
-      const { object, id } = load(variant, emptyPath)
+    for (const variant of VARIANTS) {
+      const { object, id } = load(variant, paths)
       try {
-        object.attach(variant === 'empty' ? 'empty_sys_enter' : 'handle_sys_enter')
+        object.attach(progName(variant))
         const before = progStats(id)
         wall[variant].push(await timed())
         const after = progStats(id)
@@ -159,18 +177,13 @@ const report = {
   machine: { kernel: probeFeatures().kernelRelease, cpus: cpus().length, node: process.version },
   getppids: GETPPIDS,
   rounds: ROUNDS,
-  bpfStatsNsPerRun: {
-    empty: median(perRun.empty),
-    slot: median(perRun.slot),
-    hash: median(perRun.hash),
-  },
-  wallSeconds: {
-    untraced: u,
-    empty: median(wall.empty),
-    slot: median(wall.slot),
-    hash: median(wall.hash),
-  },
-  wallAddedNsPerCall: { empty: addedNs('empty'), slot: addedNs('slot'), hash: addedNs('hash') },
+  bpfStatsNsPerRun: Object.fromEntries(VARIANTS.map((v) => [v, median(perRun[v])])),
+  wallSeconds: { untraced: u, ...Object.fromEntries(VARIANTS.map((v) => [v, median(wall[v])])) },
+  wallAddedNsPerCall: Object.fromEntries(VARIANTS.map((v) => [v, addedNs(v)])),
+  // The parts of the shipped program (components.bpf.c), each against the empty program.
+  partsRatioToEmpty: Object.fromEntries(
+    PARTS.map((v) => [v, median(perRun[v]) / median(perRun.empty)]),
+  ),
   ratioToEmpty: {
     bpfStats: median(perRun.slot) / median(perRun.empty),
     wall: addedNs('slot') / addedNs('empty'),
