@@ -3,6 +3,14 @@
 // subscribe to, and filters each event by the request's filter and the caller's namespaces.
 import type { CapturedEvent, Family } from '@ebbflow/common'
 import { familyOf as wireFamilyOf } from '@ebbflow/common/wire'
+import {
+  createPubSub,
+  map,
+  pipe,
+  Repeater,
+  SlidingBuffer,
+  filter as yogaFilter,
+} from '@graphql-yoga/subscription'
 import type { EventFilter, Scope } from './sql.ts'
 import { nsToTime } from './time.ts'
 
@@ -63,8 +71,13 @@ export function livePayload(live: LiveEvent) {
   const data = JSON.parse(
     JSON.stringify(rest, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
   ) as Record<string, unknown>
+  // The API's word for an IP version (the events call it `family`, the API's event family).
+  if (live.event.kind === 'tcp' || live.event.kind === 'traffic') {
+    data.ipVersion = data.family
+    delete data.family
+  }
   return {
-    family: familyOf(live.event)!.toUpperCase(),
+    family: familyOf(live.event)!.toUpperCase() as Uppercase<Family>,
     kind: live.event.kind,
     time: live.timeNs === undefined ? null : nsToTime(live.timeNs),
     node: meta?.node ?? null,
@@ -76,15 +89,33 @@ export function livePayload(live: LiveEvent) {
   }
 }
 
+/** The library's SlidingBuffer, counting what it slides out (the oldest event, when full). */
+class CountingSlidingBuffer extends SlidingBuffer {
+  private readonly onDrop: () => void
+
+  constructor(capacity: number, onDrop: () => void) {
+    super(capacity)
+    this.onDrop = onDrop
+  }
+
+  override add(value: unknown): void {
+    if (this._q.length >= this._c) this.onDrop()
+    super.add(value)
+  }
+}
+
+const TOPIC = 'event'
+
 /**
- * A LiveSource fed by `publish`: each subscriber gets every event published after it
- * subscribed, buffered up to `bufferSize` (older ones are dropped and counted).
+ * A LiveSource fed by `publish`, on the library's pub-sub: each subscriber is a Repeater over
+ * the pub-sub's event target with a sliding buffer of `bufferSize` (past it the oldest event is
+ * dropped and counted). A Repeater starts on its first pull: a subscriber gets the events
+ * published after that (GraphQL pulls as soon as it subscribes).
  */
 export class MemoryLiveSource implements LiveSource {
-  private readonly subscribers = new Set<{
-    queue: LiveEvent[]
-    wake: (() => void) | undefined
-  }>()
+  private readonly target = new EventTarget()
+  private readonly pubsub = createPubSub<{ [TOPIC]: [LiveEvent] }>({ eventTarget: this.target })
+  private readonly stops = new Set<() => void>()
   private readonly bufferSize: number
   private closed = false
   dropped = 0
@@ -94,49 +125,49 @@ export class MemoryLiveSource implements LiveSource {
   }
 
   get subscriberCount(): number {
-    return this.subscribers.size
+    return this.stops.size
   }
 
   publish(event: LiveEvent): void {
-    for (const s of this.subscribers) {
-      if (s.queue.length >= this.bufferSize) {
-        s.queue.shift()
-        this.dropped++
-      }
-      s.queue.push(event)
-      s.wake?.()
-    }
+    if (this.stops.size > 0) this.pubsub.publish(TOPIC, event)
   }
 
   close(): void {
     this.closed = true
-    for (const s of this.subscribers) s.wake?.()
+    for (const stop of this.stops) stop()
   }
 
   subscribe(): AsyncIterable<LiveEvent> {
-    const sub = { queue: [] as LiveEvent[], wake: undefined as (() => void) | undefined }
-    this.subscribers.add(sub)
-    const self = this
-    return {
-      [Symbol.asyncIterator]() {
-        return {
-          async next(): Promise<IteratorResult<LiveEvent>> {
-            while (sub.queue.length === 0 && !self.closed && self.subscribers.has(sub))
-              await new Promise<void>((resolve) => {
-                sub.wake = resolve
-              })
-            sub.wake = undefined
-            const value = sub.queue.shift()
-            if (value === undefined) return { done: true, value: undefined }
-            return { done: false, value }
-          },
-          async return(): Promise<IteratorResult<LiveEvent>> {
-            self.subscribers.delete(sub)
-            sub.wake?.()
-            return { done: true, value: undefined }
-          },
-        }
-      },
-    }
+    const buffer = new CountingSlidingBuffer(this.bufferSize, () => {
+      this.dropped++
+    })
+    return new Repeater<LiveEvent>(async (push, stop) => {
+      if (this.closed) return stop()
+      const listener = (e: Event) => {
+        push((e as CustomEvent<LiveEvent>).detail)
+      }
+      this.target.addEventListener(TOPIC, listener)
+      this.stops.add(stop)
+      await stop
+      this.target.removeEventListener(TOPIC, listener)
+      this.stops.delete(stop)
+    }, buffer)
   }
+}
+
+/**
+ * Live events that pass the filter and the caller's namespaces, as subscription payloads. The
+ * source's Repeater is returned (and so unsubscribed) at once, even while waiting for an event.
+ */
+export function liveStream(
+  live: LiveSource,
+  filter: EventFilter,
+  scope: Scope,
+  families: readonly Family[] | undefined,
+): AsyncIterable<ReturnType<typeof livePayload>> {
+  return pipe(
+    live.subscribe(),
+    yogaFilter((e: LiveEvent) => liveMatches(e, filter, scope, families)),
+    map(livePayload),
+  )
 }
