@@ -1,7 +1,7 @@
 // The live tail: the `events` subscription over whatever LiveSource the server was given.
 import type { Family } from '@ebbflow/common'
 import { userError } from '../errors.ts'
-import { type LiveSource, type livePayload, liveStream } from '../live.ts'
+import { type LiveEvent, type LiveSource, livePayload, liveStream } from '../live.ts'
 import type { Resolvers } from '../resolvers-types.generated.ts'
 import { checkNamespace } from '../sql.ts'
 
@@ -34,7 +34,7 @@ export function resolvers(live: LiveSource | undefined): Resolvers {
           const families = a.families?.map((f) => f.toLowerCase() as Family)
           return liveStream(live, a.filter, ctx.scope, families)
         },
-        resolve: (payload: ReturnType<typeof livePayload>) => payload,
+        resolve: (event: LiveEvent) => livePayload(event),
       },
     },
   }
