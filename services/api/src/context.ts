@@ -1,41 +1,28 @@
-// What every resolver of one request gets: the caller's scope, the query runner, the limits,
-// and the request's DataLoaders (so nested fields batch instead of querying per row).
-import type { Logger } from '@ebbflow/common'
+// What every resolver of one request gets: the query context, and the request's DataLoaders
+// (so nested fields batch instead of querying per row).
 import DataLoader from 'dataloader'
-import type { PageLimits } from './pagination.ts'
 import { type ExecRow, type ExitInfo, loadExits, loadSessionCommands } from './queries/exec.ts'
-import type { QueryRunner, Scope } from './sql.ts'
+import type { ApiLimits, QueryContext } from './query-context.ts'
 
-export interface ApiLimits extends PageLimits {
-  /** Commands returned for one session's playback, at most. */
-  maxSessionCommands: number
-  /** Points of one traffic series, at most. */
-  maxSeriesPoints: number
-}
+export type { ApiLimits, QueryContext } from './query-context.ts'
 
-export interface ApiContext {
-  scope: Scope
-  runner: QueryRunner
-  limits: ApiLimits
-  logger: Logger
+export interface ApiContext extends QueryContext {
   exits: DataLoader<ExecRow, ExitInfo | null, string>
   sessionCommands: DataLoader<string, ExecRow[]>
 }
 
 export function createContext(
-  scope: Scope,
-  runner: QueryRunner,
+  scope: QueryContext['scope'],
+  runner: QueryContext['runner'],
   limits: ApiLimits,
-  logger: Logger,
+  logger: QueryContext['logger'],
 ): ApiContext {
-  const base = { scope, runner, limits, logger }
+  const base: QueryContext = { scope, runner, limits, logger }
   return {
     ...base,
     exits: new DataLoader((rows) => loadExits(base, rows), {
-      cacheKeyFn: (r) => `${r.node}\0${r.boot_id}\0${r.tgid}\0${r.ts}`,
+      cacheKeyFn: (r) => `${r.node}\0${r.bootId}\0${r.tgid}\0${r.ts}`,
     }),
     sessionCommands: new DataLoader((ids) => loadSessionCommands(base, ids)),
   }
 }
-
-export type QueryContext = Pick<ApiContext, 'scope' | 'runner' | 'limits' | 'logger'>

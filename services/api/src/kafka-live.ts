@@ -17,6 +17,8 @@ export class KafkaLiveSource implements LiveSource {
   private readonly logger: Logger | undefined
   /** Records that were not EventBatches (they are the ingester's to dead-letter, not ours). */
   undecodable = 0
+  /** Batches skipped for holding enum values this reader has no name for. */
+  unnamed = 0
 
   constructor(brokers: string[], logger?: Logger) {
     this.logger = logger
@@ -51,6 +53,16 @@ export class KafkaLiveSource implements LiveSource {
         let events: LiveEvent[]
         try {
           const batch = decodeEventBatch(message.value)
+          // A kind, role or direction this reader has no name for (a newer collector's) would
+          // show under a placeholder name: the batch is the ingester's to dead-letter, not ours.
+          if (batch.unknownEnums.length > 0) {
+            this.unnamed++
+            this.logger?.warn(
+              { unknownEnums: batch.unknownEnums.slice(0, 5) },
+              'live tail skipped a batch with enum values it cannot name',
+            )
+            return
+          }
           events = batchEvents(batch).map((event) => ({
             event,
             timeNs: batch.offsetNs + BigInt(Math.round(event.bootNs)),

@@ -443,6 +443,13 @@ export interface DecodedBatch {
   offsetNs: bigint
   /** Events without a timestamp (a valid collector never sends one). */
   untimed: number
+  /**
+   * Enum fields holding a value this reader has no name for, as `tcp[0].kind = 9`: unspecified
+   * (never sent by a collector) or added by a newer writer. The events carry a placeholder
+   * name there, which must not be stored or shown (the API's live tail) as if it were the value
+   * sent.
+   */
+  unknownEnums: string[]
   exec: ExecEvent[]
   exit: ExitEvent[]
   fork: ForkEvent[]
@@ -514,6 +521,17 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
   let untimed = 0
   if (!clock) ({ clock, untimed } = batchClock(b))
   const c = clock
+  const unknownEnums: string[] = []
+  const named = <N>(
+    value: number | null | undefined,
+    name: N | undefined,
+    where: string,
+    placeholder: N,
+  ): N => {
+    if (name !== undefined) return name
+    unknownEnums.push(`${where} = ${value ?? 0}`)
+    return placeholder
+  }
   return {
     node: b.node,
     collectorInstanceId: b.collectorInstanceId,
@@ -524,6 +542,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     lastTimeNs: u64(b.lastTimeNs),
     offsetNs: c.offsetNs,
     untimed,
+    unknownEnums,
     exec: b.exec.map((x) => ({
       kind: 'exec',
       bootNs: c.toBoot(x.timeNs),
@@ -554,13 +573,13 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       childPid: x.childPid ?? 0,
       childTgid: x.childTgid ?? 0,
     })),
-    tcp: b.tcp.map((x) =>
+    tcp: b.tcp.map((x, i) =>
       withMeta<TcpEvent>(
         {
           kind: 'tcp',
           bootNs: c.toBoot(x.timeNs),
-          tcp: TCP_KIND.name(x.kind) ?? 'connect',
-          role: TCP_ROLE.name(x.role) ?? 'active',
+          tcp: named(x.kind, TCP_KIND.name(x.kind), `tcp[${i}].kind`, 'connect'),
+          role: named(x.role, TCP_ROLE.name(x.role), `tcp[${i}].role`, 'active'),
           cgroupId: num(x.cgroupId),
           sockId: num(x.sockId),
           pid: x.pid ?? 0,
@@ -578,14 +597,19 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         x.meta,
       ),
     ),
-    traffic: b.traffic.map((x) =>
+    traffic: b.traffic.map((x, i) =>
       withMeta<TrafficDelta>(
         {
           kind: 'traffic',
           bootNs: c.toBoot(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
-          direction: DIRECTION.name(x.direction) ?? 'egress',
+          direction: named(
+            x.direction,
+            DIRECTION.name(x.direction),
+            `traffic[${i}].direction`,
+            'egress',
+          ),
           protocol: x.protocol ?? 0,
           family: x.ipFamily === 6 ? 6 : 4,
           remoteAddr: x.remoteAddr ?? '',
@@ -620,13 +644,13 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
         x.meta,
       ),
     ),
-    drops: b.drops.map((x) =>
+    drops: b.drops.map((x, i) =>
       withMeta<WireDrops>(
         {
           kind: 'drops',
           bootNs: c.toBoot(x.timeNs),
-          family: FAMILY.name(x.family) ?? 'exec',
-          reason: REASON.name(x.reason) ?? 'buffer_full',
+          family: named(x.family, FAMILY.name(x.family), `drops[${i}].family`, 'exec'),
+          reason: named(x.reason, REASON.name(x.reason), `drops[${i}].reason`, 'buffer_full'),
           count: num(x.count),
           // Absent unless a publisher reported skipped batches (decoders fill an absent 0).
           ...(x.batches != null && num(x.batches) > 0 ? { batches: num(x.batches) } : {}),

@@ -1,75 +1,12 @@
 // The alerter's state (migration 0004) through the API: current alert instances, their
-// transitions, and each rule's last evaluation. A module of its own: its SDL extends Query, and
-// its resolvers are spread into the schema's Query. Namespaced like every other field: an
+// transitions, and each rule's last evaluation (SDL and resolvers: domains/alerts.ts).
+// Namespaced like every other field: an
 // alert's namespace is its `namespace` label; node-level alerts (no namespace) and rule health
 // are shown to callers that may read every namespace only.
-import type { ApiContext, QueryContext } from '../context.ts'
+
 import { userError } from '../errors.ts'
+import type { QueryContext } from '../query-context.ts'
 import { num, Params, scopeCondition, where } from '../sql.ts'
-
-export const alertTypeDefs = /* GraphQL */ `
-  extend type Query {
-    "Alert instances: pending, firing, or resolved within the last 15 minutes (still re-sent)."
-    alerts(namespace: String, rule: String, state: AlertState): [Alert!]!
-    "Alert transitions (inactive → pending → firing → resolved), newest first."
-    alertHistory(
-      namespace: String
-      rule: String
-      from: DateTime
-      to: DateTime
-      first: Int
-    ): [AlertTransition!]!
-    "Each rule's last evaluation and health (callers that may read every namespace only)."
-    alertRules: [AlertRuleHealth!]!
-  }
-
-  enum AlertState {
-    pending
-    firing
-    resolved
-  }
-
-  type Alert {
-    rule: String!
-    fingerprint: ID!
-    state: AlertState!
-    "Empty for node-level alerts."
-    namespace: String!
-    labels: JSON!
-    annotations: JSON!
-    value: Float!
-    activeAt: DateTime!
-    firedAt: DateTime
-    resolvedAt: DateTime
-    "When it was last sent to Alertmanager."
-    lastSentAt: DateTime
-  }
-
-  type AlertTransition {
-    id: ID!
-    time: DateTime!
-    rule: String!
-    fingerprint: String!
-    namespace: String!
-    "inactive, pending, firing or resolved."
-    from: String!
-    to: String!
-    labels: JSON!
-    annotations: JSON!
-    value: Float!
-  }
-
-  type AlertRuleHealth {
-    rule: String!
-    "ok (rows), nodata (no rows) or error (the query failed; the rule's alerts keep their state)."
-    health: String!
-    error: String
-    lastEvaluation: DateTime!
-    windowStart: DateTime!
-    windowEnd: DateTime!
-    instances: Int!
-  }
-`
 
 const ZERO = '1970-01-01 00:00:00.000'
 const orNull = (t: string) => (t === ZERO ? null : t)
@@ -86,7 +23,7 @@ export async function alerts(
   const rows = await ctx.runner.select<{
     rule: string
     fingerprint: string
-    state: string
+    state: 'pending' | 'firing' | 'resolved'
     namespace: string
     labels: Record<string, string>
     annotations: Record<string, string>
@@ -195,11 +132,4 @@ export async function alertRules(ctx: QueryContext) {
     windowEnd: r.window_end,
     instances: num(r.instances),
   }))
-}
-
-export const alertQueryResolvers = {
-  alerts: (_: unknown, a: Parameters<typeof alerts>[1], ctx: ApiContext) => alerts(ctx, a),
-  alertHistory: (_: unknown, a: Parameters<typeof alertHistory>[1], ctx: ApiContext) =>
-    alertHistory(ctx, a),
-  alertRules: (_: unknown, _a: unknown, ctx: ApiContext) => alertRules(ctx),
 }

@@ -1,5 +1,5 @@
 // Process execs, their exits, and `kubectl exec` sessions (execs sharing a session value).
-import type { QueryContext } from '../context.ts'
+
 import { META_SELECT } from '../metadata.ts'
 import {
   type Connection,
@@ -11,12 +11,18 @@ import {
   planPage,
   toConnection,
 } from '../pagination.ts'
+import type { QueryContext } from '../query-context.ts'
 import { type EventFilter, filterConditions, num, Params, scopeCondition, where } from '../sql.ts'
 
+/**
+ * An exec row, its columns aliased to the GraphQL field names where the value is served as it
+ * is. `ts`, not `time`: an alias that names a column would replace it in WHERE and ORDER BY.
+ * 64-bit counters served as Float are read as Float64 (ClickHouse's JSON quotes 64-bit integers).
+ */
 export interface ExecRow {
   ts: string
   node: string
-  boot_id: string
+  bootId: string
   namespace: string
   pod: string
   container: string
@@ -30,17 +36,18 @@ export interface ExecRow {
   args: string[]
   session: string
   gid: number
-  cgroup_id: string
-  pidns_ino: number
-  mntns_ino: number
-  parent_comm: string
-  args_total_bytes: number
-  args_truncated: boolean
-  filename_truncated: boolean
-  args_read_failed: boolean
-  seen_at_start: boolean
+  cgroupId: string
+  pidnsIno: number
+  mntnsIno: number
+  parentComm: string
+  argsTotalBytes: number
+  argsTruncated: boolean
+  filenameTruncated: boolean
+  argsReadFailed: boolean
+  seenAtStart: boolean
 }
 
+/** An exit, its columns aliased to the GraphQL field names. */
 export interface ExitInfo {
   ts: string
   exitCode: number
@@ -50,10 +57,12 @@ export interface ExitInfo {
   coreDumped: boolean
 }
 
-const EXEC_COLUMNS = `toString(time) AS ts, node, boot_id, namespace, pod, container, function,
-  pid, tgid, ppid, uid, gid, cgroup_id, pidns_ino, mntns_ino, comm, parent_comm, filename, args,
-  args_total_bytes, args_truncated, filename_truncated, args_read_failed, seen_at_start, session,
-  ${META_SELECT}`
+const EXEC_COLUMNS = `toString(time) AS ts, node, boot_id AS bootId, namespace, pod, container,
+  function, pid, tgid, ppid, uid, gid, toString(cgroup_id) AS cgroupId, toFloat64(pidns_ino) AS pidnsIno,
+  toFloat64(mntns_ino) AS mntnsIno, comm, parent_comm AS parentComm, filename, args,
+  args_total_bytes AS argsTotalBytes, args_truncated AS argsTruncated,
+  filename_truncated AS filenameTruncated, args_read_failed AS argsReadFailed,
+  seen_at_start AS seenAtStart, session, ${META_SELECT}`
 
 const EXEC_KEY: KeyColumn[] = [
   { sql: 'time', type: "DateTime64(9, 'UTC')", check: isTime },
@@ -61,7 +70,7 @@ const EXEC_KEY: KeyColumn[] = [
   { sql: 'boot_id', type: 'String', check: isString },
   { sql: 'pid', type: 'UInt32', check: isUInt },
 ]
-const execKey = (r: ExecRow) => [r.ts, r.node, r.boot_id, num(r.pid)]
+const execKey = (r: ExecRow) => [r.ts, r.node, r.bootId, num(r.pid)]
 
 export async function execEvents(
   ctx: QueryContext,
@@ -100,59 +109,46 @@ export async function loadExits(
     `has(${p.add('Array(UInt32)', [...new Set(execs.map((e) => num(e.tgid)))])}, tgid)`,
     `time >= ${p.add("DateTime64(9, 'UTC')", minTs)}`,
   ]
-  const rows = await ctx.runner.select<{
-    ts: string
-    node: string
-    boot_id: string
-    tgid: number
-    exit_code: number
-    signal: number
-    duration_ns: string
-    duration_from_fork: boolean
-    core_dumped: boolean
-  }>(
-    `SELECT toString(time) AS ts, node, boot_id, tgid, exit_code, signal, duration_ns,
-       duration_from_fork, core_dumped
+  const rows = await ctx.runner.select<ExitInfo & { node: string; bootId: string; tgid: number }>(
+    `SELECT toString(time) AS ts, node, boot_id AS bootId, tgid, exit_code AS exitCode, signal,
+       toFloat64(duration_ns) AS durationNs, duration_from_fork AS durationFromFork,
+       core_dumped AS coreDumped
      FROM ebbflow.process_events ${where(conditions)} ORDER BY time`,
     p,
   )
   const byProcess = new Map<string, typeof rows>()
   for (const r of rows) {
-    const k = `${r.node}\0${r.boot_id}\0${num(r.tgid)}`
+    const k = `${r.node}\0${r.bootId}\0${num(r.tgid)}`
     const list = byProcess.get(k)
     if (list) list.push(r)
     else byProcess.set(k, [r])
   }
-  return execs.map((e) => {
-    const exit = byProcess.get(`${e.node}\0${e.boot_id}\0${num(e.tgid)}`)?.find((x) => x.ts >= e.ts)
-    return exit
-      ? {
-          ts: exit.ts,
-          exitCode: num(exit.exit_code),
-          signal: num(exit.signal),
-          durationNs: num(exit.duration_ns),
-          durationFromFork: exit.duration_from_fork === true,
-          coreDumped: exit.core_dumped === true,
-        }
-      : null
-  })
+  return execs.map(
+    (e) =>
+      byProcess.get(`${e.node}\0${e.bootId}\0${num(e.tgid)}`)?.find((x) => x.ts >= e.ts) ?? null,
+  )
 }
 
+/**
+ * A session, its columns aliased to the GraphQL field names where no alias names a column the
+ * statement reads (ClickHouse would take `any(node) AS node` for the column inside it).
+ */
 export interface SessionRow {
   id: string
-  s_node: string
-  s_namespace: string
-  s_pod: string
-  s_container: string
-  started: string
-  last_command: string
-  commands: string
-  s_uid: number
+  sessionNode: string
+  sessionNamespace: string
+  sessionPod: string
+  sessionContainer: string
+  startedAt: string
+  lastCommandAt: string
+  commandCount: number | string
+  sessionUid: number
 }
 
-const SESSION_COLUMNS = `session AS id, any(node) AS s_node, any(namespace) AS s_namespace,
-  any(pod) AS s_pod, argMin(container, time) AS s_container, toString(min(time)) AS started,
-  toString(max(time)) AS last_command, count() AS commands, argMin(uid, time) AS s_uid`
+const SESSION_COLUMNS = `session AS id, any(node) AS sessionNode, any(namespace) AS sessionNamespace,
+  any(pod) AS sessionPod, argMin(container, time) AS sessionContainer,
+  toString(min(time)) AS startedAt, toString(max(time)) AS lastCommandAt,
+  count() AS commandCount, argMin(uid, time) AS sessionUid`
 
 const SESSION_KEY: KeyColumn[] = [
   { sql: 'min(time)', type: "DateTime64(9, 'UTC')", check: isTime },
@@ -178,7 +174,7 @@ export async function execSessions(
     plan,
     args,
     rows,
-    (r) => [r.started, r.id],
+    (r) => [r.startedAt, r.id],
     (r) => r,
   )
 }

@@ -1,6 +1,7 @@
 // File accesses (the file family), and the Landlock ruleset advised from them.
-import type { QueryContext } from '../context.ts'
+
 import { userError } from '../errors.ts'
+import type { QueryContext } from '../query-context.ts'
 import { type EventFilter, filterConditions, num, Params, where } from '../sql.ts'
 import { RUNTIME_COMMS, resolveWorkload, workloadConditions } from './syscalls.ts'
 

@@ -1,7 +1,7 @@
 // The collectors' own statistics. collector_stats has no namespace: it describes nodes, so only
 // a caller that may read every namespace sees it.
 import { TOPICS } from '@ebbflow/common/wire'
-import type { QueryContext } from '../context.ts'
+import type { QueryContext } from '../query-context.ts'
 import { num, Params, where } from '../sql.ts'
 
 const FAMILY_OF_TOPIC = new Map(Object.entries(TOPICS).map(([family, topic]) => [topic, family]))

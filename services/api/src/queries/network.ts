@@ -1,5 +1,5 @@
 // TCP connections, the service map built from them, and traffic series.
-import type { QueryContext } from '../context.ts'
+
 import { userError } from '../errors.ts'
 import { META_SELECT } from '../metadata.ts'
 import {
@@ -12,33 +12,40 @@ import {
   planPage,
   toConnection,
 } from '../pagination.ts'
+import type { QueryContext } from '../query-context.ts'
 import { type EventFilter, filterConditions, num, Params, showAddress, where } from '../sql.ts'
 
+/**
+ * A TCP connection event, its columns aliased to the GraphQL field names where the value is
+ * served as it is; `ts`, `ev` and `rl` because an alias naming a column (time, event, role)
+ * would replace the column in WHERE and ORDER BY. 64-bit counters served as Float are read as
+ * Float64 (ClickHouse's JSON quotes 64-bit integers).
+ */
 export interface ConnectionRow {
   ts: string
   ev: string
   rl: string
   node: string
-  boot_id: string
+  bootId: string
   namespace: string
   pod: string
   container: string
   function: string
-  workload_kind: string
-  workload_name: string
-  sock_id: string
+  workloadKind: string
+  workloadName: string
+  sockId: string
   pid: number
   comm: string
-  src: string
-  dst: string
-  sport: number
-  dport: number
-  duration_ns: string
-  bytes_sent: string
-  bytes_received: string
-  cgroup_id: string
-  netns_ino: string
-  ip_family: number
+  sourceAddress: string
+  destinationAddress: string
+  sourcePort: number
+  destinationPort: number
+  durationNs: number
+  bytesSent: number
+  bytesReceived: number
+  cgroupId: string
+  netnsIno: number
+  ipVersion: number
 }
 
 const CONNECTION_KEY: KeyColumn[] = [
@@ -62,10 +69,14 @@ export async function connections(
     conditions.push(`has(${p.add('Array(String)', [...events])}, toString(event))`)
   if (plan.condition) conditions.push(plan.condition)
   const rows = await ctx.runner.select<ConnectionRow>(
-    `SELECT toString(time) AS ts, toString(event) AS ev, toString(role) AS rl, node, boot_id,
-       namespace, pod, container, function, workload_kind, workload_name, sock_id, pid, comm,
-       IPv6NumToString(saddr) AS src, IPv6NumToString(daddr) AS dst, sport, dport, duration_ns,
-       bytes_sent, bytes_received, cgroup_id, netns_ino, ip_family, ${META_SELECT}
+    `SELECT toString(time) AS ts, toString(event) AS ev, toString(role) AS rl, node,
+       boot_id AS bootId, namespace, pod, container, function, workload_kind AS workloadKind,
+       workload_name AS workloadName, toString(sock_id) AS sockId, pid, comm,
+       IPv6NumToString(saddr) AS sourceAddress, IPv6NumToString(daddr) AS destinationAddress,
+       sport AS sourcePort, dport AS destinationPort, toFloat64(duration_ns) AS durationNs,
+       toFloat64(bytes_sent) AS bytesSent, toFloat64(bytes_received) AS bytesReceived,
+       toString(cgroup_id) AS cgroupId, toFloat64(netns_ino) AS netnsIno, ip_family AS ipVersion,
+       ${META_SELECT}
      FROM ebbflow.tcp_connections ${where(conditions)}
      ORDER BY ${plan.orderBy} LIMIT ${plan.limit}`,
     p,
@@ -75,8 +86,12 @@ export async function connections(
     plan,
     args,
     rows,
-    (r) => [r.ts, r.node, r.boot_id, r.sock_id, r.ev],
-    (r) => ({ ...r, src: showAddress(r.src), dst: showAddress(r.dst) }),
+    (r) => [r.ts, r.node, r.bootId, r.sockId, r.ev],
+    (r) => ({
+      ...r,
+      sourceAddress: showAddress(r.sourceAddress),
+      destinationAddress: showAddress(r.destinationAddress),
+    }),
   )
 }
 

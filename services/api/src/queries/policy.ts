@@ -1,5 +1,5 @@
 // A NetworkPolicy advised from the TCP connections a workload made and accepted.
-import type { QueryContext } from '../context.ts'
+import type { QueryContext } from '../query-context.ts'
 import type { Params } from '../sql.ts'
 import { addressBook, flowsWithPeers, type Peer, type Workload } from './network.ts'
 import { objectName, resolveWorkload, workloadConditions } from './syscalls.ts'

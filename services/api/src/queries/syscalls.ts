@@ -1,6 +1,7 @@
 // Syscall counts, and the seccomp profile advised from them.
-import type { QueryContext } from '../context.ts'
+
 import { userError } from '../errors.ts'
+import type { QueryContext } from '../query-context.ts'
 import { type EventFilter, filterConditions, num, Params, where } from '../sql.ts'
 import { parseStep } from './network.ts'
 

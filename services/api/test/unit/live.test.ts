@@ -86,7 +86,7 @@ describe('liveMatches', () => {
 })
 
 describe('livePayload', () => {
-  it('lifts the pod columns and keeps the rest as data', () => {
+  it('lifts the pod columns and keeps the rest as data, the IP version as ipVersion', () => {
     assert.deepEqual(livePayload(live), {
       family: 'NET',
       kind: 'tcp',
@@ -106,7 +106,7 @@ describe('livePayload', () => {
         pid: 1,
         comm: 'curl',
         netnsIno: 1,
-        family: 4,
+        ipVersion: 4,
         saddr: '10.0.0.1',
         daddr: '10.0.0.2',
         sport: 1,
@@ -124,6 +124,8 @@ describe('MemoryLiveSource', () => {
     const source = new MemoryLiveSource(2)
     const a = source.subscribe()[Symbol.asyncIterator]()
     const b = source.subscribe()[Symbol.asyncIterator]()
+    assert.equal(source.subscriberCount, 2)
+    // 1, 2, 3 into a buffer of 2: 1 slid out, for each subscriber.
     for (const n of [1n, 2n, 3n]) source.publish({ event: tcp, timeNs: n })
     assert.equal(source.dropped, 2)
     assert.equal((await a.next()).value.timeNs, 2n)
@@ -133,5 +135,14 @@ describe('MemoryLiveSource', () => {
     const pending = a.next()
     source.close()
     assert.deepEqual(await pending, { done: true, value: undefined })
+  })
+
+  it('returns a subscriber waiting on a quiet stream at once', async () => {
+    const source = new MemoryLiveSource(2)
+    const it = source.subscribe()[Symbol.asyncIterator]()
+    const pending = it.next()
+    await it.return!()
+    assert.deepEqual(await pending, { done: true, value: undefined })
+    assert.equal(source.subscriberCount, 0)
   })
 })
