@@ -113,7 +113,7 @@ async function ingestProcess(
 }
 
 /** ClickHouse's own parse: the same records, a block of `perBlock` per `file()` insert. */
-async function ownParse(
+export async function ownParse(
   store: ChdbStore,
   table: Table,
   recs: InRecord[],

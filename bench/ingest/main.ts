@@ -22,10 +22,7 @@ import { InProcessPublisher, KernelCapture, loadCollectorConfig } from '@ebbflow
 import type { CapturedEvent, EventMeta } from '@ebbflow/common'
 import { createLogger } from '@ebbflow/common'
 import {
-  BATCH_SCHEMA,
   ChdbStore,
-  fileSource,
-  insertStatement,
   migrate,
   TABLES,
   type Table,
@@ -39,13 +36,12 @@ import {
   Ingestor,
   InProcessIngester,
   type InRecord,
-  lengthDelimited,
   StoreDeadLetters,
 } from '@ebbflow/ingester'
-import { PROTO_DIR, v1 } from '@ebbflow/proto'
+import { v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
 import { createCgroup } from '../../tests/support/cgroup.ts'
-import { throughBroker } from './broker.ts'
+import { ownParse, throughBroker } from './broker.ts'
 
 const env = process.env
 const COUNT_ROWS = Number(env.EBBFLOW_BENCH_COUNT_ROWS ?? 1_000_000)
@@ -163,22 +159,7 @@ async function ingesterRun(store: ChdbStore, name: string, recs: InRecord[], row
  * no deduplication).
  */
 async function clickhouseRun(store: ChdbStore, table: Table, recs: InRecord[]) {
-  const perBlock = Math.max(1, Math.round(BLOCK_ROWS / BATCH_EVENTS))
-  const path = join('/dev/shm', `ebbflow-bench-${process.pid}.bin`)
-  const schema = `format_schema = '${join(PROTO_DIR, BATCH_SCHEMA)}'`
-  const sql = insertStatement(table, fileSource(path)).replace(
-    `INSERT INTO ebbflow.${table} `,
-    `INSERT INTO ebbflow_bench.${table} `,
-  )
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  for (let i = 0; i < recs.length; i += perBlock) {
-    writeFileSync(path, lengthDelimited(recs.slice(i, i + perBlock).map((r) => r.value!)))
-    await store.exec(`${sql} SETTINGS ${schema}, deduplicate_insert = 'disable'`)
-  }
-  const seconds = (performance.now() - t0) / 1000
-  rmSync(path, { force: true })
-  return { seconds, cpuSeconds: cpuSecondsSince(cpu0) }
+  return ownParse(store, table, recs, Math.max(1, Math.round(BLOCK_ROWS / BATCH_EVENTS)))
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
