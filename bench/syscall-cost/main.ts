@@ -140,7 +140,11 @@ function load(
     if (object.maps().some((m) => m.name === 'syscall_slot_owner'))
       object.mapUpdate('syscall_slot_owner', u32(SLOT), u64(cg.id))
     object.mapUpdate('syscall_cgroup_slots', u64(cg.id), u32(SLOT))
-    object.mapUpdate('syscall_slot_generation', u32(0), u64(1))
+    // Revisions before the generation became a global kept it in an array map.
+    const generation = object.maps().some((m) => m.name === 'syscall_slot_generation')
+      ? 'syscall_slot_generation'
+      : '.data.slot_gen'
+    object.mapUpdate(generation, u32(0), u64(1))
   }
   return { object, id }
 }

@@ -62,12 +62,11 @@ struct {
  * current generation: one compare on a hit guards against a stale slot, where an owner array
  * cost one more lookup per call (116 -> see bench/RESULTS.md, issue 20).
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} syscall_slot_generation SEC(".maps");
+/*
+ * A global in a section of its own (libbpf makes it a one-entry array map, ".data.slot_gen",
+ * that userspace updates): the program reads it with one load, no lookup.
+ */
+volatile __u64 syscall_slot_generation SEC(".data.slot_gen") = 0;
 
 #define SLOT_NONE 0xffffffffu
 
@@ -110,15 +109,14 @@ static __always_inline bool counts__add_slot(__u64 cgroup_id, __u32 nr)
 	struct ebf_syscall_slot_counts *counts;
 	struct slot_cache *cache;
 	__u32 zero = 0, slot, *found;
-	__u64 *generation, now;
+	__u64 now;
 
 	if (nr >= EBF_SYSCALL_NR_MAX)
 		return false;
 	cache = bpf_map_lookup_elem(&syscall_slot_cache, &zero);
-	generation = bpf_map_lookup_elem(&syscall_slot_generation, &zero);
-	if (!cache || !generation)
+	if (!cache)
 		return false;
-	now = *(volatile __u64 *)generation;
+	now = syscall_slot_generation;
 	if (cache->cgroup_id != cgroup_id || cache->generation != now) {
 		/*
 		 * The generation is read before the slot map: userspace bumps it after its map

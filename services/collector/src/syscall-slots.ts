@@ -149,7 +149,7 @@ export class SyscallSlots {
 
   private bumpGeneration(): void {
     this.generation++
-    this.maps.mapUpdate('syscall_slot_generation', u32(0), u64(this.generation))
+    this.maps.mapUpdate('.data.slot_gen', u32(0), u64(this.generation))
   }
 }
 

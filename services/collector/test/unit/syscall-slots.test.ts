@@ -23,7 +23,7 @@ class FakeKernel implements SlotMaps {
   mapUpdate(map: string, key: Buffer, value: Buffer): void {
     if (map === 'syscall_cgroup_slots')
       this.slotOf.set(Number(key.readBigUInt64LE(0)), value.readUInt32LE(0))
-    else if (map === 'syscall_slot_generation') this.generation = Number(value.readBigUInt64LE(0))
+    else if (map === '.data.slot_gen') this.generation = Number(value.readBigUInt64LE(0))
     else assert.fail(`unexpected map ${map}`)
   }
   mapDelete(map: string, key: Buffer): boolean {
