@@ -7,9 +7,10 @@
  * Counting runs on every syscall of the node, so its fast path avoids the hash map: userspace
  * gives each busy cgroup a slot of a per-CPU array (a counter per syscall number), and a
  * per-CPU cache remembers the last cgroup seen and its slot. A call from the same cgroup as
- * the CPU's previous one costs two inlined array lookups and a compare; the hash lookup on a
- * 16-byte key it replaces was ~55-75 ns of a ~140 ns run (bpf_stats). Cgroups without a slot
- * (new ones, until userspace's next read, or more than the slots) are counted in the hash.
+ * the CPU's previous one costs two inlined per-CPU array lookups, one global load and two
+ * compares (cgroup, generation); the hash lookup on a 16-byte key it replaces was ~55-75 ns
+ * of a ~140 ns run (bpf_stats). Cgroups without a slot (new ones, until userspace's next read,
+ * or more than the slots) are counted in the hash.
  */
 #include "common.bpf.h"
 
@@ -60,11 +61,9 @@ struct {
  * Bumped by userspace after every change to syscall_cgroup_slots (a slot assigned, freed or
  * given to another cgroup). A per-CPU cache entry is believed only while it carries the
  * current generation: one compare on a hit guards against a stale slot, where an owner array
- * cost one more lookup per call (116 -> see bench/RESULTS.md, issue 20).
- */
-/*
- * A global in a section of its own (libbpf makes it a one-entry array map, ".data.slot_gen",
- * that userspace updates): the program reads it with one load, no lookup.
+ * cost one more lookup per call (bench/RESULTS.md, issue 20). A global in a section of its
+ * own (libbpf makes it a one-entry array map, ".data.slot_gen", that userspace updates): the
+ * program reads it with one load, no lookup.
  */
 volatile __u64 syscall_slot_generation SEC(".data.slot_gen") = 0;
 
