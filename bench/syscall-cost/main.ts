@@ -229,6 +229,8 @@ const report = {
     before: {
       revision: BEFORE,
       ratioToEmpty: median(perRun.slot_before) / median(perRun.empty),
+      // Per round, shipped minus this revision (bpf_stats ns): the rounds share their load.
+      pairedDiffNs: median(perRun.slot.map((ns, i) => ns - perRun.slot_before[i]!)),
       slotCountedGetppids: slotBeforeCounted,
     },
   }),
