@@ -8,6 +8,8 @@
 //     the design shipped before slots, plus the cached "no slot" check).
 //   - task_only, chase, helper: parts of the shipped program (components.bpf.c), to show where
 //     its cost above empty lies.
+//   - slot_before: with EBBFLOW_BENCH_BEFORE=<git revision>, the slot path of syscall.bpf.c as it
+//     was at that revision (compiled from git), to compare a change side by side.
 // Rounds alternate untraced, empty, slot, hash, task_only, chase, helper (EBBFLOW_BENCH_ROUNDS, default 5), medians.
 // Two measures: wall time of the storm (added ns per call against untraced) and bpf_stats
 // (run_time_ns / run_cnt of the program, from bpftool, while kernel.bpf_stats_enabled is 1;
@@ -29,8 +31,16 @@ const SLOT = 7
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-function compile(dir: string, name: 'empty' | 'components'): string {
+const BEFORE = process.env.EBBFLOW_BENCH_BEFORE
+
+function compile(dir: string, name: 'empty' | 'components' | 'before'): string {
   const out = join(dir, `${name}.bpf.o`)
+  let source = join(import.meta.dirname, `${name}.bpf.c`)
+  if (name === 'before') {
+    source = join(dir, 'syscall-before.bpf.c')
+    const text = execFileSync('git', ['show', `${BEFORE}:bpf/src/syscall.bpf.c`], { cwd: root })
+    writeFileSync(source, text)
+  }
   const arch = process.arch === 'arm64' ? 'arm64' : 'x86'
   execFileSync('clang', [
     '-g',
@@ -39,8 +49,9 @@ function compile(dir: string, name: 'empty' | 'components'): string {
     'bpf',
     `-D__TARGET_ARCH_${arch}`,
     `-I${join(root, 'bpf/build')}`,
+    `-I${join(root, 'bpf/include')}`,
     '-c',
-    join(import.meta.dirname, `${name}.bpf.c`),
+    source,
     '-o',
     out,
   ])
@@ -96,12 +107,21 @@ const u32 = (n: number) => {
 
 const PARTS = ['task_only', 'chase', 'helper'] as const
 type Part = (typeof PARTS)[number]
-type Variant = 'empty' | 'slot' | 'hash' | Part
-const VARIANTS: Variant[] = ['empty', 'slot', 'hash', ...PARTS]
+type Variant = 'empty' | 'slot' | 'slot_before' | 'hash' | Part
+const VARIANTS: Variant[] = [
+  'empty',
+  'slot',
+  ...(BEFORE ? (['slot_before'] as const) : []),
+  'hash',
+  ...PARTS,
+]
 const isPart = (v: Variant): v is Part => (PARTS as readonly string[]).includes(v)
 const progName = (v: Variant) =>
   v === 'empty' ? 'empty_sys_enter' : isPart(v) ? v : 'handle_sys_enter'
-function load(variant: Variant, paths: { empty: string; components: string }) {
+function load(
+  variant: Variant,
+  paths: { empty: string; components: string; before: string | undefined },
+) {
   if (variant === 'empty' || isPart(variant)) {
     const object = BpfObject.open(variant === 'empty' ? paths.empty : paths.components)
     if (variant !== 'empty') {
@@ -111,13 +131,20 @@ function load(variant: Variant, paths: { empty: string; components: string }) {
     }
     return { object, id: loadedProgId(progName(variant), () => object.load()) }
   }
-  const object = BpfObject.open(join(root, 'bpf/build/syscall.bpf.o'))
+  const before = variant === 'slot_before'
+  const object = BpfObject.open(before ? paths.before! : join(root, 'bpf/build/syscall.bpf.o'))
   object.setGlobal('self_tgid', u32(process.pid))
   const id = loadedProgId('handle_sys_enter', () => object.load())
-  if (variant === 'slot') {
-    object.mapUpdate('syscall_slot_owner', u32(SLOT), u64(cg.id))
+  if (variant !== 'hash') {
+    // Revisions before the generation-in-cache change guarded slots with an owner array.
+    if (object.maps().some((m) => m.name === 'syscall_slot_owner'))
+      object.mapUpdate('syscall_slot_owner', u32(SLOT), u64(cg.id))
     object.mapUpdate('syscall_cgroup_slots', u64(cg.id), u32(SLOT))
-    object.mapUpdate('syscall_slot_generation', u32(0), u64(1))
+    // Revisions before the generation became a global kept it in an array map.
+    const generation = object.maps().some((m) => m.name === 'syscall_slot_generation')
+      ? 'syscall_slot_generation'
+      : '.data.slot_gen'
+    object.mapUpdate(generation, u32(0), u64(1))
   }
   return { object, id }
 }
@@ -144,8 +171,13 @@ const perRun = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as R
   number[]
 >
 const slotCounted: number[] = []
+const slotBeforeCounted: number[] = []
 try {
-  const paths = { empty: compile(dir, 'empty'), components: compile(dir, 'components') }
+  const paths = {
+    empty: compile(dir, 'empty'),
+    components: compile(dir, 'components'),
+    before: BEFORE ? compile(dir, 'before') : undefined,
+  }
   writeFileSync(STATS, '1')
   await timed() // warm caches
   for (let i = 0; i < ROUNDS; i++) {
@@ -159,6 +191,7 @@ try {
         const after = progStats(id)
         perRun[variant].push((after.runTimeNs - before.runTimeNs) / (after.runCnt - before.runCnt))
         if (variant === 'slot') slotCounted.push(slotCount(object))
+        if (variant === 'slot_before') slotBeforeCounted.push(slotCount(object))
       } finally {
         await object.close()
       }
@@ -192,6 +225,15 @@ const report = {
   // The workload's own count: every getppid of the storm lands in the slot (perl's startup
   // calls getppid too, so the count may exceed it by a few, never fall short).
   slotCountedGetppids: slotCounted,
+  ...(BEFORE && {
+    before: {
+      revision: BEFORE,
+      ratioToEmpty: median(perRun.slot_before) / median(perRun.empty),
+      // Per round, shipped minus this revision (bpf_stats ns): the rounds share their load.
+      pairedDiffNs: median(perRun.slot.map((ns, i) => ns - perRun.slot_before[i]!)),
+      slotCountedGetppids: slotBeforeCounted,
+    },
+  }),
   raw: { wall, perRun },
 }
 const text = `${JSON.stringify(report, null, 2)}\n`

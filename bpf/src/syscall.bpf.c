@@ -7,9 +7,10 @@
  * Counting runs on every syscall of the node, so its fast path avoids the hash map: userspace
  * gives each busy cgroup a slot of a per-CPU array (a counter per syscall number), and a
  * per-CPU cache remembers the last cgroup seen and its slot. A call from the same cgroup as
- * the CPU's previous one costs two inlined array lookups and a compare; the hash lookup on a
- * 16-byte key it replaces was ~55-75 ns of a ~140 ns run (bpf_stats). Cgroups without a slot
- * (new ones, until userspace's next read, or more than the slots) are counted in the hash.
+ * the CPU's previous one costs two inlined per-CPU array lookups, one global load and two
+ * compares (cgroup, generation); the hash lookup on a 16-byte key it replaces was ~55-75 ns
+ * of a ~140 ns run (bpf_stats). Cgroups without a slot (new ones, until userspace's next read,
+ * or more than the slots) are counted in the hash.
  */
 #include "common.bpf.h"
 
@@ -49,18 +50,6 @@ struct {
 	__type(value, __u32);
 } syscall_cgroup_slots SEC(".maps");
 
-/*
- * slot -> the cgroup id that owns it (0: free), written only by userspace. Checked on every
- * cached hit, so a slot that userspace freed or gave to another cgroup is never counted into
- * through a stale per-CPU cache. Same max_entries as syscall_slot_counts.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EBF_SYSCALL_SLOTS);
-	__type(key, __u32);
-	__type(value, __u64);
-} syscall_slot_owner SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, EBF_SYSCALL_SLOTS);
@@ -69,21 +58,20 @@ struct {
 } syscall_slot_counts SEC(".maps");
 
 /*
- * Bumped by userspace after it assigns slots, so a cached "this cgroup has no slot" is
- * believed only until the next assignment.
+ * Bumped by userspace after every change to syscall_cgroup_slots (a slot assigned, freed or
+ * given to another cgroup). A per-CPU cache entry is believed only while it carries the
+ * current generation: one compare on a hit guards against a stale slot, where an owner array
+ * cost one more lookup per call (bench/RESULTS.md, issue 20). A global in a section of its
+ * own (libbpf makes it a one-entry array map, ".data.slot_gen", that userspace updates): the
+ * program reads it with one load, no lookup.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} syscall_slot_generation SEC(".maps");
+volatile __u64 syscall_slot_generation SEC(".data.slot_gen") = 0;
 
 #define SLOT_NONE 0xffffffffu
 
 struct slot_cache {
 	__u64 cgroup_id;
-	__u64 generation; /* of a SLOT_NONE entry */
+	__u64 generation; /* of syscall_slot_generation when the entry was filled */
 	__u32 slot;       /* or SLOT_NONE: counted in the hash */
 	__u32 _pad0;
 };
@@ -120,32 +108,27 @@ static __always_inline bool counts__add_slot(__u64 cgroup_id, __u32 nr)
 	struct ebf_syscall_slot_counts *counts;
 	struct slot_cache *cache;
 	__u32 zero = 0, slot, *found;
-	__u64 *owner, *generation;
+	__u64 now;
 
 	if (nr >= EBF_SYSCALL_NR_MAX)
 		return false;
 	cache = bpf_map_lookup_elem(&syscall_slot_cache, &zero);
 	if (!cache)
 		return false;
-	if (cache->cgroup_id != cgroup_id || cache->slot == SLOT_NONE) {
-		generation = bpf_map_lookup_elem(&syscall_slot_generation, &zero);
-		if (!generation)
-			return false;
-		if (cache->cgroup_id == cgroup_id && cache->generation == *generation)
-			return false; /* known to have no slot, and nothing was assigned since */
+	now = syscall_slot_generation;
+	if (cache->cgroup_id != cgroup_id || cache->generation != now) {
+		/*
+		 * The generation is read before the slot map: userspace bumps it after its map
+		 * write, so an entry filled from an older map state carries an older generation.
+		 */
 		found = bpf_map_lookup_elem(&syscall_cgroup_slots, &cgroup_id);
 		cache->cgroup_id = cgroup_id;
-		cache->generation = *generation;
+		cache->generation = now;
 		cache->slot = found ? *found : SLOT_NONE;
-		if (!found)
-			return false;
 	}
 	slot = cache->slot;
-	owner = bpf_map_lookup_elem(&syscall_slot_owner, &slot);
-	if (!owner || *owner != cgroup_id) {
-		cache->cgroup_id = 0;
+	if (slot == SLOT_NONE)
 		return false;
-	}
 	counts = bpf_map_lookup_elem(&syscall_slot_counts, &slot);
 	if (!counts)
 		return false;

@@ -5,7 +5,9 @@
 //
 // Nothing is lost or counted twice: a slot's counters are never reset, each owner's deltas are
 // taken against the totals the slot had when it was assigned; a freed slot is read once more
-// (calls that passed the kernel's owner check just before it was freed) before it is reused.
+// (calls that passed the kernel's generation check just before it was freed) before it is
+// reused. Every change to the cgroup → slot map is followed by a generation bump: the kernel's
+// per-CPU cache believes an entry only while it carries the current generation.
 import { LAYOUTS, LIMITS, type SyscallCountDelta, syscallName } from '@ebbflow/common'
 
 /** The BpfObject methods used here (a test can pass a stand-in). */
@@ -103,6 +105,7 @@ export class SyscallSlots {
    */
   read(bootNs: number, intervalNs: number, idleLimit = Infinity): SyscallCountDelta[] {
     const out: SyscallCountDelta[] = []
+    let freed = 0
     for (const d of this.draining) {
       this.deltas(d.cgroupId, d, bootNs, intervalNs, out)
       this.free.push(d.slot)
@@ -112,13 +115,14 @@ export class SyscallSlots {
       const changed = this.deltas(cgroupId, o, bootNs, intervalNs, out)
       o.idleReads = changed ? 0 : o.idleReads + 1
       if (o.idleReads >= idleLimit) {
-        // Owner first: a CPU whose cache still names this slot then falls back to the hash.
-        this.maps.mapUpdate('syscall_slot_owner', u32(o.slot), u64(0))
         this.maps.mapDelete('syscall_cgroup_slots', u64(cgroupId))
         this.owned.delete(cgroupId)
         this.draining.push({ cgroupId, ...o })
+        freed++
       }
     }
+    // After the map deletes: a CPU whose cache still names a freed slot then looks again.
+    if (freed > 0) this.bumpGeneration()
     return out
   }
 
@@ -134,17 +138,18 @@ export class SyscallSlots {
       if (slot === undefined) break
       // The slot keeps the counts of its earlier owners: this owner's start from here.
       const previous = this.totals(slot)
-      this.maps.mapUpdate('syscall_slot_owner', u32(slot), u64(cgroupId))
       this.maps.mapUpdate('syscall_cgroup_slots', u64(cgroupId), u32(slot))
       this.owned.set(cgroupId, { slot, previous, idleReads: 0 })
       n++
     }
-    if (n > 0) {
-      // After the map writes: a CPU that cached "no slot" for one of these looks again.
-      this.generation++
-      this.maps.mapUpdate('syscall_slot_generation', u32(0), u64(this.generation))
-    }
+    // After the map writes: a CPU that cached "no slot" for one of these looks again.
+    if (n > 0) this.bumpGeneration()
     return n
+  }
+
+  private bumpGeneration(): void {
+    this.generation++
+    this.maps.mapUpdate('.data.slot_gen', u32(0), u64(this.generation))
   }
 }
 

@@ -1,6 +1,7 @@
 // The slot bookkeeping of the syscall counters against a stand-in for the kernel maps: the
-// test plays the kernel (it adds to a slot only while the slot names the caller as owner, as
-// the BPF program checks) and compares the deltas with the calls it made.
+// test plays the kernel (each CPU caches cgroup → slot with the generation it read, and trusts
+// the entry only while the generation is unchanged, as the BPF program does) and compares the
+// deltas with the calls it made.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { LAYOUTS } from '@ebbflow/common'
@@ -11,7 +12,6 @@ const SLOT_BYTES = LAYOUTS.ebf_syscall_slot_counts.size
 
 class FakeKernel implements SlotMaps {
   counts = new Map<number, Buffer>()
-  owner = new Map<number, number>()
   slotOf = new Map<number, number>()
   generation = 0
   mapLookup(map: string, key: Buffer): Buffer | null {
@@ -21,11 +21,9 @@ class FakeKernel implements SlotMaps {
     return Buffer.from(this.counts.get(slot)!)
   }
   mapUpdate(map: string, key: Buffer, value: Buffer): void {
-    if (map === 'syscall_slot_owner')
-      this.owner.set(key.readUInt32LE(0), Number(value.readBigUInt64LE(0)))
-    else if (map === 'syscall_cgroup_slots')
+    if (map === 'syscall_cgroup_slots')
       this.slotOf.set(Number(key.readBigUInt64LE(0)), value.readUInt32LE(0))
-    else if (map === 'syscall_slot_generation') this.generation = Number(value.readBigUInt64LE(0))
+    else if (map === '.data.slot_gen') this.generation = Number(value.readBigUInt64LE(0))
     else assert.fail(`unexpected map ${map}`)
   }
   mapDelete(map: string, key: Buffer): boolean {
@@ -33,9 +31,15 @@ class FakeKernel implements SlotMaps {
     return this.slotOf.delete(Number(key.readBigUInt64LE(0)))
   }
   /** A call from `cgroupId` on `cpu`: true if a slot counted it (else the hash would). */
+  cache = new Map<number, { cgroupId: number; generation: number; slot: number | undefined }>()
   call(cgroupId: number, nr: number, cpu = 0): boolean {
-    const slot = this.slotOf.get(cgroupId)
-    if (slot === undefined || this.owner.get(slot) !== cgroupId) return false
+    let entry = this.cache.get(cpu)
+    if (!entry || entry.cgroupId !== cgroupId || entry.generation !== this.generation) {
+      entry = { cgroupId, generation: this.generation, slot: this.slotOf.get(cgroupId) }
+      this.cache.set(cpu, entry)
+    }
+    const slot = entry.slot
+    if (slot === undefined) return false
     const buf = this.counts.get(slot) ?? Buffer.alloc(SLOT_BYTES * CPUS)
     this.counts.set(slot, buf)
     const at = cpu * SLOT_BYTES + nr * 8
@@ -71,13 +75,15 @@ describe('SyscallSlots', () => {
     const k = new FakeKernel()
     const slots = new SyscallSlots(k, 1)
     slots.assign([21])
-    for (let i = 0; i < 7; i++) k.call(21, 1)
+    for (let i = 0; i < 7; i++) k.call(21, 1, i % CPUS) // both CPUs now cache 21 → slot 0
     assert.equal(sum(slots.read(1, 1), 21, 1), 7)
     slots.read(2, 1, 2)
+    const generation = k.generation
     slots.read(3, 1, 2) // second idle read: freed
-    assert.equal(k.owner.get(0), 0, 'owner cleared')
+    assert.equal(k.generation, generation + 1, 'a free bumps the generation')
     assert.equal(k.slotOf.has(21), false, 'cgroup unmapped')
-    assert.equal(k.call(21, 1), false, 'a freed cgroup falls back to the hash')
+    for (let cpu = 0; cpu < CPUS; cpu++)
+      assert.equal(k.call(21, 1, cpu), false, 'a stale cache entry no longer counts in the slot')
     assert.equal(slots.assign([22]), 0, 'the freed slot is drained before reuse')
     const drained = slots.read(4, 1, 2)
     assert.deepEqual(drained, [])
