@@ -257,7 +257,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
           workloadKind: string
           workloadName: string
           observed: boolean
-          ruleset: { rules: { path: string }[] }
+          ruleset: { rules: { path: string; allowedAccess: string[]; allowedAccessMask: number }[] }
           summary: string
           rules: { path: string; directory: boolean; allowedAccess: string[] }[]
         }
@@ -315,9 +315,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     // The same ruleset without REFER: the kernel refuses the move (EXDEV), and mv's fallback,
     // a copy, needs a read the workload never made (EACCES): the file stays where it was.
     const REFER_BIT = 1 << 13 // LANDLOCK_ACCESS_FS_REFER
-    const noRefer = advice.ruleset as {
-      rules: { allowedAccess: string[]; allowedAccessMask: number }[]
-    }
+    const noRefer = advice.ruleset
     const noReferFile = join(tmp, 'no-refer.json')
     writeFileSync(
       noReferFile,

@@ -249,18 +249,14 @@ function referDirs(accesses: readonly ObservedAccess[]): Map<string, Set<string>
   const dirsOf = new Map<number, Set<string>>()
   for (const a of halves)
     for (const pid of a.pids ?? [0]) {
-      let s = dirsOf.get(pid)
-      if (!s) dirsOf.set(pid, (s = new Set()))
-      s.add(parentOf(a.path))
+      const s = dirsOf.get(pid) ?? new Set<string>()
+      dirsOf.set(pid, s.add(parentOf(a.path)))
     }
   const out = new Map<string, Set<string>>()
   for (const a of halves) {
     const dir = parentOf(a.path)
-    if (![...(a.pids ?? [0])].some((pid) => [...dirsOf.get(pid)!].some((d) => d !== dir)))
-      continue
-    let s = out.get(dir)
-    if (!s) out.set(dir, (s = new Set()))
-    s.add(a.path)
+    if (![...(a.pids ?? [0])].some((pid) => [...dirsOf.get(pid)!].some((d) => d !== dir))) continue
+    out.set(dir, (out.get(dir) ?? new Set<string>()).add(a.path))
   }
   return out
 }

@@ -76,10 +76,15 @@ describe('buildRuleset', () => {
       'dir /w: REMOVE_FILE,MAKE_REG',
     ]))
   it('renames of two processes, each within its own directory: no REFER', () =>
-    assert.deepEqual(shown([mv('/x/1', 'remove', 7), mv('/x/2', 'create', 7), mv('/y/1', 'remove', 8), mv('/y/2', 'create', 8)]), [
-      'dir /x: REMOVE_FILE,MAKE_REG',
-      'dir /y: REMOVE_FILE,MAKE_REG',
-    ]))
+    assert.deepEqual(
+      shown([
+        mv('/x/1', 'remove', 7),
+        mv('/x/2', 'create', 7),
+        mv('/y/1', 'remove', 8),
+        mv('/y/2', 'create', 8),
+      ]),
+      ['dir /x: REMOVE_FILE,MAKE_REG', 'dir /y: REMOVE_FILE,MAKE_REG'],
+    ))
   it('unlink and create across directories without a rename: no REFER', () =>
     assert.deepEqual(
       shown([
