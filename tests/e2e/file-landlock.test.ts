@@ -65,10 +65,14 @@ const META = {
   function: 'lander-fn',
 }
 
-// Reads one file, lists a folder, writes a new file; with a second argument, also reads that.
+// Reads one file, lists a folder, writes a new file, moves a file it wrote from one folder to
+// another (rename(2) across directories: Landlock's REFER); with a second argument, also reads
+// that.
 const WORKLOAD = `set -e
 cat "$1/data/in.txt" > "$1/out/result.txt"
 ls "$1/data" > /dev/null
+echo moved > "$1/stage/t.txt"
+mv "$1/stage/t.txt" "$1/done/t.txt"
 if [ -n "$2" ]; then cat "$1/$2"; fi
 `
 
@@ -114,6 +118,8 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     work = realpathSync(mkdtempSync(join(tmpdir(), 'ebbflow-lander-')))
     mkdirSync(join(work, 'data'))
     mkdirSync(join(work, 'out'))
+    mkdirSync(join(work, 'stage'))
+    mkdirSync(join(work, 'done'))
     writeFileSync(join(work, 'data/in.txt'), 'payload\n')
     writeFileSync(join(work, 'secret.txt'), 'not for the workload\n')
     writeFileSync(join(work, 'workload.sh'), WORKLOAD)
@@ -134,6 +140,12 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       return body.data!
     }
   })
+
+  /** Before each run: the names the workload creates do not exist. */
+  const reset = () => {
+    for (const f of ['out/result.txt', 'done/t.txt', 'stage/t.txt'])
+      rmSync(join(work, f), { force: true })
+  }
 
   after(async () => {
     await store?.close()
@@ -174,7 +186,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     )
     try {
       for (let run = 0; run < 2; run++) {
-        rmSync(join(work, 'out/result.txt'), { force: true })
+        reset()
         const r = await cg.run(['/bin/sh', join(work, 'workload.sh'), work])
         assert.equal(r.code, 0, r.stderr)
       }
@@ -245,7 +257,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
           workloadKind: string
           workloadName: string
           observed: boolean
-          ruleset: { rules: { path: string }[] }
+          ruleset: { rules: { path: string; allowedAccess: string[]; allowedAccessMask: number }[] }
           summary: string
           rules: { path: string; directory: boolean; allowedAccess: string[] }[]
         }
@@ -272,6 +284,19 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     ).landlockRuleset
     assert.equal(byFunction.function, 'lander-fn')
     assert.deepEqual(byFunction.rules, advice.rules)
+    // The move: REFER on both folders it crossed (EXDEV without), and on no other rule.
+    const rule = (dir: string) => advice.rules.find((r) => r.path === `${work}/${dir}`)
+    for (const [dir, needs] of [
+      ['stage', ['MAKE_REG', 'REMOVE_FILE', 'REFER']],
+      ['done', ['MAKE_REG', 'REFER']],
+    ] as const)
+      for (const right of needs)
+        assert.ok(rule(dir)?.allowedAccess.includes(right), `${right} on ${dir}: ${advice.summary}`)
+    assert.deepEqual(
+      advice.rules.filter((r) => r.allowedAccess.includes('REFER')).map((r) => r.path),
+      [`${work}/done`, `${work}/stage`],
+      'REFER only where the workload moved a file',
+    )
     advised = advice
     const rulesetFile = join(tmp, 'ruleset.json')
     writeFileSync(rulesetFile, JSON.stringify(advice.ruleset))
@@ -282,10 +307,37 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
         [LAUNCHER, rulesetFile, '--', '/bin/sh', join(work, 'workload.sh'), work, ...extra],
         { encoding: 'utf8', timeout: 30_000 },
       )
-    rmSync(join(work, 'out/result.txt'), { force: true })
+    reset()
     const ok = confined()
     assert.equal(ok.status, 0, `confined workload: ${ok.stderr}`)
     assert.equal(readFileSync(join(work, 'out/result.txt'), 'utf8'), 'payload\n')
+    assert.equal(readFileSync(join(work, 'done/t.txt'), 'utf8'), 'moved\n')
+    // The same ruleset without REFER: the kernel refuses the move (EXDEV), and mv's fallback,
+    // a copy, needs a read the workload never made (EACCES): the file stays where it was.
+    const REFER_BIT = 1 << 13 // LANDLOCK_ACCESS_FS_REFER
+    const noRefer = advice.ruleset
+    const noReferFile = join(tmp, 'no-refer.json')
+    writeFileSync(
+      noReferFile,
+      JSON.stringify({
+        ...noRefer,
+        rules: noRefer.rules.map((r) => ({
+          ...r,
+          allowedAccess: r.allowedAccess.filter((x) => x !== 'REFER'),
+          allowedAccessMask: r.allowedAccessMask & ~REFER_BIT,
+        })),
+      }),
+    )
+    reset()
+    const moveDenied = spawnSync(
+      '/usr/bin/python3',
+      [LAUNCHER, noReferFile, '--', '/bin/sh', join(work, 'workload.sh'), work],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    assert.notEqual(moveDenied.status, 0, 'the move fails without REFER')
+    assert.match(moveDenied.stderr, /mv: .*(Invalid cross-device link|Permission denied)/)
+    assert.ok(existsSync(join(work, 'stage/t.txt')) && !existsSync(join(work, 'done/t.txt')))
+    reset()
     const denied = confined('secret.txt')
     assert.notEqual(denied.status, 0)
     assert.match(denied.stderr, /secret\.txt: Permission denied/, 'EACCES for the file outside')
@@ -356,7 +408,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       assert.deepEqual(JSON.parse(copied), advised.ruleset)
       const rulesetFile = join(tmp, 'copied.json')
       writeFileSync(rulesetFile, copied)
-      rmSync(join(work, 'out/result.txt'), { force: true })
+      reset()
       const ok = spawnSync(
         '/usr/bin/python3',
         [LAUNCHER, rulesetFile, '--', '/bin/sh', join(work, 'workload.sh'), work],

@@ -16,6 +16,8 @@ export interface FileAccessRow {
   tgids: (string | number)[]
   pods: string[]
   containers: string[]
+  /** The calls that made the access (rename: a cross-directory move may need REFER). */
+  ops?: string[]
 }
 
 /** Paths a workload touched, one entry per (path, access), most used first. */
@@ -51,6 +53,7 @@ function fileAccessOf(r: FileAccessRow) {
     pids: r.tgids.map(num),
     pods: r.pods.filter((x) => x !== ''),
     containers: r.containers.filter((x) => x !== ''),
+    ...(r.ops ? { ops: r.ops } : {}),
   }
 }
 
@@ -92,6 +95,10 @@ export interface ObservedAccess {
   path: string
   access: string
   directory: boolean
+  /** The calls behind the access (`rename` among them: REFER may be needed). */
+  ops?: readonly string[]
+  /** The processes that made it. */
+  pids?: readonly number[]
 }
 
 export interface LandlockRule {
@@ -125,6 +132,9 @@ export const COLLAPSE_FILES = 6
  * - create and remove are rights of the parent directory (MAKE_REG / MAKE_DIR,
  *   REMOVE_FILE / REMOVE_DIR). A path that was created or removed may not exist when the
  *   launcher opens it to add a rule, so its other rights go to the parent as well.
+ * - REFER (a file moved between directories) goes to the parent of every rename's remove or
+ *   create whose directory differs from another rename directory of the same process; see
+ *   referDirs.
  * - /proc/<pid>/… differs on every run: it is granted as the /proc hierarchy.
  * - COLLAPSE_FILES or more files of one directory become one rule on the directory, and a
  *   rule inside a directory rule that already grants its rights is dropped.
@@ -170,6 +180,8 @@ export function buildRuleset(accesses: readonly ObservedAccess[]): LandlockRule[
     if (!proc && ephemeral.has(a.path)) grant(parentOf(path), true, rights, a.path)
     else grant(path, directory, rights, a.path)
   }
+  for (const [dir, covers] of referDirs(accesses))
+    for (const c of covers) grant(dir, true, ['REFER'], c)
   // Many files of one directory, granted alike: one hierarchy rule.
   const byParent = new Map<string, string[]>()
   for (const [path, r] of rules)
@@ -215,6 +227,41 @@ export function buildRuleset(accesses: readonly ObservedAccess[]): LandlockRule[
     })
 }
 
+/**
+ * Directories that need REFER, each with the renamed paths that make it need it.
+ *
+ * Landlock refuses (EXDEV) a rename or link whose source and destination directories differ
+ * unless both hierarchies grant REFER. A rename is stored as a `remove` of the old name and a
+ * `create` of the new one, and the rows reaching here are grouped by (path, access), so the
+ * two halves cannot be paired by time. The rule used instead: a rename half gets REFER on its
+ * directory when one of its processes renamed something in another directory as well. It
+ * never misses a cross-directory move (both halves are rename ops of one process, in two
+ * directories); its cost is REFER on a directory where a process renamed within that
+ * directory and, separately, elsewhere — REFER alone still needs the MAKE_* / REMOVE_* rights
+ * that the halves' own records grant, so nothing else opens up.
+ */
+function referDirs(accesses: readonly ObservedAccess[]): Map<string, Set<string>> {
+  const halves = accesses.filter(
+    (a) =>
+      (a.access === 'create' || a.access === 'remove') &&
+      a.ops?.includes('rename') &&
+      !/^\/proc\/\d+(\/|$)/.test(a.path),
+  )
+  const dirsOf = new Map<number, Set<string>>()
+  for (const a of halves)
+    for (const pid of a.pids ?? [0]) {
+      const s = dirsOf.get(pid) ?? new Set<string>()
+      dirsOf.set(pid, s.add(parentOf(a.path)))
+    }
+  const out = new Map<string, Set<string>>()
+  for (const a of halves) {
+    const dir = parentOf(a.path)
+    if (![...(a.pids ?? [0])].some((pid) => [...dirsOf.get(pid)!].some((d) => d !== dir))) continue
+    out.set(dir, (out.get(dir) ?? new Set<string>()).add(a.path))
+  }
+  return out
+}
+
 export interface LandlockArgs {
   namespace: string
   pod?: string | null
@@ -257,6 +304,7 @@ export async function landlockRuleset(ctx: QueryContext, args: LandlockArgs) {
            min(time) AS first_seen, max(time) AS last_seen,
            arraySort(groupUniqArray(comm)) AS comms, arraySort(groupUniqArray(tgid)) AS tgids,
            arraySort(groupUniqArray(pod)) AS pods, arraySort(groupUniqArray(container)) AS containers,
+           arraySort(groupUniqArray(toString(op))) AS ops,
            (container = '' OR has(${runtimeComms}, comm)) AS runtime
          FROM ebbflow.file_accesses ${where([...conditions, 'NOT path_truncated'])}
          GROUP BY path, access, runtime ORDER BY path, access`,

@@ -58,6 +58,42 @@ describe('buildRuleset', () => {
   for (const [name, accesses, want] of cases)
     it(name, () => assert.deepEqual(shown(accesses), want))
 
+  // rename(2) is stored as a remove of the old name and a create of the new one (op rename).
+  const mv = (path: string, access: string, pid: number): ObservedAccess => ({
+    path,
+    access,
+    directory: false,
+    ops: ['rename'],
+    pids: [pid],
+  })
+  it('a rename across directories: REFER on both directories (EXDEV without it)', () =>
+    assert.deepEqual(shown([mv('/in/a.txt', 'remove', 7), mv('/out/a.txt', 'create', 7)]), [
+      'dir /in: REMOVE_FILE,REFER',
+      'dir /out: MAKE_REG,REFER',
+    ]))
+  it('a rename within one directory needs no REFER', () =>
+    assert.deepEqual(shown([mv('/w/a.tmp', 'remove', 7), mv('/w/a', 'create', 7)]), [
+      'dir /w: REMOVE_FILE,MAKE_REG',
+    ]))
+  it('renames of two processes, each within its own directory: no REFER', () =>
+    assert.deepEqual(
+      shown([
+        mv('/x/1', 'remove', 7),
+        mv('/x/2', 'create', 7),
+        mv('/y/1', 'remove', 8),
+        mv('/y/2', 'create', 8),
+      ]),
+      ['dir /x: REMOVE_FILE,MAKE_REG', 'dir /y: REMOVE_FILE,MAKE_REG'],
+    ))
+  it('unlink and create across directories without a rename: no REFER', () =>
+    assert.deepEqual(
+      shown([
+        { ...mv('/in/a', 'remove', 7), ops: ['unlink'] },
+        { ...mv('/out/a', 'create', 7), ops: ['open'] },
+      ]),
+      ['dir /in: REMOVE_FILE', 'dir /out: MAKE_REG'],
+    ))
+
   it(`${COLLAPSE_FILES} files of one directory become one hierarchy rule`, () => {
     const libs = Array.from({ length: COLLAPSE_FILES }, (_, i) => a(`/usr/lib/l${i}.so`, 'read'))
     const rules = buildRuleset([...libs, a('/etc/passwd', 'read')])
