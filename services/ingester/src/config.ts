@@ -36,7 +36,7 @@ export const ingesterConfigSchema = z.object({
     .default(16 * 1024 * 1024),
   /** Longest a fetch waits to fill a block. Default: 500 ms. */
   maxWaitMs: z.coerce.number().int().min(1).max(60_000).default(500),
-  /** An insert slower than this pauses its partition as long again. Default: 2000 ms. */
+  /** An insert slower than this is logged as slow; it is back-pressure, never a pause. Default: 2000 ms. */
   slowInsertMs: z.coerce.number().int().min(1).default(2000),
   /** Partitions processed at once. Default: 2. */
   concurrency: z.coerce.number().int().min(1).max(64).default(2),

@@ -37,7 +37,7 @@ export interface KafkaIngesterOptions {
   maxWaitMs?: number
   /** Default: 1 MiB. */
   minBytes?: number
-  /** An insert slower than this pauses the partition for as long again. Default: 2000 ms. */
+  /** An insert slower than this is logged as slow (it waits; it never pauses). Default: 2000 ms. */
   slowInsertMs?: number
   /** Partitions processed at once. Default: 2. */
   concurrency?: number
@@ -89,7 +89,6 @@ export class KafkaIngester {
   private readonly carry = new Map<string, { records: InRecord[]; decoded: Decoded[] }>()
   private pausedCount = 0
   private stopped = false
-  private readonly timers = new Set<NodeJS.Timeout>()
 
   constructor(
     options: KafkaIngesterOptions,
@@ -176,8 +175,6 @@ export class KafkaIngester {
   /** Finishes the block in flight (stored and committed), leaves the group, disconnects. */
   async stop(): Promise<void> {
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
-    this.timers.clear()
     await this.consumer.disconnect()
     await this.admin.disconnect()
   }
@@ -272,8 +269,13 @@ export class KafkaIngester {
   }
 
   /**
-   * Stores a block, retrying what a retry can cure with the partition paused (other partitions
-   * go on). Returns false when the consumer is stopping or lost the partition first.
+   * Stores a block, retrying what a retry can cure; the partition waits meanwhile (nothing past
+   * the block is fetched or committed; other partitions go on). A slow insert is back-pressure
+   * and waits the same way: it used to pause the partition from here (kafkajs's pause() inside
+   * eachBatch, resumed from a timer), which left the partition unfetched for good after the
+   * first slow block. So nothing calls kafkajs's pause(): this partition's eachBatch simply
+   * does not return until its block is stored. Returns false when the consumer is stopping or
+   * lost the partition first.
    */
   private async store(
     p: EachBatchPayload,
@@ -281,7 +283,7 @@ export class KafkaIngester {
     decoded: Decoded[],
     token: string,
   ): Promise<boolean> {
-    let resume: (() => void) | undefined
+    let waiting = false
     let delay = 250
     try {
       for (;;) {
@@ -289,11 +291,12 @@ export class KafkaIngester {
         try {
           await this.ingestor.ingestBlock(block, token, decoded)
           const took = performance.now() - started
-          if (took > this.o.slowInsertMs && !resume) this.pauseFor(p, took)
+          if (took > this.o.slowInsertMs)
+            this.logger.warn({ tookMs: Math.round(took), token }, 'slow insert')
           return true
         } catch (err) {
-          if (!resume) {
-            resume = p.pause()
+          if (!waiting) {
+            waiting = true
             this.setPaused(+1)
           }
           this.logger.warn(
@@ -307,24 +310,8 @@ export class KafkaIngester {
         }
       }
     } finally {
-      if (resume) {
-        resume()
-        this.setPaused(-1)
-      }
+      if (waiting) this.setPaused(-1)
     }
-  }
-
-  /** The store is keeping up slower than it should: give it `ms` before the next fetch. */
-  private pauseFor(p: EachBatchPayload, ms: number): void {
-    const resume = p.pause()
-    this.setPaused(+1)
-    this.logger.warn({ pausedMs: Math.round(ms) }, 'slow insert; partition paused')
-    const t = setTimeout(() => {
-      this.timers.delete(t)
-      resume()
-      this.setPaused(-1)
-    }, ms)
-    this.timers.add(t)
   }
 
   private setPaused(delta: number): void {
