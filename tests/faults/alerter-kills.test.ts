@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type Received, WebhookReceiver } from '../support/webhook-receiver.ts'
-import { Cli, queryFolder, rng, SOAK, sleep } from './support.ts'
+import { Cli, queryFolder, rng, SOAK, sleep, waitFor } from './support.ts'
 
 const KILLS = SOAK ? 20 : 3
 const SEED = Number(process.env.EBBFLOW_FAULT_SEED ?? Date.now() % 1_000_000)
@@ -87,6 +87,13 @@ describe('alerter SIGKILLed mid-evaluation', { timeout: SOAK ? 600_000 : 90_000 
     // The last one runs until every transition it knows of reached the receiver, then stops.
     const last = run()
     await last.waitForLine(/"msg":"alerter running"/, 30_000)
+    // Until the receiver has at least two transitions (a firing and a resolve): on a quiet
+    // machine the kills can come so fast that fewer periods than that have passed by now.
+    await waitFor(
+      'two transitions at the receiver',
+      () => new Set(hook.received.map((r) => r.body.transition.id)).size >= 2,
+      60_000,
+    )
     await sleep(2 * PERIOD_MS + 500)
     await last.stop()
 
