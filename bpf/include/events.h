@@ -95,6 +95,8 @@ enum ebf_file_access {
 	EBF_FILE_EXEC = 4,
 	EBF_FILE_CREATE = 8,
 	EBF_FILE_REMOVE = 16,
+	/* A truncate: an open with O_TRUNC, creat, truncate or ftruncate (Landlock's TRUNCATE). */
+	EBF_FILE_TRUNCATE = 32,
 };
 
 /* The call that made the access. */
@@ -105,6 +107,7 @@ enum ebf_file_op {
 	EBF_FILE_OP_RMDIR = 4,  /* rmdir, unlinkat(AT_REMOVEDIR) */
 	EBF_FILE_OP_MKDIR = 5,  /* mkdir, mkdirat */
 	EBF_FILE_OP_RENAME = 6, /* rename*: the old name is a remove, the new one a create */
+	EBF_FILE_OP_TRUNCATE = 7, /* truncate, ftruncate */
 };
 
 enum ebf_file_flags {

@@ -25,10 +25,14 @@ const volatile __u64 dedup_window_ns = 60ULL * 1000 * 1000 * 1000;
 #define EBF_AT_BASE 7
 #define EBF_S_IFMT 00170000
 #define EBF_S_IFDIR 0040000
+#define EBF_S_IFREG 0100000
 #define EBF_FMODE_READ 0x1
 #define EBF_FMODE_WRITE 0x2
 #define EBF_FMODE_PATH (1U << 14)
 #define EBF_FMODE_CREATED (1U << 20)
+#define EBF_O_TRUNC 01000
+/* enum ebf_file_access has this many bits. */
+#define EBF_FILE_ACCESS_KINDS 6
 /* Pairs of the saved auxiliary vector searched for AT_BASE (it is the 9th on x86_64). */
 #define EBF_AUXV_PAIRS 24
 
@@ -76,10 +80,23 @@ struct {
 	__type(value, struct file_walk);
 } walk_scratch SEC(".maps");
 
+/*
+ * Threads inside an open whose flags asked for O_TRUNC, from the syscall's entry to its exit.
+ * The exit cannot tell: the kernel clears O_TRUNC from f_flags once the open is done (and the
+ * exit tracepoint has no arguments). Only truncating opens are stored, so the common open pays
+ * one lookup of an almost empty map at its exit; the exit deletes the entry whatever the result.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+} open_truncating SEC(".maps");
+
 /* A name-based call between its entry and its exit, per thread. */
 struct name_call {
 	__s64 dfd[2];
-	__u64 name[2]; /* user pointers; name[1] only for rename */
+	__u64 name[2]; /* user pointers; name[1] only for rename; ftruncate: none (dfd[0] is its fd) */
 	__u32 op;      /* enum ebf_file_op */
 	__u32 _pad0;
 };
@@ -277,7 +294,7 @@ static __always_inline void file__record(void *ctx, struct task_struct *task, __
 	__u32 zero = 0, i, len, size, fresh = 0;
 	__u64 now = bpf_ktime_get_boot_ns();
 
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < EBF_FILE_ACCESS_KINDS; i++) {
 		__u32 access = 1U << i;
 
 		if (!(accesses & access))
@@ -295,7 +312,7 @@ static __always_inline void file__record(void *ctx, struct task_struct *task, __
 	len = path__write(e, w, task, vfsmnt, dentry, join);
 	task__fill(&e->task, task, key->cgroup_id);
 	size = __builtin_offsetof(struct ebf_file_event_v1, path) + ((len + 1) & (EBF_FILE_PATH_CAP - 1));
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < EBF_FILE_ACCESS_KINDS; i++) {
 		__u32 access = 1U << i;
 
 		if (!(fresh & access))
@@ -348,12 +365,30 @@ static __always_inline struct file *fd__file(struct task_struct *task, long fd)
 	return f;
 }
 
-static __always_inline int on_open_exit(void *ctx, long ret)
+static __always_inline int on_open_enter(__u64 flags)
 {
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 one = 1;
+
+	if (!(flags & EBF_O_TRUNC) || current__is_self())
+		return 0;
+	if (bpf_map_update_elem(&open_truncating, &id, &one, BPF_ANY))
+		drops__count(EBF_DROP_MAP_FULL);
+	return 0;
+}
+
+/* `truncating`: creat, whose every call truncates; otherwise the entry said so or not. */
+static __always_inline int on_open_exit(void *ctx, long ret, bool truncating)
+{
+	__u64 id = bpf_get_current_pid_tgid();
 	struct task_struct *task;
 	struct file *f;
 	__u32 mode, accesses = 0;
 
+	if (!truncating && bpf_map_lookup_elem(&open_truncating, &id)) {
+		truncating = true;
+		bpf_map_delete_elem(&open_truncating, &id);
+	}
 	if (ret < 0 || current__is_self())
 		return 0;
 	task = bpf_get_current_task_btf();
@@ -370,32 +405,59 @@ static __always_inline int on_open_exit(void *ctx, long ret)
 		accesses |= EBF_FILE_WRITE;
 	if (mode & EBF_FMODE_CREATED)
 		accesses |= EBF_FILE_CREATE;
+	/* O_TRUNC on a directory or a device does nothing the kernel checks as a truncate. */
+	if (truncating && (BPF_CORE_READ(f, f_inode, i_mode) & EBF_S_IFMT) == EBF_S_IFREG)
+		accesses |= EBF_FILE_TRUNCATE;
 	file__opened(ctx, task, f, accesses, EBF_FILE_OP_OPEN);
 	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int handle_sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_open_enter(ctx->args[2]);
+}
+
+SEC("tp/syscalls/sys_enter_open")
+int handle_sys_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_open_enter(ctx->args[1]);
+}
+
+/* openat2's flags are the first member of the struct open_how it points to, in user memory. */
+SEC("tp/syscalls/sys_enter_openat2")
+int handle_sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 flags = 0;
+
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]))
+		return 0;
+	return on_open_enter(flags);
 }
 
 SEC("tp/syscalls/sys_exit_openat")
 int handle_sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_open_exit(ctx, ctx->ret);
+	return on_open_exit(ctx, ctx->ret, false);
 }
 
 SEC("tp/syscalls/sys_exit_open")
 int handle_sys_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_open_exit(ctx, ctx->ret);
+	return on_open_exit(ctx, ctx->ret, false);
 }
 
 SEC("tp/syscalls/sys_exit_openat2")
 int handle_sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_open_exit(ctx, ctx->ret);
+	return on_open_exit(ctx, ctx->ret, false);
 }
 
+/* creat(path, mode) is open(path, O_CREAT | O_WRONLY | O_TRUNC, mode). */
 SEC("tp/syscalls/sys_exit_creat")
 int handle_sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_open_exit(ctx, ctx->ret);
+	return on_open_exit(ctx, ctx->ret, true);
 }
 
 /* Stores the file of the vma that contains an address (bpf_find_vma's callback). */
@@ -554,6 +616,17 @@ static __always_inline int name__exit(void *ctx, long ret)
 		name__record(ctx, task, c.dfd[0], c.name[0], EBF_FILE_REMOVE, c.op, 0);
 		name__record(ctx, task, c.dfd[1], c.name[1], EBF_FILE_CREATE, c.op, 0);
 		break;
+	case EBF_FILE_OP_TRUNCATE:
+		if (c.name[0]) {
+			name__record(ctx, task, c.dfd[0], c.name[0], EBF_FILE_TRUNCATE, c.op, 0);
+		} else {
+			/* ftruncate: the fd's file, resolved as an open's result is. */
+			struct file *f = fd__file(task, c.dfd[0]);
+
+			if (f)
+				file__opened(ctx, task, f, EBF_FILE_TRUNCATE, c.op);
+		}
+		break;
 	}
 	return 0;
 }
@@ -610,6 +683,19 @@ int handle_sys_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
 			   EBF_FILE_OP_RENAME);
 }
 
+SEC("tp/syscalls/sys_enter_truncate")
+int handle_sys_enter_truncate(struct trace_event_raw_sys_enter *ctx)
+{
+	return name__enter(EBF_AT_FDCWD, ctx->args[0], 0, 0, EBF_FILE_OP_TRUNCATE);
+}
+
+/* The fd is resolved at the exit, once the truncate succeeded: no name to keep. */
+SEC("tp/syscalls/sys_enter_ftruncate")
+int handle_sys_enter_ftruncate(struct trace_event_raw_sys_enter *ctx)
+{
+	return name__enter((int)ctx->args[0], 0, 0, 0, EBF_FILE_OP_TRUNCATE);
+}
+
 /* One exit program serves every name-based call: the entry stored which one it was. */
 SEC("tp/syscalls/sys_exit_unlink")
 int handle_sys_exit_unlink(struct trace_event_raw_sys_exit *ctx)
@@ -655,6 +741,18 @@ int handle_sys_exit_renameat(struct trace_event_raw_sys_exit *ctx)
 
 SEC("tp/syscalls/sys_exit_renameat2")
 int handle_sys_exit_renameat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return name__exit(ctx, ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_truncate")
+int handle_sys_exit_truncate(struct trace_event_raw_sys_exit *ctx)
+{
+	return name__exit(ctx, ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_ftruncate")
+int handle_sys_exit_ftruncate(struct trace_event_raw_sys_exit *ctx)
 {
 	return name__exit(ctx, ctx->ret);
 }

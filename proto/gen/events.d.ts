@@ -501,7 +501,8 @@ export namespace ebbflow {
                 ACCESS_WRITE = 2,
                 ACCESS_EXEC = 3,
                 ACCESS_CREATE = 4,
-                ACCESS_REMOVE = 5
+                ACCESS_REMOVE = 5,
+                ACCESS_TRUNCATE = 6
             }
 
             enum Op {
@@ -511,7 +512,8 @@ export namespace ebbflow {
                 OP_UNLINK = 3,
                 OP_RMDIR = 4,
                 OP_MKDIR = 5,
-                OP_RENAME = 6
+                OP_RENAME = 6,
+                OP_TRUNCATE = 7
             }
         }
 

@@ -92,6 +92,73 @@ describe('file capture', { skip, timeout: 120_000 }, () => {
     }
   })
 
+  it('truncates: O_TRUNC through open, openat, openat2 and creat, truncate, ftruncate', async () => {
+    const names = ['openat.txt', 'open.txt', 'openat2.txt', 'creat.txt', 'path.txt', 'fd.txt']
+    const plain = 'plain.txt'
+    for (const n of [...names, plain]) writeFileSync(join(dir, n), 'content')
+    // One call per file, each under its own name; the failed O_TRUNC open leaves nothing
+    // behind for the thread's next open (plain.txt, written without O_TRUNC).
+    const script = `
+import ctypes, os, sys
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def p(n): return os.path.join(d, n).encode()
+def check(fd):
+    if fd < 0: raise OSError(ctypes.get_errno(), 'syscall')
+    os.close(fd)
+W, T = os.O_WRONLY, os.O_TRUNC
+os.close(os.open(p('openat.txt'), W | T))
+check(libc.syscall(ctypes.c_long(2), p('open.txt'), ctypes.c_long(W | T)))
+how = (ctypes.c_uint64 * 3)(W | T, 0, 0)
+check(libc.syscall(ctypes.c_long(437), ctypes.c_long(-100), p('openat2.txt'), ctypes.byref(how), ctypes.c_size_t(24)))
+check(libc.syscall(ctypes.c_long(85), p('creat.txt'), ctypes.c_long(0o644)))
+os.truncate(p('path.txt'), 1)
+fd = os.open(p('fd.txt'), os.O_RDWR)
+os.ftruncate(fd, 2)
+os.close(fd)
+try:
+    os.open(p('missing.txt'), W | T)
+except FileNotFoundError:
+    pass
+os.close(os.open(p('${plain}'), W))
+`
+    const cg = createCgroup('file-trunc')
+    const { capture, sink } = startCapture({ families: 'file' })
+    try {
+      const result = await cg.run([PYTHON, '-c', script, dir])
+      assert.equal(result.code, 0, result.stderr)
+      const ours = new Set([...names, plain].map((n) => join(dir, n)))
+      const mine = () => sink.of('file').filter((e) => e.cgroupId === cg.id && ours.has(e.path))
+      const show = (e: FileEvent) => `${e.op} ${e.access} ${basename(e.path)}`
+      const want = [
+        'open write openat.txt',
+        'open truncate openat.txt',
+        'open write open.txt',
+        'open truncate open.txt',
+        'open write openat2.txt',
+        'open truncate openat2.txt',
+        'open write creat.txt',
+        'open truncate creat.txt',
+        'truncate truncate path.txt',
+        'open read fd.txt',
+        'open write fd.txt',
+        'truncate truncate fd.txt',
+        `open write ${plain}`,
+      ]
+      await sink.waitFor(
+        () => want.every((w) => mine().some((e) => show(e) === w)),
+        10_000,
+        'every truncate of the workload',
+      )
+      assert.deepEqual(mine().map(show).sort(), [...want].sort(), 'exactly these, once each')
+      for (const e of mine()) assert.equal(e.tgid, result.pid)
+    } finally {
+      await capture.stop()
+      await cg.remove()
+    }
+  })
+
   it('a million opens of one file are one record and counts that add up', async () => {
     const cg = createCgroup('file-storm')
     const { capture, sink } = startCapture({ families: 'file' })

@@ -65,6 +65,11 @@ const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
     'handle_sys_exit_open',
     'handle_sys_exit_openat2',
     'handle_sys_exit_creat',
+    // After the exits: an entry that stored O_TRUNC before its exit was attached would mark
+    // the thread's next open as a truncate.
+    'handle_sys_enter_openat',
+    'handle_sys_enter_open',
+    'handle_sys_enter_openat2',
     'handle_sched_process_exec',
     'handle_sys_enter_unlink',
     'handle_sys_enter_unlinkat',
@@ -82,6 +87,10 @@ const FAMILY_PROGRAMS: Record<Family, ProgramSpec[]> = {
     'handle_sys_exit_rename',
     'handle_sys_exit_renameat',
     'handle_sys_exit_renameat2',
+    'handle_sys_exit_truncate',
+    'handle_sys_exit_ftruncate',
+    'handle_sys_enter_truncate',
+    'handle_sys_enter_ftruncate',
   ].map((name) => ({ name })),
 }
 

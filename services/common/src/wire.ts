@@ -93,6 +93,7 @@ const FILE_ACCESS = protoEnum<FileAccessKind>('FileAccess', 'Access', [
   'exec',
   'create',
   'remove',
+  'truncate',
 ])
 const FILE_OP = protoEnum<FileOp>('FileAccess', 'Op', [
   'open',
@@ -101,6 +102,7 @@ const FILE_OP = protoEnum<FileOp>('FileAccess', 'Op', [
   'rmdir',
   'mkdir',
   'rename',
+  'truncate',
 ])
 /** queue_full: dropped by the publisher past its memory budget (not a kernel reason). */
 export type WireDropReason = DropReason | 'queue_full'

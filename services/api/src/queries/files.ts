@@ -1,6 +1,15 @@
 // File accesses (the file family), and the Landlock ruleset advised from them.
 
 import { userError } from '../errors.ts'
+import {
+  type Connection,
+  isString,
+  isUInt,
+  type KeyColumn,
+  type PageArgs,
+  planPage,
+  toConnection,
+} from '../pagination.ts'
 import type { QueryContext } from '../query-context.ts'
 import { type EventFilter, filterConditions, num, Params, where } from '../sql.ts'
 import { RUNTIME_COMMS, resolveWorkload, workloadConditions } from './syscalls.ts'
@@ -20,25 +29,42 @@ export interface FileAccessRow {
   ops?: string[]
 }
 
-/** Paths a workload touched, one entry per (path, access), most used first. */
-export async function fileAccess(ctx: QueryContext, filter: EventFilter, first?: number | null) {
-  const size = first ?? ctx.limits.defaultPageSize
-  if (!Number.isInteger(size) || size < 0 || size > ctx.limits.maxPageSize)
-    throw userError(
-      'PAGE_TOO_LARGE',
-      `first must be between 0 and ${ctx.limits.maxPageSize} (got ${size})`,
-    )
+/**
+ * The sort key of fileAccess pages: most used first, then path and access. bitNot of the total
+ * (2^64-1 - total, still a UInt64) turns "total descending" into an ascending column, so one
+ * keyset tuple compares the whole key. Totals are sums over the filter's window: a page that
+ * follows while accesses are still arriving may show a path again or miss one whose total
+ * moved past the cursor; a fixed `to` makes the listing stable.
+ */
+const FILE_ACCESS_KEY: KeyColumn[] = [
+  { sql: 'bitNot(sum(count))', type: 'UInt64', check: isUInt },
+  { sql: 'path', type: 'String', check: isString },
+  { sql: 'access', type: 'String', check: isString },
+]
+
+type FileAccessPageRow = FileAccessRow & { rank: string }
+
+/** Paths a workload touched, one entry per (path, access), most used first, in pages. */
+export async function fileAccess(
+  ctx: QueryContext,
+  filter: EventFilter,
+  args: PageArgs,
+): Promise<Connection<ReturnType<typeof fileAccessOf>>> {
   const p = new Params()
-  const rows = await ctx.runner.select<FileAccessRow>(
+  const plan = planPage('file', args, FILE_ACCESS_KEY, ctx.limits, p)
+  // In HAVING and ORDER BY, `access` is the SELECT's string alias (the enum's name).
+  const rows = await ctx.runner.select<FileAccessPageRow>(
     `SELECT path, toString(access) AS access, max(directory) AS directory, sum(count) AS total,
+       toString(bitNot(sum(count))) AS rank,
        min(time) AS first_seen, max(time) AS last_seen,
        arraySort(groupUniqArray(comm)) AS comms, arraySort(groupUniqArray(tgid)) AS tgids,
        arraySort(groupUniqArray(pod)) AS pods, arraySort(groupUniqArray(container)) AS containers
      FROM ebbflow.file_accesses ${where(filterConditions(filter, ctx.scope, p))}
-     GROUP BY path, access ORDER BY total DESC, path, access LIMIT ${size}`,
+     GROUP BY path, access ${plan.condition ? `HAVING ${plan.condition}` : ''}
+     ORDER BY ${plan.orderBy} LIMIT ${plan.limit}`,
     p,
   )
-  return rows.map(fileAccessOf)
+  return toConnection('file', plan, args, rows, (r) => [r.rank, r.path, r.access], fileAccessOf)
 }
 
 function fileAccessOf(r: FileAccessRow) {
@@ -127,8 +153,9 @@ export const COLLAPSE_FILES = 6
 /**
  * The smallest set of path-beneath rules covering every observed access, in Landlock's terms.
  *
- * - read → READ_FILE (READ_DIR on a directory); write → WRITE_FILE and TRUNCATE (an
- *   O_TRUNC open needs it, and the flag is not kept); exec → EXECUTE and READ_FILE.
+ * - read → READ_FILE (READ_DIR on a directory); write → WRITE_FILE; truncate (an O_TRUNC
+ *   open, creat, truncate, ftruncate) → TRUNCATE; exec → EXECUTE and READ_FILE. A write
+ *   without a truncate gets no TRUNCATE: Landlock then refuses O_TRUNC and ftruncate on it.
  * - create and remove are rights of the parent directory (MAKE_REG / MAKE_DIR,
  *   REMOVE_FILE / REMOVE_DIR). A path that was created or removed may not exist when the
  *   launcher opens it to add a rule, so its other rights go to the parent as well.
@@ -167,7 +194,8 @@ export function buildRuleset(accesses: readonly ObservedAccess[]): LandlockRule[
     }
     const rights: LandlockRight[] = []
     if (a.access === 'read') rights.push(a.directory ? 'READ_DIR' : 'READ_FILE')
-    if (a.access === 'write') rights.push('WRITE_FILE', 'TRUNCATE')
+    if (a.access === 'write') rights.push('WRITE_FILE')
+    if (a.access === 'truncate') rights.push('TRUNCATE')
     if (a.access === 'exec') rights.push('EXECUTE', 'READ_FILE')
     if (a.access === 'create') {
       grant(parentOf(path), true, [a.directory ? 'MAKE_DIR' : 'MAKE_REG'], a.path)

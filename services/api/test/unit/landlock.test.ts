@@ -20,9 +20,14 @@ describe('buildRuleset', () => {
     ['a read file', [a('/etc/hosts', 'read')], ['file /etc/hosts: READ_FILE']],
     ['a listed directory', [a('/srv/data', 'read', true)], ['dir /srv/data: READ_DIR']],
     [
-      'a written file may be truncated (O_TRUNC is not recorded)',
+      'a file written without a truncate gets no TRUNCATE',
       [a('/var/log/app.log', 'write')],
-      ['file /var/log/app.log: WRITE_FILE,TRUNCATE'],
+      ['file /var/log/app.log: WRITE_FILE'],
+    ],
+    [
+      'a file truncated (O_TRUNC, creat, truncate, ftruncate) gets TRUNCATE',
+      [a('/srv/state.json', 'write'), a('/srv/state.json', 'truncate')],
+      ['file /srv/state.json: WRITE_FILE,TRUNCATE'],
     ],
     [
       'an executed file is also read',
@@ -31,7 +36,11 @@ describe('buildRuleset', () => {
     ],
     [
       'a created file: its directory makes and writes files (the name may not exist next time)',
-      [a('/tmp/out/r.txt', 'create'), a('/tmp/out/r.txt', 'write')],
+      [
+        a('/tmp/out/r.txt', 'create'),
+        a('/tmp/out/r.txt', 'write'),
+        a('/tmp/out/r.txt', 'truncate'),
+      ],
       ['dir /tmp/out: WRITE_FILE,MAKE_REG,TRUNCATE'],
     ],
     [
@@ -47,7 +56,12 @@ describe('buildRuleset', () => {
     [
       'a file inside a directory rule that grants it is dropped',
       [a('/d/x', 'create'), a('/d/x', 'write'), a('/d/sub/y', 'write')],
-      ['dir /d: WRITE_FILE,MAKE_REG,TRUNCATE'],
+      ['dir /d: WRITE_FILE,MAKE_REG'],
+    ],
+    [
+      'a file truncated inside a directory rule without TRUNCATE stays',
+      [a('/d/x', 'create'), a('/d/x', 'write'), a('/d/sub/y', 'write'), a('/d/sub/y', 'truncate')],
+      ['dir /d: WRITE_FILE,MAKE_REG', 'file /d/sub/y: WRITE_FILE,TRUNCATE'],
     ],
     [
       'a file needing more than the enclosing rule grants stays',
@@ -108,7 +122,12 @@ describe('buildRuleset', () => {
     // EXECUTE 1<<0, WRITE_FILE 1<<1, READ_FILE 1<<2, READ_DIR 1<<3, MAKE_REG 1<<8, TRUNCATE 1<<14
     const [exec] = buildRuleset([a('/bin/x', 'exec')])
     assert.equal(exec!.allowedAccessMask, (1 << 0) | (1 << 2))
-    const [dir] = buildRuleset([a('/o/f', 'create'), a('/o/f', 'write'), a('/o', 'read', true)])
+    const [dir] = buildRuleset([
+      a('/o/f', 'create'),
+      a('/o/f', 'write'),
+      a('/o/f', 'truncate'),
+      a('/o', 'read', true),
+    ])
     assert.equal(dir!.allowedAccessMask, (1 << 1) | (1 << 3) | (1 << 8) | (1 << 14))
   })
 })

@@ -270,6 +270,7 @@ const FILE_ACCESSES: Record<number, FileAccessKind> = {
   [FILE_ACCESS.EXEC]: 'exec',
   [FILE_ACCESS.CREATE]: 'create',
   [FILE_ACCESS.REMOVE]: 'remove',
+  [FILE_ACCESS.TRUNCATE]: 'truncate',
 }
 const FILE_OPS: Record<number, FileOp> = {
   [FILE_OP.OPEN]: 'open',
@@ -278,6 +279,7 @@ const FILE_OPS: Record<number, FileOp> = {
   [FILE_OP.RMDIR]: 'rmdir',
   [FILE_OP.MKDIR]: 'mkdir',
   [FILE_OP.RENAME]: 'rename',
+  [FILE_OP.TRUNCATE]: 'truncate',
 }
 
 /**

@@ -80,6 +80,7 @@ export const FILE_ACCESS = {
   EXEC: 4,
   CREATE: 8,
   REMOVE: 16,
+  TRUNCATE: 32,
 } as const
 
 /** enum ebf_file_op */
@@ -90,6 +91,7 @@ export const FILE_OP = {
   RMDIR: 4,
   MKDIR: 5,
   RENAME: 6,
+  TRUNCATE: 7,
 } as const
 
 /** enum ebf_file_flags */

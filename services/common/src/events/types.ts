@@ -116,16 +116,25 @@ export interface SyscallEvent extends TaskFields {
   strings: { arg: number; value: string }[]
 }
 
-export type FileAccessKind = 'read' | 'write' | 'exec' | 'create' | 'remove'
+export type FileAccessKind = 'read' | 'write' | 'exec' | 'create' | 'remove' | 'truncate'
 export const FILE_ACCESS_KINDS: readonly FileAccessKind[] = [
   'read',
   'write',
   'exec',
   'create',
   'remove',
+  'truncate',
 ]
-export type FileOp = 'open' | 'exec' | 'unlink' | 'rmdir' | 'mkdir' | 'rename'
-export const FILE_OPS: readonly FileOp[] = ['open', 'exec', 'unlink', 'rmdir', 'mkdir', 'rename']
+export type FileOp = 'open' | 'exec' | 'unlink' | 'rmdir' | 'mkdir' | 'rename' | 'truncate'
+export const FILE_OPS: readonly FileOp[] = [
+  'open',
+  'exec',
+  'unlink',
+  'rmdir',
+  'mkdir',
+  'rename',
+  'truncate',
+]
 
 /**
  * One access kind of one file by one cgroup (proto `FileAccess`): the first in a dedup
