@@ -1025,11 +1025,12 @@ const CHECKS: Check[] = [
     fields: ['fileAccess', 'landlockRuleset'],
     async run({ w, f, poll }) {
       const filter = { from: f.from, namespace: w.b.namespace, pod: w.b.name, container: 'tool' }
-      const read = (d: Row) =>
-        (d.fileAccess as Row[]).find((a) => a.path === f.tool.file && a.access === 'read')
+      const nodes = (d: Row) =>
+        (d.fileAccess as { edges: { node: Row }[] }).edges.map((e) => e.node)
+      const read = (d: Row) => nodes(d).find((a) => a.path === f.tool.file && a.access === 'read')
       const d = await poll(
         'the files of the tool container',
-        `query($filter: EventFilter!) { fileAccess(filter: $filter) { path access count pids pods containers } }`,
+        `query($filter: EventFilter!) { fileAccess(filter: $filter, first: 500) { edges { node { path access count pids pods containers } } } }`,
         { filter },
         (d) => read(d) !== undefined,
       )
@@ -1038,11 +1039,11 @@ const CHECKS: Check[] = [
       assert.ok((r.pids as number[]).includes(f.tool.pid), `read by ${JSON.stringify(r.pids)}`)
       assert.ok((r.count as number) >= 1)
       assert.ok(
-        (d.fileAccess as Row[]).some(
+        nodes(d).some(
           (a) =>
             a.access === 'exec' && (a.path as string).endsWith(`/${basename(f.tool.args[0]!)}`),
         ),
-        `the exec of ${f.tool.args[0]}: ${JSON.stringify(d.fileAccess)}`,
+        `the exec of ${f.tool.args[0]}: ${JSON.stringify(nodes(d))}`,
       )
       const l = await poll(
         'the Landlock ruleset of the tool container',
@@ -1462,9 +1463,13 @@ const SCOPED: Check[] = [
     name: 'tokens: namespace A gets its file accesses and Landlock ruleset; nothing of B',
     fields: ['fileAccess', 'landlockRuleset'],
     async run(c) {
-      const q = `query($f: EventFilter!) { fileAccess(filter: $f, first: 500) { path access pods } }`
+      const q = `query($f: EventFilter!) { fileAccess(filter: $f, first: 500) { edges { node { path access pods } } } }`
       const files = async (filter: object) =>
-        (await asA(c)(q, { f: { from: c.f.from, ...filter } })).fileAccess as Row[]
+        (
+          (await asA(c)(q, { f: { from: c.f.from, ...filter } })).fileAccess as {
+            edges: { node: Row }[]
+          }
+        ).edges.map((e) => e.node)
       const mine = await files({ namespace: c.w.a.namespace })
       assert.ok(mine.length > 0, 'namespace A touched files (its execs at least)')
       assert.ok(mine.every((x) => !(x.pods as string[]).includes(c.w.b.name)))

@@ -66,13 +66,16 @@ const META = {
 }
 
 // Reads one file, lists a folder, writes a new file, moves a file it wrote from one folder to
-// another (rename(2) across directories: Landlock's REFER); with a second argument, also reads
-// that.
+// another (rename(2) across directories: Landlock's REFER), overwrites an existing file (">":
+// O_TRUNC, Landlock's TRUNCATE) and appends to another (">>": a write without O_TRUNC); with a
+// second argument, also reads that.
 const WORKLOAD = `set -e
 cat "$1/data/in.txt" > "$1/out/result.txt"
 ls "$1/data" > /dev/null
 echo moved > "$1/stage/t.txt"
 mv "$1/stage/t.txt" "$1/done/t.txt"
+echo state > "$1/keep/state.txt"
+echo line >> "$1/keep/log.txt"
 if [ -n "$2" ]; then cat "$1/$2"; fi
 `
 
@@ -120,6 +123,9 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     mkdirSync(join(work, 'out'))
     mkdirSync(join(work, 'stage'))
     mkdirSync(join(work, 'done'))
+    mkdirSync(join(work, 'keep'))
+    writeFileSync(join(work, 'keep/state.txt'), 'old state\n')
+    writeFileSync(join(work, 'keep/log.txt'), '')
     writeFileSync(join(work, 'data/in.txt'), 'payload\n')
     writeFileSync(join(work, 'secret.txt'), 'not for the workload\n')
     writeFileSync(join(work, 'workload.sh'), WORKLOAD)
@@ -209,21 +215,68 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     }
 
     // fileAccess: the files the script touched, with the kinds of access the test made.
-    const data = (await post(
-      `{ fileAccess(filter: { namespace: "files-e2e", pod: "lander-1" }, first: 500) {
-           path access directory count firstSeen lastSeen processes pods } }`,
-    )) as {
-      fileAccess: {
-        path: string
-        access: string
-        directory: boolean
-        count: number
-        processes: string[]
-        pods: string[]
-      }[]
+    type Summary = {
+      path: string
+      access: string
+      directory: boolean
+      count: number
+      processes: string[]
+      pods: string[]
     }
+    type Page = {
+      fileAccess: {
+        edges: { node: Summary; cursor: string }[]
+        pageInfo: { hasNextPage: boolean; endCursor: string | null }
+      }
+    }
+    const FIELDS = 'path access directory count firstSeen lastSeen processes pods'
+    const page = async (first: number, after: string | null) =>
+      (
+        (await post(
+          `{ fileAccess(filter: { namespace: "files-e2e", pod: "lander-1" }, first: ${first}${
+            after ? `, after: ${JSON.stringify(after)}` : ''
+          }) { edges { cursor node { ${FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
+        )) as Page
+      ).fileAccess
+    const whole = await page(500, null)
+    assert.equal(whole.pageInfo.hasNextPage, false)
+    const data = { fileAccess: whole.edges.map((e) => e.node) }
     const got = (path: string, access: string) =>
       data.fileAccess.find((a) => a.path === path && a.access === access)
+    // Pages of 4 by cursor: the same entries in the same order, none twice, most used first.
+    const paged: Summary[] = []
+    for (let after: string | null = null, n = 0; ; n++) {
+      assert.ok(n < 100, 'paging ends')
+      const p: Page['fileAccess'] = await page(4, after)
+      assert.ok(p.edges.length <= 4)
+      paged.push(...p.edges.map((e) => e.node))
+      if (!p.pageInfo.hasNextPage) break
+      after = p.pageInfo.endCursor
+    }
+    assert.deepEqual(paged, data.fileAccess)
+    const counts = paged.map((a) => a.count)
+    assert.deepEqual(
+      counts,
+      [...counts].sort((a, b) => b - a),
+      'most used first',
+    )
+    const badCursor = await api.fetch('http://127.0.0.1/graphql', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer token-all-0123456789',
+      },
+      body: JSON.stringify({
+        query: `{ fileAccess(filter: {}, after: "${whole.edges[0]!.cursor.slice(0, -2)}x") { edges { cursor } } }`,
+      }),
+    })
+    const badBody = (await badCursor.json()) as {
+      errors?: { message: string; extensions?: { code?: string } }[]
+    }
+    assert.deepEqual(
+      badBody.errors?.map((e) => [e.message, e.extensions?.code]),
+      [['not a cursor of this connection (file)', 'BAD_CURSOR']],
+    )
     const expect = [
       [`${work}/workload.sh`, 'read', 'sh'],
       [`${work}/data/in.txt`, 'read', 'cat'],
@@ -231,6 +284,9 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       [`${work}/out/result.txt`, 'write', 'sh'],
       [`${work}/data`, 'read', 'ls'],
       [realpathSync('/usr/bin/cat'), 'exec', 'cat'],
+      [`${work}/keep/state.txt`, 'write', 'sh'],
+      [`${work}/keep/state.txt`, 'truncate', 'sh'],
+      [`${work}/keep/log.txt`, 'write', 'sh'],
     ] as const
     for (const [path, access, comm] of expect) {
       touched.push([path, access])
@@ -246,6 +302,7 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     }
     assert.equal(got(`${work}/data`, 'read')!.directory, true)
     assert.equal(got(`${work}/secret.txt`, 'read'), undefined, 'the secret was never read')
+    assert.equal(got(`${work}/keep/log.txt`, 'truncate'), undefined, '">>" truncates nothing')
 
     // The advice, as a launcher would apply it.
     const advice = (
@@ -297,6 +354,10 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       [`${work}/done`, `${work}/stage`],
       'REFER only where the workload moved a file',
     )
+    // TRUNCATE where the script truncated (">"), not where it only appended (">>").
+    const rightsOf = (path: string) => advice.rules.find((r) => r.path === path)?.allowedAccess
+    assert.deepEqual(rightsOf(`${work}/keep/state.txt`), ['WRITE_FILE', 'TRUNCATE'])
+    assert.deepEqual(rightsOf(`${work}/keep/log.txt`), ['WRITE_FILE'])
     advised = advice
     const rulesetFile = join(tmp, 'ruleset.json')
     writeFileSync(rulesetFile, JSON.stringify(advice.ruleset))
@@ -312,6 +373,29 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
     assert.equal(ok.status, 0, `confined workload: ${ok.stderr}`)
     assert.equal(readFileSync(join(work, 'out/result.txt'), 'utf8'), 'payload\n')
     assert.equal(readFileSync(join(work, 'done/t.txt'), 'utf8'), 'moved\n')
+    assert.equal(readFileSync(join(work, 'keep/state.txt'), 'utf8'), 'state\n')
+    // The file written without a truncate: appending works under the ruleset, truncating it
+    // does not (Landlock refuses the O_TRUNC open with EACCES).
+    const onLog = (redirect: string) =>
+      spawnSync(
+        '/usr/bin/python3',
+        [
+          LAUNCHER,
+          rulesetFile,
+          '--',
+          '/bin/sh',
+          '-c',
+          `echo more ${redirect} "$0"`,
+          `${work}/keep/log.txt`,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      )
+    const appended = onLog('>>')
+    assert.equal(appended.status, 0, `append under the ruleset: ${appended.stderr}`)
+    const truncated = onLog('>')
+    assert.notEqual(truncated.status, 0, 'O_TRUNC on a file only appended to is refused')
+    assert.match(truncated.stderr, /Permission denied/)
+    assert.match(readFileSync(join(work, 'keep/log.txt'), 'utf8'), /more\n$/, 'log kept')
     // The same ruleset without REFER: the kernel refuses the move (EXDEV), and mv's fallback,
     // a copy, needs a read the workload never made (EACCES): the file stays where it was.
     const REFER_BIT = 1 << 13 // LANDLOCK_ACCESS_FS_REFER
@@ -372,7 +456,8 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
       await context.addInitScript(() =>
         sessionStorage.setItem('ebbflow.token', 'token-all-0123456789'),
       )
-      await page.goto(`${server.consoleUrl}#/files?ns=files-e2e&pod=lander-1&range=1h`)
+      // Five rows a page: every row below comes through the API's cursor, More by More.
+      await page.goto(`${server.consoleUrl}#/files?ns=files-e2e&pod=lander-1&range=1h&per=5`)
       await page
         .locator('table.files tbody tr')
         .first()
@@ -381,6 +466,17 @@ describe('file family → chDB → GraphQL, and its Landlock ruleset applied', {
           const shown = (await page.locator('main').textContent()) ?? ''
           throw new Error(`no file table: ${shown.slice(0, 1500)} ${errors}`, { cause: err })
         })
+      const more = page.getByRole('button', { name: 'More' })
+      for (let clicks = 0; await more.isVisible(); clicks++) {
+        assert.ok(clicks < 100, 'More ends')
+        const before = await page.locator('table.files tbody tr').count()
+        await more.click()
+        await page.waitForFunction(
+          (n) => document.querySelectorAll('table.files tbody tr').length > n,
+          before,
+          { timeout: 10_000 },
+        )
+      }
       // Every path the workload touched, with its access kind, both runs counted.
       for (const [path, access] of touched) {
         const row = page.locator(`table.files tr[data-path="${path}"][data-access="${access}"]`)

@@ -224,9 +224,21 @@ export type Family =
   | 'NET'
   | 'SYSCALL';
 
+export type FileAccessConnection = {
+  __typename?: 'FileAccessConnection';
+  edges: Array<FileAccessEdge>;
+  pageInfo: PageInfo;
+};
+
+export type FileAccessEdge = {
+  __typename?: 'FileAccessEdge';
+  cursor: Scalars['String']['output'];
+  node: FileAccessSummary;
+};
+
 export type FileAccessSummary = {
   __typename?: 'FileAccessSummary';
-  /** read, write, exec, create or remove. */
+  /** read, write, exec, create, remove or truncate. */
   access: Scalars['String']['output'];
   containers: Array<Scalars['String']['output']>;
   /** Accesses counted (repeats deduplicated in the kernel included). */
@@ -389,8 +401,13 @@ export type Query = {
   execSession?: Maybe<ExecSession>;
   /** kubectl exec sessions (execs sharing a session), by their first command. */
   execSessions: ExecSessionConnection;
-  /** Files a workload touched (file family), one entry per path and access, most used first. */
-  fileAccess: Array<FileAccessSummary>;
+  /**
+   * Files a workload touched (file family), one entry per path and access, most used first
+   * (then by path and access), in pages. Totals are sums over the filter's window: with
+   * accesses still arriving a later page may repeat or skip an entry whose total moved; a
+   * fixed "to" keeps the listing stable.
+   */
+  fileAccess: FileAccessConnection;
   /** A Landlock ruleset covering the files a workload (all its replicas) or function touched. */
   landlockRuleset: LandlockAdvice;
   /** A NetworkPolicy admitting exactly the TCP peers and ports seen in the window. */
@@ -463,8 +480,11 @@ export type QueryExecSessionsArgs = {
 
 
 export type QueryFileAccessArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  before?: InputMaybe<Scalars['String']['input']>;
   filter: EventFilter;
   first?: InputMaybe<Scalars['Int']['input']>;
+  last?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -766,6 +786,8 @@ export type ResolversTypes = {
   ExecSessionConnection: ResolverTypeWrapper<Omit<ExecSessionConnection, 'edges'> & { edges: Array<ResolversTypes['ExecSessionEdge']> }>;
   ExecSessionEdge: ResolverTypeWrapper<Omit<ExecSessionEdge, 'node'> & { node: ResolversTypes['ExecSession'] }>;
   Family: Family;
+  FileAccessConnection: ResolverTypeWrapper<FileAccessConnection>;
+  FileAccessEdge: ResolverTypeWrapper<FileAccessEdge>;
   FileAccessSummary: ResolverTypeWrapper<FileAccessSummary>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FlowEvidence: ResolverTypeWrapper<FlowEvidence>;
@@ -817,6 +839,8 @@ export type ResolversParentTypes = {
   ExecSession: SessionRow;
   ExecSessionConnection: Omit<ExecSessionConnection, 'edges'> & { edges: Array<ResolversParentTypes['ExecSessionEdge']> };
   ExecSessionEdge: Omit<ExecSessionEdge, 'node'> & { node: ResolversParentTypes['ExecSession'] };
+  FileAccessConnection: FileAccessConnection;
+  FileAccessEdge: FileAccessEdge;
   FileAccessSummary: FileAccessSummary;
   Float: Scalars['Float']['output'];
   FlowEvidence: FlowEvidence;
@@ -997,6 +1021,16 @@ export type ExecSessionEdgeResolvers<ContextType = ApiContext, ParentType extend
   node?: Resolver<ResolversTypes['ExecSession'], ParentType, ContextType>;
 };
 
+export type FileAccessConnectionResolvers<ContextType = ApiContext, ParentType extends ResolversParentTypes['FileAccessConnection'] = ResolversParentTypes['FileAccessConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['FileAccessEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type FileAccessEdgeResolvers<ContextType = ApiContext, ParentType extends ResolversParentTypes['FileAccessEdge'] = ResolversParentTypes['FileAccessEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['FileAccessSummary'], ParentType, ContextType>;
+};
+
 export type FileAccessSummaryResolvers<ContextType = ApiContext, ParentType extends ResolversParentTypes['FileAccessSummary'] = ResolversParentTypes['FileAccessSummary']> = {
   access?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   containers?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
@@ -1128,7 +1162,7 @@ export type QueryResolvers<ContextType = ApiContext, ParentType extends Resolver
   execEvents?: Resolver<ResolversTypes['ExecEventConnection'], ParentType, ContextType, RequireFields<QueryExecEventsArgs, 'filter'>>;
   execSession?: Resolver<Maybe<ResolversTypes['ExecSession']>, ParentType, ContextType, RequireFields<QueryExecSessionArgs, 'id'>>;
   execSessions?: Resolver<ResolversTypes['ExecSessionConnection'], ParentType, ContextType, RequireFields<QueryExecSessionsArgs, 'filter'>>;
-  fileAccess?: Resolver<Array<ResolversTypes['FileAccessSummary']>, ParentType, ContextType, RequireFields<QueryFileAccessArgs, 'filter'>>;
+  fileAccess?: Resolver<ResolversTypes['FileAccessConnection'], ParentType, ContextType, RequireFields<QueryFileAccessArgs, 'filter'>>;
   landlockRuleset?: Resolver<ResolversTypes['LandlockAdvice'], ParentType, ContextType, RequireFields<QueryLandlockRulesetArgs, 'includeRuntime' | 'namespace'>>;
   networkPolicy?: Resolver<ResolversTypes['NetworkPolicyAdvice'], ParentType, ContextType, RequireFields<QueryNetworkPolicyArgs, 'namespace'>>;
   seccompProfile?: Resolver<ResolversTypes['SeccompProfile'], ParentType, ContextType, RequireFields<QuerySeccompProfileArgs, 'includeRuntime' | 'namespace'>>;
@@ -1267,6 +1301,8 @@ export type Resolvers<ContextType = ApiContext> = {
   ExecSession?: ExecSessionResolvers<ContextType>;
   ExecSessionConnection?: ExecSessionConnectionResolvers<ContextType>;
   ExecSessionEdge?: ExecSessionEdgeResolvers<ContextType>;
+  FileAccessConnection?: FileAccessConnectionResolvers<ContextType>;
+  FileAccessEdge?: FileAccessEdgeResolvers<ContextType>;
   FileAccessSummary?: FileAccessSummaryResolvers<ContextType>;
   FlowEvidence?: FlowEvidenceResolvers<ContextType>;
   IngestLag?: IngestLagResolvers<ContextType>;

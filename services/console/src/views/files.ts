@@ -29,14 +29,24 @@ interface Advice {
   summary: string
 }
 
-/** The API's default page limit (fileAccess has no cursor): the most used paths first. */
-const MAX_ACCESSES = 500
+/** Rows per page (the route's `per` overrides it): the most used paths first, More for the rest. */
+const PAGE_SIZE = 200
+/** The API's largest page (its default maxPageSize). */
+const MAX_PAGE_SIZE = 500
 
-const ACCESSES = `query($filter: EventFilter!, $first: Int) {
-  fileAccess(filter: $filter, first: $first) {
-    path access directory count firstSeen lastSeen processes pids pods
+const ACCESSES = `query($filter: EventFilter!, $first: Int, $after: String) {
+  fileAccess(filter: $filter, first: $first, after: $after) {
+    edges { node { path access directory count firstSeen lastSeen processes pids pods } }
+    pageInfo { hasNextPage endCursor }
   }
 }`
+
+interface AccessPage {
+  fileAccess: {
+    edges: { node: FileAccess }[]
+    pageInfo: { hasNextPage: boolean; endCursor: string | null }
+  }
+}
 
 const ADVICE = `query($namespace: String!, $pod: String, $function: String, $from: DateTime, $to: DateTime, $includeRuntime: Boolean) {
   landlockRuleset(namespace: $namespace, pod: $pod, function: $function, from: $from, to: $to, includeRuntime: $includeRuntime) {
@@ -68,7 +78,20 @@ function copyButton(label: string, text: () => string, target: HTMLElement): HTM
   return button
 }
 
-function accessTable(accesses: FileAccess[]): HTMLElement {
+function accessRow(a: FileAccess): HTMLElement {
+  return h(
+    'tr',
+    { 'data-path': a.path, 'data-access': a.access },
+    h('td', { class: 'mono path' }, a.directory ? `${a.path}/` : a.path),
+    h('td', { class: `access access-${a.access}` }, a.access),
+    h('td', { class: 'num' }, count(a.count)),
+    h('td', { class: 'time' }, dateTime(a.firstSeen)),
+    h('td', { class: 'time' }, dateTime(a.lastSeen)),
+    h('td', { class: 'mono', title: `pids ${a.pids.join(', ')}` }, a.processes.join(', ')),
+  )
+}
+
+function accessTable(tbody: HTMLElement): HTMLElement {
   return h(
     'table',
     { class: 'files' },
@@ -86,22 +109,7 @@ function accessTable(accesses: FileAccess[]): HTMLElement {
         h('th', {}, 'Processes'),
       ),
     ),
-    h(
-      'tbody',
-      {},
-      accesses.map((a) =>
-        h(
-          'tr',
-          { 'data-path': a.path, 'data-access': a.access },
-          h('td', { class: 'mono path' }, a.directory ? `${a.path}/` : a.path),
-          h('td', { class: `access access-${a.access}` }, a.access),
-          h('td', { class: 'num' }, count(a.count)),
-          h('td', { class: 'time' }, dateTime(a.firstSeen)),
-          h('td', { class: 'time' }, dateTime(a.lastSeen)),
-          h('td', { class: 'mono', title: `pids ${a.pids.join(', ')}` }, a.processes.join(', ')),
-        ),
-      ),
-    ),
+    tbody,
   )
 }
 
@@ -131,30 +139,33 @@ export function filesView(root: HTMLElement, params: URLSearchParams): () => voi
   const filter: Record<string, string> = eventFilter(params, window)
   if (fn) filter.function = fn
 
-  void (async () => {
-    const d: { fileAccess: FileAccess[] } = await gql(
-      ACCESSES,
-      { filter, first: MAX_ACCESSES },
-      abort.signal,
-    )
-    const list = d.fileAccess
-    fill(
-      accessesBody,
-      h(
-        'div',
-        { class: 'toolbar' },
-        h(
-          'span',
-          { class: 'status' },
-          `${count(list.length)} paths and access kinds${list.length >= MAX_ACCESSES ? ` (the ${count(MAX_ACCESSES)} most used; narrow the window for the rest)` : ''}`,
-        ),
-      ),
-      list.length ? accessTable(list) : note('No file accesses in this window.'),
-    )
-  })().catch((err: unknown) => {
+  const per = Number(params.get('per'))
+  const first = Number.isInteger(per) && per > 0 ? Math.min(per, MAX_PAGE_SIZE) : PAGE_SIZE
+  // Pages follow the API's cursor: More appends the next page under the rows already shown.
+  const tbody = h('tbody', {})
+  const status = h('span', { class: 'status' })
+  const more = h('button', { type: 'button', class: 'more', hidden: true }, 'More')
+  let shown = 0
+  let after: string | null = null
+  const loadPage = async () => {
+    more.disabled = true
+    const d: AccessPage = await gql(ACCESSES, { filter, first, after }, abort.signal)
+    const page = d.fileAccess
+    for (const e of page.edges) tbody.append(accessRow(e.node))
+    shown += page.edges.length
+    after = page.pageInfo.endCursor
+    more.hidden = !page.pageInfo.hasNextPage
+    more.disabled = false
+    status.textContent = `${count(shown)} paths and access kinds, most used first${page.pageInfo.hasNextPage ? '; More for the next ones' : ''}`
+    if (shown === 0) fill(accessesBody, note('No file accesses in this window.'))
+  }
+  const failed = (err: unknown) => {
     if (!abort.signal.aborted)
       fill(accessesBody, note(`File accesses: ${(err as Error).message}`, 'error'))
-  })
+  }
+  more.addEventListener('click', () => void loadPage().catch(failed))
+  fill(accessesBody, h('div', { class: 'toolbar' }, status), accessTable(tbody), more)
+  void loadPage().catch(failed)
 
   if (!ns || (!pod && !fn)) {
     fill(
