@@ -2,12 +2,16 @@
 // cgroup) bare and under each tool a platform team would compare, in alternating rounds
 // (EBBFLOW_BENCH_ROUNDS, default 5; order bare, bpftrace, collect, up), medians:
 //   - bpftrace: an execsnoop-style script printing every exec (the reference);
-//   - collect: `ebbflow collect`, every family, enriched, publishing to a real Kafka broker;
+//   - collect: `ebbflow collect`, every default family, enriched, publishing to a real Kafka
+//     broker;
+//   - collectFile: the same with the file family added (`--families exec,net,syscall,file`),
+//     beside collect in the same rounds: what turning the file family on costs an exec storm;
 //   - up: `ebbflow up`, capture + ingest + chDB + API in one process (embedded mode).
 // Each tool is a fresh process started before the storm and stopped after it; the storm starts
 // once the tool says it is attached, plus the same settling pause for all. The tools' own
 // counts (bpftrace's printed lines, the collector's exec records) show they saw the storm.
 // Without bpftrace (scripts/setup.sh installs it) its rows are skipped and said so.
+// EBBFLOW_BENCH_TOOLS (default bpftrace,collect,collectFile,up) picks the tools to run.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,7 +28,11 @@ const bin = join(import.meta.dirname, '../../bin/ebbflow')
 const EXECSNOOP = `tracepoint:syscalls:sys_enter_execve { printf("%d %d %s %s\\n", pid, uid, comm, str(args->filename)); }`
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const hasBpftrace = spawnSync('bpftrace', ['--version'], { stdio: 'ignore' }).status === 0
+const TOOLS = new Set(
+  (process.env.EBBFLOW_BENCH_TOOLS ?? 'bpftrace,collect,collectFile,up').split(','),
+)
+const hasBpftrace =
+  TOOLS.has('bpftrace') && spawnSync('bpftrace', ['--version'], { stdio: 'ignore' }).status === 0
 
 const cg = createCgroup('bench-exec-overhead')
 const storm = ['/bin/sh', '-c', `i=0; while [ $i -lt ${EXECS} ]; do /bin/true; i=$((i+1)); done`]
@@ -39,7 +47,13 @@ const processCpu = (pid: number) => {
 // On a shared machine the storm's wall time mostly measures the other users. CPU time does
 // not: the BPF programs run in the storm's own tasks (charged to its cgroup), the tool's
 // userspace work in the tool's process; their sum is what the tool costs.
-const cpuCost: Record<string, number[]> = { bare: [], bpftrace: [], collect: [], up: [] }
+const cpuCost: Record<string, number[]> = {
+  bare: [],
+  bpftrace: [],
+  collect: [],
+  collectFile: [],
+  up: [],
+}
 async function timed(tool?: Tool, name = 'bare'): Promise<number> {
   const c0 = cgroupCpu()
   const p0 = tool ? processCpu(tool.child.pid!) : 0
@@ -99,8 +113,14 @@ function execRecords(logs: string): number | undefined {
 
 const broker = await startBroker()
 const tmp = mkdtempSync(join(tmpdir(), 'ebbflow-exec-overhead-'))
-const rows: Record<string, number[]> = { bare: [], bpftrace: [], collect: [], up: [] }
-const seen: Record<string, number[]> = { bpftrace: [], collect: [], up: [] }
+const rows: Record<string, number[]> = {
+  bare: [],
+  bpftrace: [],
+  collect: [],
+  collectFile: [],
+  up: [],
+}
+const seen: Record<string, number[]> = { bpftrace: [], collect: [], collectFile: [], up: [] }
 const load: number[] = []
 try {
   await timed() // warm caches
@@ -114,12 +134,20 @@ try {
       const out = await stopTool(t, 'SIGINT')
       seen.bpftrace!.push(out.split('\n').filter((l) => l.endsWith('/bin/true')).length)
     }
-    {
+    if (TOOLS.has('collect')) {
       const t = await startTool([bin, 'collect', '--kafka', broker.bootstrap], /capture attached/)
       rows.collect!.push(await timed(t, 'collect'))
       seen.collect!.push(execRecords(await stopTool(t)) ?? -1)
     }
-    {
+    if (TOOLS.has('collectFile')) {
+      const t = await startTool(
+        [bin, 'collect', '--kafka', broker.bootstrap, '--families', 'exec,net,syscall,file'],
+        /capture attached/,
+      )
+      rows.collectFile!.push(await timed(t, 'collectFile'))
+      seen.collectFile!.push(execRecords(await stopTool(t)) ?? -1)
+    }
+    if (TOOLS.has('up')) {
       const port = await freePort()
       const t = await startTool(
         [bin, 'up', '--data-dir', join(tmp, 'data'), '--port', String(port)],
@@ -156,6 +184,7 @@ const report = {
   slowdownPercent: {
     bpftrace: slowdown('bpftrace'),
     collect: slowdown('collect'),
+    collectFile: slowdown('collectFile'),
     up: slowdown('up'),
   },
   // CPU seconds of the storm's cgroup plus the tool's process during the storm, medians, and
@@ -164,7 +193,7 @@ const report = {
     Object.entries(cpuCost).map(([k, v]) => [k, v.length ? median(v) : null]),
   ),
   cpuAddedPercent: Object.fromEntries(
-    ['bpftrace', 'collect', 'up'].map((k) => [
+    ['bpftrace', 'collect', 'collectFile', 'up'].map((k) => [
       k,
       cpuCost[k]!.length ? (median(cpuCost[k]!) / median(cpuCost.bare!) - 1) * 100 : null,
     ]),
