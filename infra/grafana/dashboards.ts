@@ -696,7 +696,7 @@ ORDER BY accesses DESC LIMIT 500`,
           sql: `SELECT namespace, pod, container, path, toString(access) AS access, sum(count) AS accesses, max(minute) AS last_seen
 FROM ebbflow.file_accesses_1m
 WHERE $__timeFilter(minute) AND ${NS} AND ${WL} AND ${POD} AND ${FN}
-  AND container != '' AND access IN ('write', 'create', 'remove') AND match(path, '^/(etc|usr|bin)(/|$)')
+  AND container != '' AND access IN ('write', 'truncate', 'create', 'remove') AND match(path, '^/(etc|usr|bin)(/|$)')
 GROUP BY namespace, pod, container, path, access
 ORDER BY last_seen DESC LIMIT 200`,
         },

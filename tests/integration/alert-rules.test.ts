@@ -167,6 +167,7 @@ describe('built-in alert rules', { timeout: 60_000 }, () => {
     await store.insert('ebbflow.file_accesses', [
       file(web, '/etc/passwd', 'write', 20 * S), // fires
       file(web, '/usr/bin/nc', 'create', 15 * S), // fires
+      { ...file(web, '/etc/shadow', 'truncate', 10 * S), op: 'truncate' }, // truncate(2): fires
       file(web, '/etc/hosts', 'read', 20 * S), // a read: silent
       file(web, '/etcetera/x', 'write', 20 * S), // not /etc: silent
       file(web, '/tmp/x', 'write', 20 * S), // not a system folder: silent
@@ -183,6 +184,7 @@ describe('built-in alert rules', { timeout: 60_000 }, () => {
     })
     assert.deepEqual(await activeAfterEvaluation('SystemPathWrittenInContainer'), [
       { state: 'firing', labels: labels('/etc/passwd') },
+      { state: 'firing', labels: labels('/etc/shadow') },
       { state: 'firing', labels: labels('/usr/bin/nc') },
     ])
   })
