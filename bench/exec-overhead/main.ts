@@ -177,7 +177,9 @@ const report = {
   rounds: ROUNDS,
   bpftrace: hasBpftrace
     ? 'measured'
-    : 'skipped: bpftrace is not installed (scripts/setup.sh installs it)',
+    : TOOLS.has('bpftrace')
+      ? 'skipped: bpftrace is not installed (scripts/setup.sh installs it)'
+      : 'not asked for (EBBFLOW_BENCH_TOOLS)',
   seconds: Object.fromEntries(
     Object.entries(rows).map(([k, v]) => [k, v.length ? median(v) : null]),
   ),
