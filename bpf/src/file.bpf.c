@@ -430,8 +430,11 @@ int handle_sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 flags = 0;
 
-	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]))
+	/* Unreadable (a bad pointer fails the call too): counted, the open is not marked. */
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2])) {
+		drops__count(EBF_DROP_READ_FAILED);
 		return 0;
+	}
 	return on_open_enter(flags);
 }
 
