@@ -14,7 +14,7 @@
 //     the kernel counted instead, and the records the kernel dropped.
 // The machine is shared and noisy: only figures of the same run compare.
 // Prints one JSON report on stdout and writes it to bench/reports/file.json.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type CaptureSink, KernelCapture, loadCollectorConfig } from '@ebbflow/collector'
@@ -30,7 +30,7 @@ const OPENS = Number(env.EBBFLOW_BENCH_OPENS ?? 1_000_000)
 const DISTINCT = Number(env.EBBFLOW_BENCH_DISTINCT ?? 100_000)
 const BPF_DIR = join(import.meta.dirname, '../../bpf/build')
 /** tmpfs: creating and opening 100,000 files measures the hook, not a disk. */
-const SHM = '/dev/shm'
+const SHM = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
 
 /** Counts the storm cgroup's records; the rest of the machine's only as a total. */
 class CountingSink implements CaptureSink {
