@@ -54,7 +54,7 @@ function deploymentPod(uid: string, containerId: string, labels: Record<string, 
   })
 }
 
-describe('pod list+watch through @kubernetes/client-node', () => {
+describe('pod list+watch through the thin Kubernetes client', () => {
   it('lists only this node’s pods, follows ADDED/MODIFIED/DELETED, and relists on 410 Gone', async () => {
     const api = await FakeKubeApi.start()
     const sink = new RecordingSink()
