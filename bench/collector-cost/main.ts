@@ -95,6 +95,7 @@ async function child(input: ChildInput) {
   let peakExternal = 0
   let peakHeap = 0
   let peakArrayBuffers = 0
+  let peakHeapTotal = 0
   let peakQueued = 0
   let peakHeld = 0
   let samples = 0
@@ -105,6 +106,7 @@ async function child(input: ChildInput) {
     peakExternal = Math.max(peakExternal, m.external / 2 ** 20)
     peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers / 2 ** 20)
     peakHeap = Math.max(peakHeap, m.heapUsed / 2 ** 20)
+    peakHeapTotal = Math.max(peakHeapTotal, m.heapTotal / 2 ** 20)
     peakQueued = Math.max(peakQueued, publisher.stats().queuedBytes / 2 ** 20)
     peakHeld = Math.max(peakHeld, collector.enrichment.enricher.stats().pending)
   }, 250)
@@ -172,6 +174,7 @@ async function child(input: ChildInput) {
       peakHeapUsed: peakHeap,
       peakExternal: peakExternal, // Buffers and other memory V8 tracks outside its heap
       peakArrayBuffers,
+      peakHeapTotal, // the V8 heap committed, used or not
       peakPublisherQueued: peakQueued,
       queueBudget: config.queueBudgetBytes / 2 ** 20,
       peakEventsHeldForMetadata: peakHeld,
