@@ -16,7 +16,7 @@
 // The machine is shared: the collector also captures everything else running on it (that is
 // what it is for); the report gives the load average and the events the collector saw.
 // Prints one JSON report and writes it to bench/reports/collector-cost.json.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import {
   mkdirSync,
   mkdtempSync,
@@ -35,6 +35,7 @@ const RATE = Number(env.EBBFLOW_BENCH_RATE ?? 200_000)
 const SECONDS = Number(env.EBBFLOW_BENCH_SECONDS ?? 60)
 const STORM = Number(env.EBBFLOW_BENCH_STORM ?? 2_000_000)
 const PODS = 1000
+const CLIENT_ROUNDS = Number(env.EBBFLOW_BENCH_CLIENT_ROUNDS ?? 4)
 const NODE = 'bench-node-1'
 
 const status = (field: string) => {
@@ -80,16 +81,34 @@ async function child(input: ChildInput) {
   const logger = createLogger('bench', 'warn')
   const publisher = new KafkaPublisher(config, logger)
   const collector = startCollector(config, enrichConfig, publisher, logger)
-  await new Promise((r) => setTimeout(r, 3000)) // pods listed, start scan done, producer connected
+  // The node's pods listed (a deadline, not a sleep), then the producer connected.
+  const listDeadline = Date.now() + 30_000
+  while (input.kubeconfig && (collector.enrichment.pods?.size ?? 0) < PODS) {
+    if (Date.now() > listDeadline)
+      throw new Error(`${collector.enrichment.pods?.size ?? 0} of ${PODS} pods listed`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  await new Promise((r) => setTimeout(r, 2000))
+  const podsListed = collector.enrichment.pods?.size ?? 0
   const attachedMiB = rssMiB()
   let peak = attachedMiB
   let peakExternal = 0
   let peakHeap = 0
+  let peakArrayBuffers = 0
+  let peakHeapTotal = 0
+  let peakQueued = 0
+  let peakHeld = 0
+  let samples = 0
   const sampler = setInterval(() => {
+    samples++
     peak = Math.max(peak, rssMiB())
     const m = process.memoryUsage()
     peakExternal = Math.max(peakExternal, m.external / 2 ** 20)
+    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers / 2 ** 20)
     peakHeap = Math.max(peakHeap, m.heapUsed / 2 ** 20)
+    peakHeapTotal = Math.max(peakHeapTotal, m.heapTotal / 2 ** 20)
+    peakQueued = Math.max(peakQueued, publisher.stats().queuedBytes / 2 ** 20)
+    peakHeld = Math.max(peakHeld, collector.enrichment.enricher.stats().pending)
   }, 250)
   const cg = createCgroup('bench-collector-cost')
   const results: Record<string, unknown>[] = []
@@ -154,7 +173,14 @@ async function child(input: ChildInput) {
       ringBuffersMapped: (3 * config.ringBufferBytes) / 2 ** 20,
       peakHeapUsed: peakHeap,
       peakExternal: peakExternal, // Buffers and other memory V8 tracks outside its heap
+      peakArrayBuffers,
+      peakHeapTotal, // the V8 heap committed, used or not
+      peakPublisherQueued: peakQueued,
+      queueBudget: config.queueBudgetBytes / 2 ** 20,
+      peakEventsHeldForMetadata: peakHeld,
+      samples,
     },
+    podsListed,
     windows: results,
     publisher: publisher.stats(),
   }
@@ -163,6 +189,77 @@ async function child(input: ChildInput) {
 }
 
 if (process.argv[2] === '--child') await child(JSON.parse(process.argv[3]!))
+
+// ---- client child: resident memory of the pod list+watch alone, one client per process -----
+// `client-node`: @kubernetes/client-node's KubeConfig + CoreV1Api + ListWatch, as the collector
+// used it until the thin client; `thin`: the collector's kube-client.ts + PodWatcher into a
+// PodIndex. Each lists the node's pods and opens the watch, then reports VmRSS.
+async function clientChild(which: string, kubeconfig: string) {
+  const bare = rssMiB()
+  // Both load the collector's enrichment modules and fill the same PodIndex: the difference is
+  // the client alone.
+  const { KubeClient, loadKubeconfig, PodIndex, PodWatcher } = await import(
+    '@ebbflow/collector/enrich/index'
+  )
+  const { createLogger } = await import('@ebbflow/common')
+  const index = new PodIndex({
+    labelAllowlist: [],
+    maxLabels: 32,
+    functionLabels: [],
+    deletedGraceMs: 60_000,
+    maxPods: 10_000,
+  })
+  const baseline = rssMiB()
+  let stop = async () => {}
+  if (which === 'client-node') {
+    const k8s = await import('@kubernetes/client-node')
+    const kc = new k8s.KubeConfig()
+    kc.loadFromFile(kubeconfig)
+    const api = kc.makeApiClient(k8s.CoreV1Api)
+    const fieldSelector = `spec.nodeName=${NODE}`
+    const lw = new k8s.ListWatch<import('@kubernetes/client-node').V1Pod>(
+      '/api/v1/pods',
+      new k8s.Watch(kc),
+      () => api.listPodForAllNamespaces({ fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    )
+    lw.on('add', (pod) => index.upsert(pod))
+    lw.on('update', (pod) => index.upsert(pod))
+    lw.on('delete', (pod) => index.markDeleted(pod))
+    await lw.start()
+    stop = () => lw.stop()
+  } else {
+    const watcher = new PodWatcher(
+      new KubeClient(loadKubeconfig(kubeconfig)),
+      index,
+      { nodeName: NODE, backoffMinMs: 100, backoffMaxMs: 1000, sweepIntervalMs: 10_000 },
+      createLogger('bench', 'warn'),
+    )
+    watcher.start()
+    stop = () => watcher.stop()
+  }
+  const deadline = Date.now() + 30_000
+  while (index.size < PODS) {
+    if (Date.now() > deadline) throw new Error(`${which}: ${index.size} of ${PODS} pods listed`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  await new Promise((r) => setTimeout(r, 500)) // the watch open
+  const out = {
+    which,
+    bareMiB: bare,
+    baselineMiB: baseline,
+    listedMiB: rssMiB(),
+    heapUsedMiB: process.memoryUsage().heapUsed / 2 ** 20,
+    pods: index.size,
+  }
+  await stop()
+  process.stdout.write(`${JSON.stringify(out)}\n`)
+  process.exit(0)
+}
+
+if (process.argv[2] === '--client') await clientChild(process.argv[3]!, process.argv[4]!)
 
 // ---- parent: broker, API server, one fresh process per measure -----------------------------
 const { FakeKubeApi, makePod } = await import('../../tests/support/fake-kube-api.ts')
@@ -181,15 +278,20 @@ function topicBytes(dataDir: string): number {
   return total
 }
 
-function runChild(input: ChildInput) {
-  const r = spawnSync(process.execPath, [import.meta.filename, '--child', JSON.stringify(input)], {
-    encoding: 'utf8',
+// Asynchronous: the pod list/watch server lives in this process and must keep answering while
+// a child runs (a spawnSync here left the children's pod lists unanswered).
+async function runNode(args: string[]) {
+  const child = spawn(process.execPath, [import.meta.filename, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 64 * 1024 * 1024,
   })
-  if (r.status !== 0) throw new Error(`collector process failed (exit ${r.status})`)
-  return JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  if (code !== 0) throw new Error(`${args[0]} ${args[1] ?? ''} process failed (exit ${code})`)
+  return JSON.parse(out.trim().split('\n').at(-1)!)
 }
+
+const runChild = (input: ChildInput) => runNode(['--child', JSON.stringify(input)])
 
 const dir = mkdtempSync(join(tmpdir(), 'ebbflow-collector-cost-'))
 const kube = await FakeKubeApi.start()
@@ -216,12 +318,36 @@ try {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim()
   const kubeconfig = kube.kubeconfig()
-  // EBBFLOW_BENCH_PHASES: cpu and/or memory (default both); the throughput storm always runs.
-  const phases = (env.EBBFLOW_BENCH_PHASES ?? 'cpu,memory').split(',')
+  // EBBFLOW_BENCH_PHASES: any of client, cpu, memory, storm (default all).
+  const phases = (env.EBBFLOW_BENCH_PHASES ?? 'client,cpu,memory,storm').split(',')
   const skipped = { windows: [], memoryMiB: {} }
+  // The pod list+watch alone, @kubernetes/client-node against the thin client, alternating.
+  const clientRounds: Record<string, { baselineMiB: number; listedMiB: number }[]> = {
+    'client-node': [],
+    thin: [],
+  }
+  if (phases.includes('client')) {
+    for (let round = 0; round < CLIENT_ROUNDS; round++) {
+      for (const which of round % 2 === 0 ? ['client-node', 'thin'] : ['thin', 'client-node']) {
+        clientRounds[which]!.push(await runNode(['--client', which, kubeconfig]))
+      }
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const client = Object.fromEntries(
+    Object.entries(clientRounds).map(([k, rs]) => [
+      k,
+      {
+        baselineMiB: median(rs.map((r) => r.baselineMiB)),
+        listedMiB: median(rs.map((r) => r.listedMiB)),
+        addedMiB: median(rs.map((r) => r.listedMiB - r.baselineMiB)),
+        rounds: rs.length,
+      },
+    ]),
+  )
   const cpu = !phases.includes('cpu')
     ? skipped
-    : runChild({
+    : await runChild({
         brokers,
         kubeconfig,
         windows: [
@@ -232,17 +358,19 @@ try {
       })
   const memory = !phases.includes('memory')
     ? skipped
-    : runChild({
+    : await runChild({
         brokers,
         kubeconfig,
         windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
       })
   const bytesBefore = topicBytes(join(dir, 'data'))
-  const storm = runChild({
-    brokers,
-    kubeconfig,
-    windows: [{ name: 'storm', rate: 0, calls: STORM }],
-  })
+  const storm = !phases.includes('storm')
+    ? { windows: [{ publishedEvents: 0 }] }
+    : await runChild({
+        brokers,
+        kubeconfig,
+        windows: [{ name: 'storm', rate: 0, calls: STORM }],
+      })
   const stormWindow = storm.windows[0]
   const bytesPerEvent = (topicBytes(join(dir, 'data')) - bytesBefore) / stormWindow.publishedEvents
   report = {
@@ -254,8 +382,9 @@ try {
       loadAverage: loadavg(),
     },
     pods: PODS,
+    podListWatchMemory: client,
     cpu: cpu.windows,
-    memory: { ...memory.memoryMiB, window: memory.windows[0] },
+    memory: { ...memory.memoryMiB, podsListed: memory.podsListed, window: memory.windows[0] },
     throughput: { ...stormWindow, compression: 'gzip', bytesPerEventOnBroker: bytesPerEvent },
     targets: {
       peakRssMiB: 128,

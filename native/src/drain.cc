@@ -69,16 +69,20 @@ void Drain::hand_over(Batch *b) {
   push(b);
 }
 
-// Blocks while kMaxPending batches wait: the backpressure described in drain.h.
+// Blocks while kMaxPending batches or kMaxPendingBytes wait: the backpressure described in drain.h.
 void Drain::push(Batch *b) {
   std::unique_lock<std::mutex> lock(mu);
-  space_cv.wait(lock, [this] { return queue.size() < kMaxPending || abandon; });
+  space_cv.wait(lock, [this, b] {
+    return queue.empty() || (queue.size() < kMaxPending && queued_bytes + b->size <= kMaxPendingBytes) ||
+           abandon;
+  });
   if (abandon) {
     lock.unlock();
     delete b;
     return;
   }
   queue.push_back(b);
+  queued_bytes += b->size;
   bool wake = !wake_scheduled;
   wake_scheduled = true;
   lock.unlock();
@@ -130,6 +134,7 @@ Batch *Drain::pop() {
   if (queue.empty()) return nullptr;
   Batch *b = queue.front();
   queue.pop_front();
+  queued_bytes -= b->size;
   space_cv.notify_one();
   return b;
 }
@@ -210,6 +215,7 @@ void Drain::abandon_and_join() {
     abandon = true;
     for (Batch *b : queue) delete b;
     queue.clear();
+    queued_bytes = 0;
   }
   space_cv.notify_all();
   if (thread.joinable()) thread.join();

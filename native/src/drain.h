@@ -2,7 +2,8 @@
 // batches (framing.h) and hands whole batches to JavaScript, one call per batch, never one per
 // record. It does not decode records.
 //
-// Hand-off and backpressure: each drain has a queue of at most kMaxPending batches. A drain
+// Hand-off and backpressure: each drain has a queue of at most kMaxPending batches and
+// kMaxPendingBytes (one batch whatever its size). A drain
 // thread that finds it full blocks; while it blocks it takes nothing from the kernel buffer,
 // which fills up, and the BPF side counts what it cannot reserve. Memory stays bounded and
 // every loss is counted. A thread-safe function (napi_threadsafe_function) only wakes the
@@ -43,7 +44,13 @@ namespace ebbflow {
 
 constexpr size_t kDefaultBatchBytes = 256 * 1024;
 constexpr uint32_t kDefaultFlushMs = 50;
-// Batches waiting for JavaScript per drain: 64 x 256 KiB = 16 MiB at most, by default.
+// Bytes of batches waiting for JavaScript per drain. It was 64 batches (16 MiB at the default
+// 256 KiB, 4 GiB at the largest batchBytes): past a few batches JavaScript is behind for
+// longer than a burst, and the ring buffer (8 MiB by default) is the better place for the
+// backlog, since its overflow is counted per family and reason in the kernel (issue 20:
+// the collector's peak memory under overload).
+constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
+// And at most this many batches, however small (a batch per record is a batch).
 constexpr size_t kMaxPending = 64;
 // Longest a drain thread sleeps in poll: bounds how long close() waits for it to notice.
 constexpr int kMaxPollMs = 100;
@@ -68,6 +75,7 @@ struct Drain {
   std::condition_variable space_cv;  // the queue has room, or abandon was set
   std::condition_variable done_cv;   // a batch was queued, or the thread finished
   std::deque<Batch *> queue;
+  size_t queued_bytes = 0;
   bool wake_scheduled = false;
   bool finished = false;
   bool abandon = false;  // no JavaScript will take batches any more: drop them

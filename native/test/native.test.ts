@@ -403,6 +403,36 @@ describe('native addon', { skip }, () => {
     }
   })
 
+  test('the hand-off queue is bounded by bytes too: 4 MiB of large batches, the kernel counts the rest', async () => {
+    const N = 500_000
+    // 1 MiB of ring: 32,768 records of 24 bytes (+8 of ring header); framed, each takes 28.
+    const o = openCounter((obj) => obj.setMaxEntries('ring', 1 << 20))
+    const batchBytes = 128 * 1024
+    const perBatch = Math.ceil(batchBytes / 28)
+    let delivered = 0
+    try {
+      o.openRingBuffer('ring', { batchBytes, flushMs: 50 }, (_batch, records) => {
+        delivered += records
+      })
+      getppidTimes(N)
+      await waitFor(
+        'every record delivered or counted as dropped',
+        () => BigInt(delivered) + perCpuSum(o, 'percpu_counts', 1) === BigInt(N),
+        30_000,
+      )
+      assert.ok(perCpuSum(o, 'percpu_counts', 1) > 0n, 'the ring buffer filled up')
+      // 31 batches of 131,096 bytes fit in 4 MiB (64 would by count alone), + 1 in hand, + the
+      // ring, + one the thread took before the loop started.
+      const bound = (31 + 2) * perBatch + 32_768
+      assert.ok(
+        delivered <= bound,
+        `delivered ${delivered} > ${bound}: the queue is bounded by bytes`,
+      )
+    } finally {
+      o.close()
+    }
+  })
+
   test('close() rejects with what onBatch threw during the final delivery, and still closes', async () => {
     const o = openCounter()
     o.openRingBuffer('ring', { flushMs: 60_000, batchBytes: 1 << 20 }, () => {

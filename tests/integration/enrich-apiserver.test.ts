@@ -1,5 +1,5 @@
 // Naming pods against a real kube-apiserver (etcd behind it, RBAC on): the collector's pod
-// watch (@kubernetes/client-node's ListWatch inside PodWatcher) sees what the test creates,
+// watch (kube-client.ts and PodWatcher: list, watch with bookmarks, relist on 410) sees what the test creates,
 // binds, changes and deletes, through the server's own field selectors, resource versions and
 // watch cache; and, with the real kernel capture, exec events in cgroups laid out as kubelet
 // lays them out are named after those pods, also across a network partition during which etcd

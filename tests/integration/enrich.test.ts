@@ -54,7 +54,7 @@ function deploymentPod(uid: string, containerId: string, labels: Record<string, 
   })
 }
 
-describe('pod list+watch through @kubernetes/client-node', () => {
+describe('pod list+watch through the thin Kubernetes client', () => {
   it('lists only this node’s pods, follows ADDED/MODIFIED/DELETED, and relists on 410 Gone', async () => {
     const api = await FakeKubeApi.start()
     const sink = new RecordingSink()
@@ -111,6 +111,27 @@ describe('pod list+watch through @kubernetes/client-node', () => {
         () => pods.byUid('11111111-1111-4111-8111-111111111111')?.labels.version === 'v3',
       )
       assert.ok(api.requests.filter((r) => r.query.watch === undefined).length > lists)
+
+      // A pod deleted while only a relist can tell: missing from the new list = deleted.
+      await until('a watch after the relist', () => api.openWatches > 0)
+      const uid4 = randomUUID()
+      api.add(
+        makePod({
+          uid: uid4,
+          name: 'short-lived',
+          namespace: 'shop',
+          nodeName: NODE,
+          containers: [{ name: 'x', id: randomBytes(32).toString('hex'), image: 'x' }],
+        }),
+      )
+      await until('ADDED before the silent deletion', () => pods.byUid(uid4) !== undefined)
+      api.deleteSilently(uid4)
+      api.gone()
+      await until(
+        'the deletion seen by the relist',
+        () => pods.byUid(uid4)?.deletedAt !== undefined,
+      )
+      assert.equal(pods.byUid('11111111-1111-4111-8111-111111111111')?.deletedAt, undefined)
     } finally {
       await enrichment?.stop()
       await api.close()

@@ -151,6 +151,14 @@ export class FakeKubeApi {
     this.pods.set(this.key(stored), stored)
   }
 
+  /** Deletes a pod without telling open watches (its DELETED lost in a compaction). */
+  deleteSilently(uid: string): void {
+    const pod = [...this.pods.values()].find((p) => p.metadata.uid === uid)
+    if (!pod) throw new Error(`no pod ${uid}`)
+    this.pods.delete(this.key(pod))
+    ++this.rv
+  }
+
   /** Ends every open watch cleanly (as an API server does at its timeout). */
   endWatches(): void {
     for (const w of this.watches) w.res.end()

@@ -15,12 +15,11 @@ import {
   type Logger,
   type RecordEvent,
 } from '@ebbflow/common'
-import type { KubeConfig } from '@kubernetes/client-node'
 import type { CaptureSink } from '../capture.ts'
 import type { ProcessInfo } from '../procfs.ts'
 import { CgroupPathCache } from './cgroup-path.ts'
-import { clientNode } from './client-node.ts'
 import { type EnrichConfig, inCluster } from './config.ts'
+import { inClusterAccess, type KubeAccess, KubeClient, loadKubeconfig } from './kube-client.ts'
 import { PodIndex, PodWatcher } from './pods.ts'
 import { SessionTracker } from './sessions.ts'
 
@@ -319,14 +318,12 @@ export interface Enrichment {
 /** Processes followed per container for sessions: a container has far fewer live at once. */
 const MAX_PROCESSES_PER_CONTAINER = 65_536
 
-/** The KubeConfig to use, or undefined for host mode. */
-export function kubeConfigFor(config: EnrichConfig): KubeConfig | undefined {
+/** How to reach the API server, or undefined for host mode; a bad kubeconfig throws KubeConfigError. */
+export function kubeAccessFor(config: EnrichConfig): KubeAccess | undefined {
   if (config.kubernetes === 'off') return undefined
-  const kc = new (clientNode().KubeConfig)()
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig)
-  else if (inCluster()) kc.loadFromCluster()
-  else return undefined
-  return kc
+  if (config.kubeconfig) return loadKubeconfig(config.kubeconfig)
+  if (inCluster()) return inClusterAccess()
+  return undefined
 }
 
 /**
@@ -337,7 +334,7 @@ export function startEnrichment(
   config: EnrichConfig,
   next: CaptureSink,
   logger: Logger,
-  options: { cgroupRoot?: string; kubeConfig?: KubeConfig } = {},
+  options: { cgroupRoot?: string; kubeAccess?: KubeAccess } = {},
 ): Enrichment {
   const cgroups = new CgroupPathCache({
     root: options.cgroupRoot ?? findCgroup2Mount(),
@@ -345,10 +342,10 @@ export function startEnrichment(
     rescanMinMs: config.cgroupRescanMinMs,
   })
   cgroups.scan()
-  const kc = options.kubeConfig ?? kubeConfigFor(config)
+  const access = options.kubeAccess ?? kubeAccessFor(config)
   let pods: PodIndex | undefined
   let watcher: PodWatcher | undefined
-  if (kc) {
+  if (access) {
     pods = new PodIndex({
       labelAllowlist: config.labelAllowlist,
       maxLabels: config.maxLabels,
@@ -357,7 +354,7 @@ export function startEnrichment(
       maxPods: config.maxPods,
     })
     watcher = new PodWatcher(
-      kc,
+      new KubeClient(access),
       pods,
       {
         nodeName: config.nodeName,

@@ -1,5 +1,6 @@
 export * from './cgroup-path.ts'
 export * from './config.ts'
 export * from './enricher.ts'
+export * from './kube-client.ts'
 export * from './pods.ts'
 export * from './sessions.ts'

@@ -1,11 +1,12 @@
 // The pods of this node, by pod uid and by container id, from the API server's list+watch
-// (through @kubernetes/client-node's ListWatch, restricted with spec.nodeName=<node>).
+// (kube-client.ts, restricted with spec.nodeName=<node>).
 // Deleted pods stay resolvable for a grace period, so the last events of a short-lived pod
 // or function still carry its name; the cache is bounded.
 
 import type { Logger } from '@ebbflow/common'
-import type { KubeConfig, ListWatch, V1ContainerStatus, V1Pod } from '@kubernetes/client-node'
-import { clientNode } from './client-node.ts'
+import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node'
+import type { KubeClient } from './kube-client.ts'
+import { KubeRequestError } from './kube-client.ts'
 
 export interface ContainerMeta {
   name: string
@@ -290,74 +291,80 @@ export interface PodWatcherOptions {
   backoffMaxMs: number
   /** How often deleted pods past their grace period are swept. */
   sweepIntervalMs: number
+  /** How long the API server keeps one watch open (it ends it then; the watch resumes).
+   * Default: 300 s, jittered by up to a half so a cluster's collectors do not rewatch at once. */
+  watchTimeoutSeconds?: number
 }
 
 export interface PodWatcherStats {
   listsOrWatchesFailed: number
   restarts: number
   connected: boolean
+  lists: number
+  watches: number
+  /** Watches the server ended with 410 Gone (or refused with it): each one made a relist. */
+  expired: number
 }
 
+interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
+  // biome-ignore lint/suspicious/noExplicitAny: a pod or a Status, told apart by `type`
+  object: any
+}
+
+class Expired extends Error {}
+
+/** A watch that brings nothing (not even a bookmark, about once a minute) for this long is dead. */
+const WATCH_IDLE_SLACK_MS = 90_000
+
 /**
- * Feeds a PodIndex from list+watch of this node's pods. ListWatch relists by itself on 410
- * Gone and after a watch ends; after any other failure (API server down at start, a refused
- * connection) it stops, so this restarts it with exponential backoff: capture never waits for it.
+ * Feeds a PodIndex from list+watch of this node's pods, as client-go's reflector does: list
+ * (remembering the list's resourceVersion), then watch from it with bookmarks; a watch the
+ * server ends resumes from the last resourceVersion seen; 410 Gone (the version was compacted
+ * away) relists, and pods missing from the new list are marked deleted. After any other
+ * failure (API server down at start, a refused connection) it retries with exponential
+ * backoff: capture never waits for it.
  */
 export class PodWatcher {
-  private readonly lw: ListWatch<V1Pod>
+  private readonly client: KubeClient
+  private readonly index: PodIndex
   private readonly options: PodWatcherOptions
   private readonly logger: Logger
   private readonly listeners: (() => void)[] = []
+  private readonly fieldSelector: string
   private backoffMs: number
   private retryTimer: NodeJS.Timeout | undefined
   private readonly sweepTimer: NodeJS.Timeout
   private stopped = false
+  private abort: AbortController | undefined
+  private running: Promise<void> | undefined
+  /** uid → resourceVersion of every pod the last list or the watch since reported. */
+  private readonly known = new Map<string, string>()
+  private resourceVersion = ''
   private readonly stats_: PodWatcherStats = {
     listsOrWatchesFailed: 0,
     restarts: 0,
     connected: false,
+    lists: 0,
+    watches: 0,
+    expired: 0,
   }
 
-  constructor(kc: KubeConfig, index: PodIndex, options: PodWatcherOptions, logger: Logger) {
+  constructor(client: KubeClient, index: PodIndex, options: PodWatcherOptions, logger: Logger) {
+    this.client = client
+    this.index = index
     this.options = options
     this.logger = logger
     this.backoffMs = options.backoffMinMs
-    const { CoreV1Api, ListWatch, Watch } = clientNode()
-    const api = kc.makeApiClient(CoreV1Api)
-    const fieldSelector = `spec.nodeName=${options.nodeName}`
-    this.lw = new ListWatch<V1Pod>(
-      '/api/v1/pods',
-      new Watch(kc),
-      () => api.listPodForAllNamespaces({ fieldSelector }),
-      false,
-      undefined,
-      fieldSelector,
-    )
-    const changed = () => {
-      this.backoffMs = this.options.backoffMinMs
-      this.stats_.connected = true
-      for (const l of this.listeners) l()
-    }
-    this.lw.on('add', (pod) => {
-      index.upsert(pod)
-      changed()
-    })
-    this.lw.on('update', (pod) => {
-      index.upsert(pod)
-      changed()
-    })
-    this.lw.on('delete', (pod) => {
-      index.markDeleted(pod)
-      changed()
-    })
-    this.lw.on('error', (err) => this.onError(err))
+    this.fieldSelector = `spec.nodeName=${options.nodeName}`
     this.sweepTimer = setInterval(() => index.sweep(), options.sweepIntervalMs)
     this.sweepTimer.unref()
   }
 
   /** Starts list+watch; never throws for an unreachable API server (it retries). */
   start(): void {
-    this.lw.start().catch((err: unknown) => this.onError(err))
+    if (this.stopped || this.running) return
+    this.running = this.run().finally(() => (this.running = undefined))
   }
 
   /** Called after every change the watch applied to the index. */
@@ -369,10 +376,142 @@ export class PodWatcher {
     return { ...this.stats_ }
   }
 
+  private changed(): void {
+    for (const l of this.listeners) l()
+  }
+
+  private async run(): Promise<void> {
+    try {
+      // An empty resourceVersion means "list first" (at start, after 410 and after a failure).
+      for (;;) {
+        if (this.stopped) return
+        if (this.resourceVersion === '') await this.list()
+        try {
+          await this.watch()
+        } catch (err) {
+          if (!(err instanceof Expired)) throw err
+          this.stats_.expired++
+          this.resourceVersion = ''
+        }
+      }
+    } catch (err) {
+      if (this.stopped) return
+      this.onError(err)
+    }
+  }
+
+  private async list(): Promise<void> {
+    const abort = new AbortController()
+    this.abort = abort
+    const list = await this.client.getJson<{
+      metadata?: { resourceVersion?: string }
+      items?: V1Pod[]
+    }>('/api/v1/pods', { query: { fieldSelector: this.fieldSelector }, signal: abort.signal })
+    if (this.stopped) return
+    this.stats_.lists++
+    const seen = new Set<string>()
+    for (const pod of list.items ?? []) {
+      const uid = pod.metadata?.uid
+      if (!uid) continue
+      seen.add(uid)
+      const rv = pod.metadata?.resourceVersion ?? ''
+      if (this.known.get(uid) === rv && rv !== '') continue
+      this.known.set(uid, rv)
+      this.index.upsert(pod)
+    }
+    // Gone while the watch was away: its DELETED was never seen.
+    for (const uid of [...this.known.keys()]) {
+      if (seen.has(uid)) continue
+      this.known.delete(uid)
+      const meta = this.index.byUid(uid)
+      if (meta && meta.deletedAt === undefined)
+        this.index.markDeleted({ metadata: { uid, name: meta.name, namespace: meta.namespace } })
+    }
+    this.resourceVersion = list.metadata?.resourceVersion ?? ''
+    this.connected()
+  }
+
+  private connected(): void {
+    this.backoffMs = this.options.backoffMinMs
+    this.stats_.connected = true
+    this.changed()
+  }
+
+  private async watch(): Promise<void> {
+    const base = this.options.watchTimeoutSeconds ?? 300
+    const timeoutSeconds = Math.round(base + Math.random() * (base / 2))
+    const abort = new AbortController()
+    this.abort = abort
+    const res = await this.client
+      .get('/api/v1/pods', {
+        query: {
+          fieldSelector: this.fieldSelector,
+          watch: 'true',
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(timeoutSeconds),
+        },
+        signal: abort.signal,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof KubeRequestError && err.status === 410) throw new Expired()
+        throw err
+      })
+    this.stats_.watches++
+    this.stats_.connected = true
+    const idleMs = timeoutSeconds * 1000 + WATCH_IDLE_SLACK_MS
+    const idle = setTimeout(() => abort.abort(new Error('watch idle')), idleMs)
+    try {
+      res.setEncoding('utf8')
+      let rest = ''
+      for await (const chunk of res as AsyncIterable<string>) {
+        idle.refresh()
+        rest += chunk
+        let nl = rest.indexOf('\n')
+        while (nl >= 0) {
+          const line = rest.slice(0, nl)
+          rest = rest.slice(nl + 1)
+          if (line.trim() !== '') this.apply(JSON.parse(line) as WatchEvent)
+          nl = rest.indexOf('\n')
+        }
+      }
+      if (rest.trim() !== '') this.apply(JSON.parse(rest) as WatchEvent)
+    } catch (err) {
+      if (this.stopped || err instanceof Expired) throw err
+      throw new KubeRequestError(0, `watch of pods: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearTimeout(idle)
+    }
+  }
+
+  private apply(event: WatchEvent): void {
+    const obj = event.object
+    if (event.type === 'ERROR') {
+      if (obj?.code === 410) throw new Expired()
+      throw new KubeRequestError(obj?.code ?? 0, `watch of pods: ${obj?.message ?? 'ERROR event'}`)
+    }
+    const rv = obj?.metadata?.resourceVersion
+    if (typeof rv === 'string' && rv !== '') this.resourceVersion = rv
+    if (event.type === 'BOOKMARK') return
+    const pod = obj as V1Pod
+    const uid = pod.metadata?.uid
+    if (!uid) return
+    if (event.type === 'DELETED') {
+      this.known.delete(uid)
+      this.index.markDeleted(pod)
+    } else {
+      this.known.set(uid, rv ?? '')
+      this.index.upsert(pod)
+    }
+    this.connected()
+  }
+
   private onError(err: unknown): void {
     if (this.stopped) return
     this.stats_.listsOrWatchesFailed++
     this.stats_.connected = false
+    // What happened while away is only known from a new list.
+    this.resourceVersion = ''
     const delay = this.backoffMs
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs)
     this.logger.warn(
@@ -392,6 +531,8 @@ export class PodWatcher {
     this.stopped = true
     clearTimeout(this.retryTimer)
     clearInterval(this.sweepTimer)
-    await this.lw.stop()
+    this.abort?.abort()
+    await this.running
+    this.client.close()
   }
 }
