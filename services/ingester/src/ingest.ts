@@ -159,6 +159,7 @@ export class Ingestor {
     token: string,
     totals: Record<Table, number>,
     done: ReadonlySet<Table> = new Set(),
+    depth = 0,
   ): Promise<DeadLetter[]> {
     if (good.length === 0) return []
     const store = this.o.store
@@ -260,10 +261,17 @@ export class Ingestor {
       await input?.release()
       input = undefined
       const half = Math.ceil(good.length / 2)
-      return [
-        ...(await this.store(good.slice(0, half), `${token}/0`, totals, skip)),
-        ...(await this.store(good.slice(half), `${token}/1`, totals, skip)),
+      // Timed once, at the block that started it: the halves' own splits are inside this time.
+      const started = performance.now()
+      const letters = [
+        ...(await this.store(good.slice(0, half), `${token}/0`, totals, skip, depth + 1)),
+        ...(await this.store(good.slice(half), `${token}/1`, totals, skip, depth + 1)),
       ]
+      if (depth === 0) {
+        this.o.metrics.bisections.inc()
+        this.o.metrics.bisectSeconds.inc((performance.now() - started) / 1000)
+      }
+      return letters
     } finally {
       await input?.release()
     }

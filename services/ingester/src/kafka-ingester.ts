@@ -148,8 +148,10 @@ export class KafkaIngester {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.planned.clear()
       this.carry.clear()
+      this.metrics.groupJoins.inc()
       this.logger.info({ memberAssignment: e.payload.memberAssignment }, 'joined the group')
     })
+    this.consumer.on(this.consumer.events.HEARTBEAT, () => this.metrics.heartbeats.inc())
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.logger.error({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it')
     })
