@@ -38,6 +38,11 @@ export class IngestMetrics {
     help: 'Blocks narrowed down by halves because the store refused them.',
     registers: [this.registry],
   })
+  readonly unreadable = new Counter({
+    name: 'ebbflow_ingest_unreadable_records_total',
+    help: 'Records of blocks ClickHouse could not parse that protobuf could not read either: dead-lettered without a bisection.',
+    registers: [this.registry],
+  })
   readonly insertFailures = new Counter({
     name: 'ebbflow_ingest_insert_failures_total',
     help: 'Failed inserts, by whether a retry can help.',
