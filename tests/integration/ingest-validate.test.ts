@@ -77,6 +77,17 @@ describe('ingester validation (chDB)', () => {
       ['signal', batch('sig', exit({ signal: 2 ** 32 - 1 })), /signal 4294967295 out of range/],
       ['duration', batch('dur', exit({ durationNs: U64_MAX })), /duration .* out of range/],
       [
+        'time 2^64-1',
+        batch('time', exit({ timeNs: U64_MAX })),
+        /time 18446744073709551615 ns out of range/,
+      ],
+      [
+        // Wire type 7 inside an exec (field 8): the header reads, ClickHouse's parser and protobuf's do not.
+        'unparsable event',
+        Buffer.concat([batch('wire', {}), Buffer.from([0x42, 0x03, 0x0f, 0x01, 0x02])]),
+        /not an ebbflow\.v1\.EventBatch: invalid wire type 7/,
+      ],
+      [
         'forks of pid 0',
         batch('forks', {
           fork: Array.from({ length: 2000 }, (_, i) => ({ timeNs: at(i), task: {} })),

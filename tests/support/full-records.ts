@@ -33,7 +33,10 @@ function domainValue(field: string, n: number, baseNs: bigint): unknown {
     case 'saddr':
     case 'daddr':
     case 'remoteAddr':
-      return `2001:db8::${n.toString(16)}`
+      // One group holds 16 bits: past 0xffff, two (written as ClickHouse prints them).
+      return n > 0xffff
+        ? `2001:db8::${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`
+        : `2001:db8::${n.toString(16)}`
     case 'exitCode':
       // An exit status is 0–255.
       return (n % 255) + 1

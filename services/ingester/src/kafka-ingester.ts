@@ -148,8 +148,10 @@ export class KafkaIngester {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.planned.clear()
       this.carry.clear()
+      this.metrics.groupJoins.inc()
       this.logger.info({ memberAssignment: e.payload.memberAssignment }, 'joined the group')
     })
+    this.consumer.on(this.consumer.events.HEARTBEAT, () => this.metrics.heartbeats.inc())
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.logger.error({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it')
     })
@@ -288,8 +290,22 @@ export class KafkaIngester {
     try {
       for (;;) {
         const started = performance.now()
+        // A store can outlast the session timeout (a block ClickHouse cannot parse is bisected:
+        // tens of seconds for a few thousand records on chDB), and kafkajs heartbeats only
+        // between batches: without beats meanwhile the group drops this member and another
+        // stores the block again. kafkajs sends a heartbeat only when the last one is at least
+        // heartbeatInterval old (it drops calls in between), so asking at half that interval
+        // gets one sent every interval, not every other one.
+        const beat = setInterval(
+          () =>
+            void p.heartbeat().catch((err) => {
+              // A rebalance under way: this member rejoins when the block is stored.
+              this.logger.debug({ err, token }, 'heartbeat during a store failed')
+            }),
+          Math.floor(this.o.sessionTimeoutMs / 6),
+        )
         try {
-          await this.ingestor.ingestBlock(block, token, decoded)
+          await this.ingestor.ingestBlock(block, token, decoded).finally(() => clearInterval(beat))
           const took = performance.now() - started
           if (took > this.o.slowInsertMs)
             this.logger.warn({ tookMs: Math.round(took), token }, 'slow insert')

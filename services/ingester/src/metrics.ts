@@ -28,6 +28,21 @@ export class IngestMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   })
+  readonly bisectSeconds = new Counter({
+    name: 'ebbflow_ingest_bisect_seconds_total',
+    help: 'Time spent narrowing blocks the store could not parse down to the records it refuses.',
+    registers: [this.registry],
+  })
+  readonly bisections = new Counter({
+    name: 'ebbflow_ingest_bisections_total',
+    help: 'Blocks narrowed down by halves because the store refused them.',
+    registers: [this.registry],
+  })
+  readonly unreadable = new Counter({
+    name: 'ebbflow_ingest_unreadable_records_total',
+    help: 'Records of blocks ClickHouse could not parse that protobuf could not read either: dead-lettered without a bisection.',
+    registers: [this.registry],
+  })
   readonly insertFailures = new Counter({
     name: 'ebbflow_ingest_insert_failures_total',
     help: 'Failed inserts, by whether a retry can help.',
@@ -44,6 +59,16 @@ export class IngestMetrics {
     name: 'ebbflow_ingest_consumer_lag',
     help: 'Records behind the partition high watermark, as of the last batch.',
     labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  })
+  readonly groupJoins = new Counter({
+    name: 'ebbflow_ingest_group_joins_total',
+    help: 'Times this member (re)joined its consumer group: each one past the first is a rebalance.',
+    registers: [this.registry],
+  })
+  readonly heartbeats = new Counter({
+    name: 'ebbflow_ingest_heartbeats_total',
+    help: 'Heartbeats sent to the group coordinator (what kafkajs really sent, not what was asked).',
     registers: [this.registry],
   })
   readonly paused = new Gauge({

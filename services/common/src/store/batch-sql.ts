@@ -352,7 +352,21 @@ const TASK_CHECKS: Check[] = [
   { bad: `x.task.gid > ${ID_MAX}`, say: "concat('gid ', toString(x.task.gid), ' out of range')" },
 ]
 
-/** Per family, the checks of its events (a family without checks is only checked for time). */
+/**
+ * Wall-clock times a collector can stamp are at most a day ahead of the store's clock (skew).
+ * Garbage is far ahead: a u64 of all ones, or anything past 2^63 ns, which the Int64 of the
+ * time columns turns into a time before 1970. No lower bound: a collector that has not learnt
+ * its boot-time base stamps 1970-era times, which are still its events (stored, and aged out
+ * by the tables' TTL), and test fixtures use such times too. A zero time is counted apart
+ * (`untimed`).
+ */
+const TIME_AHEAD_NS = 86_400n * 1_000_000_000n
+const TIME_CHECK: Check = {
+  bad: `x.time_ns > toUInt64(toUnixTimestamp64Nano(now64(9))) + ${TIME_AHEAD_NS}`,
+  say: "concat('time ', toString(x.time_ns), ' ns out of range (more than a day ahead)')",
+}
+
+/** Per family, the checks of its events (every family's times are checked too, TIME_CHECK). */
 const CHECKS: Record<string, Check[]> = {
   exec: [
     ...TASK_CHECKS,
@@ -412,7 +426,11 @@ function enumChecks(family: string): Check[] {
 }
 
 /** Every check of a family's events: its own and its enums'. */
-const checksOf = (family: string): Check[] => [...(CHECKS[family] ?? []), ...enumChecks(family)]
+const checksOf = (family: string): Check[] => [
+  TIME_CHECK,
+  ...(CHECKS[family] ?? []),
+  ...enumChecks(family),
+]
 
 /**
  * What the validation reads: the header, and of each family only the fields its checks name
