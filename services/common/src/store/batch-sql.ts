@@ -324,6 +324,13 @@ const SIGNAL_MAX = 64
 const DURATION_MAX_NS = 100n * 365n * 24n * 3600n * 1_000_000_000n
 /** A uid or gid is 32 bits, and (uid_t)-1 means "none": never a process's id. */
 const ID_MAX = 0xfffffffe
+/**
+ * Event (and batch header) wall-clock times, ns: from 2001-09-09 (10^9 s; no machine that runs
+ * eBPF has an older clock, and ClickHouse's text parser reads a shorter seconds count as a
+ * date, so the ledger's row of such a batch failed for good) to the end of DateTime64(9).
+ */
+export const TIME_MIN_NS = 10n ** 18n
+export const TIME_MAX_NS = 2n ** 63n - 1n
 /** Problems listed per record, at most (the count says how many more). */
 const LISTED = 5
 
@@ -411,8 +418,18 @@ function enumChecks(family: string): Check[] {
   })
 }
 
-/** Every check of a family's events: its own and its enums'. */
-const checksOf = (family: string): Check[] => [...(CHECKS[family] ?? []), ...enumChecks(family)]
+/** A time outside TIME_MIN_NS..TIME_MAX_NS; 0 is counted apart, as an event without a time. */
+const TIME_CHECK: Check = {
+  bad: `x.time_ns != 0 AND NOT (x.time_ns BETWEEN ${TIME_MIN_NS} AND ${TIME_MAX_NS})`,
+  say: "concat('time ', toString(x.time_ns), ' ns out of range')",
+}
+
+/** Every check of a family's events: its time, its own and its enums'. */
+const checksOf = (family: string): Check[] => [
+  TIME_CHECK,
+  ...(CHECKS[family] ?? []),
+  ...enumChecks(family),
+]
 
 /**
  * What the validation reads: the header, and of each family only the fields its checks name
