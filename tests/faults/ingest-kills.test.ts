@@ -1,7 +1,10 @@
 // Two `ebbflow ingest` processes in one group over three partitions per topic; one of them is
-// SIGKILLed at random moments (CI: 6 times; soak: 50) while the test keeps publishing and the
-// other takes its partitions over. Every exec the test published must be stored, compared by
-// identity (node, boot id, tgid, time, kind), not by counts.
+// SIGKILLed (CI: 6 times; soak: 50) while the test keeps publishing and the other takes its
+// partitions over. Every other kill is at a named fault point (EBBFLOW_FAULT, faults.ts), in
+// turn: after a block was fetched and before its insert, between two tables of one block, and
+// between a block's insert and its offset commit; the others at a random moment. Every exec
+// the test published must be stored, compared by identity (node, boot id, tgid, time, kind),
+// not by counts. The publisher stays at most MAX_BEHIND batches ahead of the group's commits.
 //
 // The store is chDB, one folder per process: two processes cannot open one folder, and no
 // ClickHouse server runs here. So each ingester writes its own folder and the test reads the
@@ -17,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { TOPICS } from '@ebbflow/common/wire'
+import { FAULT_POINTS } from '@ebbflow/ingester'
 import type { Producer } from 'kafkajs'
 import { startBroker, type TestBroker } from '../support/kafka-broker.ts'
 import {
@@ -38,11 +42,13 @@ const hasJava = spawnSync('java', ['-version']).status === 0
 const KILLS = SOAK ? 50 : 6
 const PER_BATCH = 50
 const MAX_ROWS = 200
+/** Batches published past the group's committed offsets, at most (5 blocks per partition). */
+const MAX_BEHIND = 60
 const SEED = Number(process.env.EBBFLOW_FAULT_SEED ?? Date.now() % 1_000_000)
 
 describe('ingester SIGKILLed while another member takes over', {
   skip: hasJava ? false : 'needs Java 17+ for the local Kafka broker',
-  timeout: SOAK ? 1_800_000 : 240_000,
+  timeout: SOAK ? 1_800_000 : 420_000,
 }, () => {
   let broker: TestBroker
   let tmp: string
@@ -75,9 +81,28 @@ describe('ingester SIGKILLed while another member takes over', {
     let publishing = true
     const env = { EBBFLOW_INGEST_MAX_ROWS: String(MAX_ROWS), EBBFLOW_INGEST_MAX_WAIT_MS: '100' }
 
-    // Batches go round the three partitions at a steady pace for the whole test.
+    const group = `kills-${SEED}`
+    // Batches go round the three partitions at a steady pace for the whole test, but never
+    // more than MAX_BEHIND batches past what the group has committed: the members always have
+    // blocks to work on when a kill lands, and on a loaded machine the backlog the survivor
+    // must finish at the end stays bounded (it used to outgrow the test's deadline).
+    const lagAdmin = kafka(broker.bootstrap).admin()
+    await lagAdmin.connect()
     const publisher = (async () => {
       while (publishing) {
+        // A new group's coordinator may still be loading: a retriable error, asked again.
+        const offsets = await lagAdmin
+          .fetchOffsets({ groupId: group, topics: [TOPICS.exec] })
+          .catch((err: { retriable?: boolean }) => {
+            if (err.retriable) return undefined
+            throw err
+          })
+        const parts = offsets?.[0]?.partitions
+        const committed = parts?.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0)
+        if (committed === undefined || sequence - committed > MAX_BEHIND) {
+          await sleep(150)
+          continue
+        }
         const messages = []
         for (let p = 0; p < 3; p++) {
           const b = execBatch(node, bootId, sequence++, tgid, PER_BATCH, t0)
@@ -92,27 +117,53 @@ describe('ingester SIGKILLed while another member takes over', {
         for (const m of messages) published.push(...m.ids)
         await sleep(150)
       }
+      await lagAdmin.disconnect()
     })()
 
     const survivorDir = join(tmp, 'survivor')
     const victimDir = join(tmp, 'victim')
     mkdirSync(survivorDir)
     mkdirSync(victimDir)
-    const group = `kills-${SEED}`
     const survivor = ingest(broker.bootstrap, survivorDir, group, env)
     procs.push(survivor)
     await survivor.waitForLine(/joined the group/, 60_000)
 
+    const firedAt: string[] = []
     for (let k = 0; k < KILLS; k++) {
-      const victim = ingest(broker.bootstrap, victimDir, group, env)
+      // Even kills at the named points in turn (on its 1st to 3rd pass), odd ones at random.
+      const point = k % 2 === 0 ? FAULT_POINTS[(k / 2) % FAULT_POINTS.length] : undefined
+      const fault = point ? { EBBFLOW_FAULT: `${point}:kill@${1 + Math.floor(random() * 3)}` } : {}
+      process.stdout.write(
+        `# kill ${k + 1}/${KILLS} at ${point ?? 'a random moment'}, ${Math.round(performance.now() / 1000)} s\n`,
+      )
+      const victim = ingest(broker.bootstrap, victimDir, group, { ...env, ...fault })
       procs.push(victim)
       await victim.waitForLine(/joined the group/, 60_000)
-      // Somewhere inside the victim's work: fetching, inserting one table after another, or
-      // between its insert and its commit — the moment is random, its seed is printed.
-      await sleep(200 + random() * 2500)
-      victim.kill('SIGKILL')
-      await victim.exited
+      if (point) {
+        // The victim kills itself there once it has partitions and a block to store.
+        await waitFor(`the victim to die at ${point}`, () => !victim.running, 60_000)
+        const { signal } = await victim.exited
+        assert.equal(signal, 'SIGKILL', `the victim died of ${signal}, not at ${point}`)
+        // Its last lines may still be in the pipe when the exit is seen.
+        await waitFor(
+          'its fault line',
+          () => victim.matching(/fault point reached/).length > 0,
+          5000,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; its last lines:\n${victim.lines.slice(-15).join('\n')}`)
+        })
+        const line = victim.matching(/fault point reached/)[0]!
+        assert.equal((JSON.parse(line) as { point: string }).point, point)
+        firedAt.push(point)
+      } else {
+        // Somewhere inside the victim's work; the moment is random, its seed is printed.
+        await sleep(200 + random() * 2500)
+        victim.kill('SIGKILL')
+        await victim.exited
+      }
     }
+    // Every named point was hit (and its kill counted in the figures below).
+    for (const p of FAULT_POINTS) assert.ok(firedAt.includes(p), `no kill at ${p}`)
     publishing = false
     await publisher
 
@@ -120,17 +171,23 @@ describe('ingester SIGKILLed while another member takes over', {
     const admin = kafka(broker.bootstrap).admin()
     await admin.connect()
     const ends = await admin.fetchTopicOffsets(TOPICS.exec)
+    let last = ''
     await waitFor(
       'the group to commit every partition to its end',
       async () => {
         const [t] = await admin.fetchOffsets({ groupId: group, topics: [TOPICS.exec] })
+        last = JSON.stringify({ ends: ends.map((e) => e.high), committed: t!.partitions })
         return ends.every(
           (e) => t!.partitions.find((p) => p.partition === e.partition)?.offset === e.high,
         )
       },
       120_000,
       500,
-    )
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: ${last}; the survivor's last lines:\n${survivor.lines.slice(-25).join('\n')}`,
+      )
+    })
     await admin.disconnect()
     await survivor.stop()
 
@@ -145,6 +202,7 @@ describe('ingester SIGKILLed while another member takes over', {
       `${JSON.stringify({
         seed: SEED,
         kills: KILLS,
+        namedKills: firedAt,
         published: published.length,
         survivorRows: inSurvivor.length,
         victimRows: inVictim.length,

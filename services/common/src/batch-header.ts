@@ -2,6 +2,7 @@
 // the repeated families are counted and skipped, their bytes left for ClickHouse to parse.
 // This is all the JavaScript reads of a record on its way into the store.
 import { Reader, snakeNames, v1Types } from '@ebbflow/proto'
+import { EbbflowError } from './errors.ts'
 
 export interface BatchHeader {
   node: string
@@ -48,8 +49,20 @@ const LAST = id('lastTimeNs')
 const STRINGS = new Set([NODE, INSTANCE, BOOT, BATCH_ID])
 const VARINTS = new Set([SEQUENCE, FIRST, LAST])
 
-/** Reads the header; throws when the bytes are not protobuf or a header field has the wrong wire type. */
+/**
+ * Reads the header. Throws EbbflowError BATCH_UNDECODABLE (never retriable) when the bytes are
+ * not protobuf or a header field has the wrong wire type: whatever the reader throws inside
+ * (protobufjs's range errors, a stack overflow on groups nested a million deep) has one shape.
+ */
 export function readBatchHeader(bytes: Uint8Array): BatchHeader {
+  try {
+    return readHeader(bytes)
+  } catch (err) {
+    throw new EbbflowError('BATCH_UNDECODABLE', (err as Error).message, { cause: err })
+  }
+}
+
+function readHeader(bytes: Uint8Array): BatchHeader {
   const r = Reader.create(bytes)
   const h: BatchHeader = {
     node: '',

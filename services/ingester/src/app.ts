@@ -5,6 +5,7 @@ import { serveMetrics } from '@ebbflow/common/metrics-server'
 import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import type { IngesterConfig } from './config.ts'
 import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
+import { Faults } from './faults.ts'
 import { Ingestor } from './ingest.ts'
 import { KafkaIngester } from './kafka-ingester.ts'
 import { knativeSink } from './knative.ts'
@@ -51,8 +52,17 @@ export async function startIngester(
     }
     closers.push(() => deadLetters.close())
     let knativePort: number | undefined
+    if (config.fault) logger.warn({ fault: config.fault }, 'a fault point is armed')
+    const faults = new Faults(config.fault)
     if (config.knativePort !== undefined) {
-      const ingestor = new Ingestor({ store, deadLetters, metrics, logger, source: 'knative' })
+      const ingestor = new Ingestor({
+        store,
+        deadLetters,
+        metrics,
+        logger,
+        source: 'knative',
+        faults,
+      })
       const server = knativeSink(ingestor, deadLetters, logger)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -66,7 +76,14 @@ export async function startIngester(
         'Knative KafkaSource sink listening',
       )
     } else {
-      const ingestor = new Ingestor({ store, deadLetters, metrics, logger, source: 'kafka' })
+      const ingestor = new Ingestor({
+        store,
+        deadLetters,
+        metrics,
+        logger,
+        source: 'kafka',
+        faults,
+      })
       const consumer = new KafkaIngester(
         {
           brokers: config.kafkaBrokers,

@@ -8,6 +8,7 @@ import {
 } from '@ebbflow/common/store/index'
 import { DLQ_TOPIC, TOPICS } from '@ebbflow/common/topics'
 import { z } from 'zod'
+import { type FaultSpec, parseFaultSpec } from './faults.ts'
 
 const list = z.string().transform((s) =>
   s
@@ -52,6 +53,18 @@ export const ingesterConfigSchema = z.object({
   /** Serve a Knative KafkaSource sink on this port instead of joining a consumer group.
    * Default: off. */
   knativePort: z.coerce.number().int().min(0).max(65_535).optional(),
+  /** A named fault point to fire, `point:action[@n]` (faults.ts), for fault tests and
+   * rehearsals, e.g. `ingest.after-insert:kill`. Default: none. */
+  fault: z
+    .string()
+    .optional()
+    .transform((text, ctx): FaultSpec | undefined => {
+      if (text === undefined || text === '') return undefined
+      const spec = parseFaultSpec(text)
+      if (typeof spec === 'object') return spec
+      ctx.addIssue({ code: 'custom', message: spec })
+      return z.NEVER
+    }),
   /** Apply pending schema migrations at start. Default: true. */
   migrate: z
     .enum(['true', 'false'])
@@ -78,6 +91,7 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
   metricsPort: 'EBBFLOW_METRICS_PORT',
   metricsHost: 'EBBFLOW_METRICS_HOST',
   knativePort: 'EBBFLOW_KNATIVE_PORT',
+  fault: 'EBBFLOW_FAULT',
   migrate: 'EBBFLOW_MIGRATE',
 }
 

@@ -1,6 +1,7 @@
 export * from './app.ts'
 export * from './config.ts'
 export * from './dead-letters.ts'
+export * from './faults.ts'
 export * from './function.ts'
 export * from './handler.ts'
 export * from './in-process.ts'

@@ -20,6 +20,7 @@ import {
 import { TOPICS } from '@ebbflow/common/wire'
 import { v1Types } from '@ebbflow/proto'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
+import { type FaultPoint, type Faults, NO_FAULTS } from './faults.ts'
 import { recordBatches } from './ledger.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
@@ -40,6 +41,8 @@ export interface IngestorOptions {
   logger: Logger
   /** Names the path in dead letters: kafka, in-process, knative, msk. */
   source: string
+  /** Named fault points (faults.ts). Default: none armed. */
+  faults?: Faults
 }
 
 /** A record whose header was read: the one place a block's decoded headers are all at hand. */
@@ -107,6 +110,11 @@ export class Ingestor {
     this.o = options
   }
 
+  /** Passes a named fault point (also for the sources that drive this ingester). */
+  fault(point: FaultPoint): Promise<void> {
+    return (this.o.faults ?? NO_FAULTS).pass(point)
+  }
+
   /**
    * Stores one block. `token` names the block: the same records under the same token are
    * stored once, however often this runs. Rejects only on a store failure a retry may cure
@@ -117,6 +125,7 @@ export class Ingestor {
     token: string,
     decoded: readonly Decoded[] = records.map(decodeRecord),
   ): Promise<BlockResult> {
+    await this.fault('ingest.before-insert')
     const letters: DeadLetter[] = []
     const good: HeaderedRecord[] = []
     for (const [i, record] of records.entries()) {
@@ -126,6 +135,7 @@ export class Ingestor {
     }
     const rows = zeroRows()
     const rejected = await this.store(good, token, rows)
+    if (TABLES.some((t) => rows[t] > 0)) await this.fault('ingest.between-tables')
     for (const r of rejected) letters.push(r)
     const rejectedSet = new Set(rejected.map((l) => l.record))
     const stored = good.filter((g) => !rejectedSet.has(g.record))
@@ -248,6 +258,7 @@ export class Ingestor {
       const rows = rowsOf(keep)
       for (const table of TABLES) {
         if (rows[table] === 0 || done.has(table) || table === checked) continue
+        if (inserted.length > 0) await this.fault('ingest.between-tables')
         await input.insert((source) => insertStatement(table, source), {
           dedupToken: `${token}:${table}`,
         })

@@ -242,6 +242,7 @@ export class KafkaIngester {
         `${this.o.groupId}:${topic}:${partition}:${from}-${to}`,
       )
       if (!stored) return
+      await this.ingestor.fault('ingest.after-insert')
       await this.consumer.commitOffsets([{ topic, partition, offset: next(to), metadata: null }])
       this.planned.set(key, undefined)
       p.resolveOffset(to)

@@ -4,6 +4,7 @@
 // (store/batch-sql.ts). The hot path never throws: a record is either a header or a reason it
 // cannot be stored.
 import { type BatchHeader, readBatchHeader } from '@ebbflow/common/batch-header'
+import { TIME_MAX_NS, TIME_MIN_NS } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 
 export interface InRecord {
@@ -62,6 +63,13 @@ export function decodeRecord(r: InRecord): Decoded {
     }
   const invalid: string[] = []
   if (header.sequence > SEQUENCE_MAX) invalid.push(`sequence ${header.sequence} out of range`)
+  // The batch ledger stores these (ledger.ts): a time ClickHouse cannot read failed that insert
+  // after the block's rows, for good, and the partition retried it forever. 0: no timed events.
+  for (const [name, t] of [
+    ['first_time_ns', header.firstTimeNs],
+    ['last_time_ns', header.lastTimeNs],
+  ] as const)
+    if (t !== 0n && (t < TIME_MIN_NS || t > TIME_MAX_NS)) invalid.push(`${name} ${t} out of range`)
   // Collectors never publish an empty batch; another message type read as a batch is one.
   if (header.total === 0) invalid.push('no events')
   if (invalid.length > 0)

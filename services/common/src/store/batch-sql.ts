@@ -324,6 +324,13 @@ const SIGNAL_MAX = 64
 const DURATION_MAX_NS = 100n * 365n * 24n * 3600n * 1_000_000_000n
 /** A uid or gid is 32 bits, and (uid_t)-1 means "none": never a process's id. */
 const ID_MAX = 0xfffffffe
+/**
+ * Event (and batch header) wall-clock times, ns: from 2001-09-09 (10^9 s; no machine that runs
+ * eBPF has an older clock, and ClickHouse's text parser reads a shorter seconds count as a
+ * date, so the ledger's row of such a batch failed for good) to the end of DateTime64(9).
+ */
+export const TIME_MIN_NS = 10n ** 18n
+export const TIME_MAX_NS = 2n ** 63n - 1n
 /** Problems listed per record, at most (the count says how many more). */
 const LISTED = 5
 
@@ -353,17 +360,16 @@ const TASK_CHECKS: Check[] = [
 ]
 
 /**
- * Wall-clock times a collector can stamp are at most a day ahead of the store's clock (skew).
- * Garbage is far ahead: a u64 of all ones, or anything past 2^63 ns, which the Int64 of the
- * time columns turns into a time before 1970. No lower bound: a collector that has not learnt
- * its boot-time base stamps 1970-era times, which are still its events (stored, and aged out
- * by the tables' TTL), and test fixtures use such times too. A zero time is counted apart
- * (`untimed`).
+ * Wall-clock times: from TIME_MIN_NS (no collector's clock is older; ClickHouse's text parser
+ * reads a shorter seconds count as a date, which failed a batch's ledger row for good) to a day
+ * ahead of the store's clock (skew). Garbage is far ahead: a u64 of all ones, or anything past
+ * 2^63 ns, which the Int64 of the time columns turns into a time before 1970. A zero time is
+ * counted apart, as an event without a time (`untimed`).
  */
 const TIME_AHEAD_NS = 86_400n * 1_000_000_000n
 const TIME_CHECK: Check = {
-  bad: `x.time_ns > toUInt64(toUnixTimestamp64Nano(now64(9))) + ${TIME_AHEAD_NS}`,
-  say: "concat('time ', toString(x.time_ns), ' ns out of range (more than a day ahead)')",
+  bad: `x.time_ns != 0 AND (x.time_ns < ${TIME_MIN_NS} OR x.time_ns > toUInt64(toUnixTimestamp64Nano(now64(9))) + ${TIME_AHEAD_NS})`,
+  say: "concat('time ', toString(x.time_ns), ' ns out of range (before 2001 or more than a day ahead)')",
 }
 
 /** Per family, the checks of its events (every family's times are checked too, TIME_CHECK). */
@@ -425,7 +431,7 @@ function enumChecks(family: string): Check[] {
   })
 }
 
-/** Every check of a family's events: its own and its enums'. */
+/** Every check of a family's events: its time, its own and its enums'. */
 const checksOf = (family: string): Check[] => [
   TIME_CHECK,
   ...(CHECKS[family] ?? []),
