@@ -43,6 +43,8 @@ export interface KafkaIngesterOptions {
   concurrency?: number
   /** The group's wait for a silent member; heartbeats every third of it. Default: 10 s. */
   sessionTimeoutMs?: number
+  /** The wait before joining again after a crash kafkajs does not restart. Default: 1 s. */
+  restartDelayMs?: number
   clientId?: string
 }
 
@@ -105,6 +107,7 @@ export class KafkaIngester {
       slowInsertMs: 2000,
       concurrency: 2,
       sessionTimeoutMs: 10_000,
+      restartDelayMs: 1000,
       ...options,
     }
     this.ingestor = ingestor
@@ -153,8 +156,32 @@ export class KafkaIngester {
     })
     this.consumer.on(this.consumer.events.HEARTBEAT, () => this.metrics.heartbeats.inc())
     this.consumer.on(this.consumer.events.CRASH, (e) => {
-      this.logger.error({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it')
+      if (e.payload.restart || this.stopped) {
+        this.logger.error({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it')
+        return
+      }
+      // kafkajs restarts only after errors it calls retriable. A commit refused with
+      // UNKNOWN_MEMBER_ID (the group dropped this member during a long store) is not one: the
+      // consumer stays disconnected while the process lives on, and its partitions are never
+      // taken up again. Join the group afresh instead; nothing was committed past the block.
+      this.logger.error(
+        { err: e.payload.error },
+        'consumer crashed on an error kafkajs does not retry; rejoining the group',
+      )
+      this.metrics.consumerRestarts.inc()
+      setTimeout(() => {
+        if (this.stopped) return
+        this.run().catch((err) =>
+          this.logger.error({ err }, 'rejoining the group after a crash failed'),
+        )
+      }, this.o.restartDelayMs).unref()
     })
+    await this.run()
+  }
+
+  /** Connects (again after a crash), subscribes and consumes. */
+  private async run(): Promise<void> {
+    await this.consumer.connect()
     await this.consumer.subscribe({ topics: this.o.topics, fromBeginning: true })
     await this.consumer.run({
       autoCommit: false,

@@ -71,6 +71,11 @@ export class IngestMetrics {
     help: 'Heartbeats sent to the group coordinator (what kafkajs really sent, not what was asked).',
     registers: [this.registry],
   })
+  readonly consumerRestarts = new Counter({
+    name: 'ebbflow_ingest_consumer_restarts_total',
+    help: 'Times the consumer crashed on an error kafkajs does not retry and was joined again.',
+    registers: [this.registry],
+  })
   readonly paused = new Gauge({
     name: 'ebbflow_ingest_paused_partitions',
     help: 'Partitions paused because the store is slow or failing.',
