@@ -15,6 +15,7 @@ import { createApi } from '@ebbflow/api'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
 import {
   ChdbStore,
+  kafkaEngineDropStatements,
   kafkaEngineStatements,
   migrate,
   type Table,
@@ -263,5 +264,36 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
         gaps: [{ from: 3, to: 3 }],
       },
     ])
+
+    // `migrate --kafka-engine` run again with other settings replaces the route (drop, then
+    // create): the new flush interval is in the Kafka tables, every view is there again, and
+    // the rows already stored are still there once (the group resumes from its offsets).
+    const before = await count('SELECT count() AS n FROM ebbflow.process_events')
+    const views = () =>
+      store.query<{ name: string }>(
+        "SELECT name FROM system.tables WHERE database = 'ebbflow' AND name LIKE 'kafka\\_%' ORDER BY name",
+      )
+    const names = (await views()).map((v) => v.name)
+    for (const sql of [
+      ...kafkaEngineDropStatements(topics),
+      ...kafkaEngineStatements({
+        brokers: broker.bootstrap,
+        topics,
+        group: `ke-${run}`,
+        schema: join(PROTO_DIR, 'ebbflow/v1/events.proto:EventBatch'),
+        flushIntervalMs: 700,
+      }),
+    ])
+      await store.exec(sql)
+    assert.deepEqual(
+      (await views()).map((v) => v.name),
+      names,
+    )
+    const defs = await store.query<{ q: string }>(
+      "SELECT create_table_query AS q FROM system.tables WHERE database = 'ebbflow' AND engine = 'Kafka'",
+    )
+    assert.equal(defs.length, Object.keys(topics).length)
+    for (const d of defs) assert.match(d.q, /kafka_flush_interval_ms = 700/)
+    assert.equal(await count('SELECT count() AS n FROM ebbflow.process_events'), before)
   })
 })

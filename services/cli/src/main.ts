@@ -346,18 +346,23 @@ program
       readMigrations,
       renderStatements,
       kafkaEngineStatements,
+      kafkaEngineDropStatements,
       BATCH_SCHEMA,
     } = await import('@ebbflow/common/store/index')
     const { TOPICS } = await import('@ebbflow/common/wire')
     const { PROTO_DIR } = await import('@ebbflow/proto')
     // The server finds the proto under its format_schema_path; chDB (no server config) by path.
+    // Dropped and created again: a second run replaces the route's definitions.
     const kafkaEngine = (chdb: boolean) =>
       config.kafkaEngine
-        ? kafkaEngineStatements({
-            brokers: config.kafkaEngine,
-            topics: TOPICS,
-            schema: chdb ? `${PROTO_DIR}/${BATCH_SCHEMA}` : BATCH_SCHEMA,
-          })
+        ? [
+            ...kafkaEngineDropStatements(TOPICS),
+            ...kafkaEngineStatements({
+              brokers: config.kafkaEngine,
+              topics: TOPICS,
+              schema: chdb ? `${PROTO_DIR}/${BATCH_SCHEMA}` : BATCH_SCHEMA,
+            }),
+          ]
         : []
     const config = loadStoreConfig(explicit)
     const { cluster } = config

@@ -554,6 +554,25 @@ export function checkedInsertStatement(
   )
 }
 
+/**
+ * What `kafkaEngineStatements` created for `topics`, dropped: the Kafka tables first (their
+ * consumers stop; the group's committed offsets stay in Kafka, so the tables created again
+ * resume where these stopped), then the views and queues. `ebbflow migrate --kafka-engine`
+ * runs these before the CREATEs, so a second run with other settings or families replaces
+ * the route instead of keeping the old definitions (the CREATEs say IF NOT EXISTS).
+ */
+export function kafkaEngineDropStatements(topics: Readonly<Record<string, string>>): string[] {
+  const out: string[] = []
+  for (const family of Object.keys(topics)) {
+    const kafka = `ebbflow.kafka_${identifier(family)}`
+    out.push(`DROP TABLE IF EXISTS ${kafka}`, `DROP VIEW IF EXISTS ${kafka}_mv`)
+    for (const view of [...FAMILY_ROUTES.map((r) => r.field), 'ledger', 'undecodable', 'invalid'])
+      out.push(`DROP VIEW IF EXISTS ${kafka}_${view}_mv`)
+    out.push(`DROP TABLE IF EXISTS ${kafka}_queue`)
+  }
+  return out
+}
+
 /** How ClickHouse's own Kafka engine reads the topics (`ebbflow migrate --kafka-engine`). */
 export interface KafkaEngineOptions {
   /** host:port,host:port as ClickHouse reaches the brokers. */
