@@ -157,6 +157,13 @@ function taskToWire(e: TaskFields): pb.v1.Task.$Properties {
   }
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
+/** A raw syscall argument: most (small values, user pointers) fit a double exactly, which the
+ * encoder writes as it would the Long, without fromBigInt's bigint arithmetic. */
+const argToWire = (a: bigint): number | Long =>
+  a <= MAX_SAFE ? Number(a) : Long.fromBigInt(a, true)
+
 const u64 = (v: U64): bigint =>
   v == null ? 0n : typeof v === 'number' ? BigInt(v) : BigInt(v.toString())
 const num = (v: U64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber())
@@ -181,15 +188,23 @@ function taskFromWire(
   return task
 }
 
+const TWO_32 = 2 ** 32
+
 /** CLOCK_BOOTTIME ns ⇄ wall-clock ns since the epoch, with one offset. */
 export class WallClock {
   /** wall ns − boot ns, fixed for the clock's life. */
   readonly offsetNs: bigint
   private readonly offset: Long
 
+  /** The offset's two 32-bit halves, for adding a boot time without a Long per step. */
+  private readonly offsetLow: number
+  private readonly offsetHigh: number
+
   constructor(offsetNs: bigint) {
     this.offsetNs = offsetNs
     this.offset = Long.fromBigInt(offsetNs, true)
+    this.offsetLow = this.offset.low >>> 0
+    this.offsetHigh = this.offset.high >>> 0
   }
 
   /** The offset now: `Date.now()` against the given CLOCK_BOOTTIME reading. */
@@ -198,7 +213,14 @@ export class WallClock {
   }
 
   toWall(bootNs: number): Long {
-    return this.offset.add(Long.fromNumber(bootNs, true))
+    // Called once per event: one Long, added in 32-bit halves, instead of the three objects
+    // fromNumber + add make. A boot time off the fast path's range takes the general one.
+    if (!(bootNs >= 0 && bootNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(bootNs)))
+      return this.offset.add(Long.fromNumber(bootNs, true))
+    const low = this.offsetLow + (bootNs % TWO_32)
+    const carry = low >= TWO_32 ? 1 : 0
+    const high = this.offsetHigh + Math.floor(bootNs / TWO_32) + carry
+    return new Long(low | 0, high | 0, true)
   }
 
   toBoot(wallNs: U64): number {
@@ -230,8 +252,11 @@ export const BATCH_FIELD: Readonly<Record<CapturedEvent['kind'], number>> = (() 
 
 /** The wire record of one event (a plain object the generated encoder accepts). */
 export function toWire(e: CapturedEvent, clock: WallClock): object {
+  return wireOf(e, clock, metaToWire(e.meta))
+}
+
+function wireOf(e: CapturedEvent, clock: WallClock, meta: WireMeta | null): object {
   const timeNs = clock.toWall(e.bootNs)
-  const meta = metaToWire(e.meta)
   switch (e.kind) {
     case 'exec':
       return {
@@ -308,7 +333,7 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         meta,
         syscallNr: e.syscallNr,
         syscall: e.syscall,
-        args: e.args.map((a) => Long.fromBigInt(a, true)),
+        args: e.args.map(argToWire),
         strings: e.strings,
       } satisfies pb.v1.SyscallEvent.$Properties
     case 'syscall_count':
@@ -367,43 +392,65 @@ export function dropsToWire(
   }
 }
 
-/** Appends one event to an EventBatch being written field by field (exact size, one pass). */
+/** The message of each event kind, and the tag of its `meta` field (from the reflection root). */
+const MESSAGE_OF: Readonly<Record<CapturedEvent['kind'], keyof typeof v1Types>> = {
+  exec: 'Exec',
+  exit: 'Exit',
+  fork: 'Fork',
+  tcp: 'TcpEvent',
+  traffic: 'TrafficCounter',
+  syscall: 'SyscallEvent',
+  syscall_count: 'SyscallCount',
+  drops: 'Drops',
+  file: 'FileAccess',
+}
+const ENCODE = Object.fromEntries(
+  Object.entries(MESSAGE_OF).map(([kind, msg]) => {
+    const type = v1Types[msg]
+    const metaField = type.fields.meta
+    if (!metaField) throw new Error(`${msg} has no meta field`)
+    return [
+      kind,
+      {
+        // Looked up at each call: protobufjs replaces a type's encode by generated code on
+        // first use.
+        encode: ((m, w) => type.encode(m, w)) as EncodeFn,
+        metaTag: (metaField.id << 3) | 2,
+      },
+    ]
+  }),
+) as Record<CapturedEvent['kind'], { encode: EncodeFn; metaTag: number }>
+type EncodeFn = (message: object, writer: import('protobufjs').Writer) => unknown
+
+/**
+ * Encoded Metadata by object. The enricher hands every event of a cgroup the same frozen meta,
+ * so it is encoded once per cgroup (and pod-cache version) instead of once per event; an
+ * object that is not frozen could change after encoding and is encoded each time.
+ */
+const metaBytes = new WeakMap<EventMeta, Uint8Array>()
+
+function encodedMeta(m: EventMeta): Uint8Array {
+  let bytes = metaBytes.get(m)
+  if (bytes) return bytes
+  bytes = v1.Metadata.encode(metaToWire(m) ?? {}).finish()
+  if (Object.isFrozen(m)) metaBytes.set(m, bytes)
+  return bytes
+}
+
+/**
+ * Appends one event to an EventBatch being written field by field (exact size, one pass). The
+ * event's meta goes last, from the cache: fields may come in any order in a message.
+ */
 export function writeEvent(
   w: import('protobufjs').Writer,
   e: CapturedEvent,
   clock: WallClock,
 ): void {
   const tag = (BATCH_FIELD[e.kind] << 3) | 2
-  const wire = toWire(e, clock)
-  switch (e.kind) {
-    case 'exec':
-      v1.Exec.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'exit':
-      v1.Exit.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'fork':
-      v1.Fork.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'tcp':
-      v1.TcpEvent.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'traffic':
-      v1.TrafficCounter.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'syscall':
-      v1.SyscallEvent.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'syscall_count':
-      v1.SyscallCount.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'drops':
-      v1.Drops.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'file':
-      v1.FileAccess.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-  }
+  const enc = ENCODE[e.kind]
+  enc.encode(wireOf(e, clock, null), w.uint32(tag).fork())
+  if (e.meta) w.uint32(enc.metaTag).bytes(encodedMeta(e.meta))
+  w.ldelim()
 }
 
 /** A publisher's own drop record (reason queue_full) inside a batch: `count` events in
