@@ -4,7 +4,7 @@
 // back by the generic decoder, at the edges where a shortcut could go wrong.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { Long, v1 } from '@ebbflow/proto'
+import { type Long, v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
 import type { EventMeta, SyscallEvent } from '../../src/events/types.ts'
 import { decodeEventBatch, WallClock, writeEvent } from '../../src/wire.ts'
