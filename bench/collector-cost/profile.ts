@@ -6,7 +6,7 @@
 // broker acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +21,24 @@ const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } 
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
 const { freePort } = await import('../../tests/support/kafka-broker.ts')
+
+/** CPU seconds (user + system) of each of this process's threads, summed by thread name. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>()
+  const tick = 100 // USER_HZ
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
+  }
+  return out
+}
 
 interface ProfileNode {
   id: number
@@ -56,6 +74,7 @@ try {
   await session.post('Profiler.start')
   const cg = createCgroup('bench-collector-profile')
   const cpu0 = process.cpuUsage()
+  const threads0 = threadCpu()
   const t0 = performance.now()
   const recordsBefore = collector.capture.stats().perFamily.syscall.records
   try {
@@ -67,6 +86,11 @@ try {
   await collector.stop()
   const stats = await publisher.close()
   const cpu = process.cpuUsage(cpu0)
+  const threads: Record<string, number> = {}
+  for (const [name, s] of threadCpu()) {
+    const d = s - (threads0.get(name) ?? 0)
+    if (d > 0) threads[name] = Math.round(d * 100) / 100
+  }
   const { profile } = (await session.post('Profiler.stop')) as {
     profile: { nodes: ProfileNode[]; samples: number[] }
   }
@@ -100,6 +124,7 @@ try {
       cpuSeconds,
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
+      threadCpuSeconds: threads,
     })}\n${top.join('\n')}\n`,
   )
 } finally {
