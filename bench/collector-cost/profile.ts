@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
+/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost. */
+const PROFILE = process.env.EBBFLOW_BENCH_PROFILE !== '0'
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 
@@ -69,9 +71,11 @@ try {
   await new Promise((r) => setTimeout(r, 2000)) // start scan done, producer connected
   const session = new Session()
   session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 200 })
-  await session.post('Profiler.start')
+  if (PROFILE) {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 200 })
+    await session.post('Profiler.start')
+  }
   const cg = createCgroup('bench-collector-profile')
   const cpu0 = process.cpuUsage()
   const threads0 = threadCpu()
@@ -91,9 +95,11 @@ try {
     const d = s - (threads0.get(name) ?? 0)
     if (d > 0) threads[name] = Math.round(d * 100) / 100
   }
-  const { profile } = (await session.post('Profiler.stop')) as {
-    profile: { nodes: ProfileNode[]; samples: number[] }
-  }
+  const { profile } = PROFILE
+    ? ((await session.post('Profiler.stop')) as {
+        profile: { nodes: ProfileNode[]; samples: number[] }
+      })
+    : { profile: { nodes: [] as ProfileNode[], samples: [] } }
   session.disconnect()
   const cpuSeconds = (cpu.user + cpu.system) / 1e6
   const self = new Map<string, number>()
@@ -114,7 +120,8 @@ try {
     .map(([fn, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)} %  ${fn}`)
   const reports = join(import.meta.dirname, '../reports')
   mkdirSync(reports, { recursive: true })
-  writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
+  if (PROFILE)
+    writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
   const captured = collector.capture.stats().perFamily.syscall.records - recordsBefore
   process.stdout.write(
     `${JSON.stringify({
