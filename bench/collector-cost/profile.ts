@@ -120,8 +120,7 @@ try {
     .map(([fn, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)} %  ${fn}`)
   const reports = join(import.meta.dirname, '../reports')
   mkdirSync(reports, { recursive: true })
-  if (PROFILE)
-    writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
+  if (PROFILE) writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
   const captured = collector.capture.stats().perFamily.syscall.records - recordsBefore
   process.stdout.write(
     `${JSON.stringify({
