@@ -4,6 +4,7 @@
 // offset and the sums are Long, raw syscall arguments go through bigint.
 
 import { Long, type pb, v1, v1Types } from '@ebbflow/proto'
+import { BatchWriter } from './batch-writer.ts'
 import type {
   CapturedEvent,
   DropDelta,
@@ -27,6 +28,7 @@ import type {
 type WireMeta = pb.v1.Metadata.$Properties
 type U64 = number | Long | null | undefined
 
+export { BatchWriter } from './batch-writer.ts'
 export { DLQ_TOPIC, TOPICS } from './topics.ts'
 
 /** Which topic family an event belongs to (drops go with the family they count). */
@@ -159,6 +161,13 @@ function taskToWire(e: TaskFields): pb.v1.Task.$Properties {
   }
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
+/** A raw syscall argument: most (small values, user pointers) fit a double exactly, which the
+ * encoder writes as it would the Long, without fromBigInt's bigint arithmetic. */
+const argToWire = (a: bigint): number | Long =>
+  a <= MAX_SAFE ? Number(a) : Long.fromBigInt(a, true)
+
 const u64 = (v: U64): bigint =>
   v == null ? 0n : typeof v === 'number' ? BigInt(v) : BigInt(v.toString())
 const num = (v: U64): number => (v == null ? 0 : typeof v === 'number' ? v : v.toNumber())
@@ -183,15 +192,23 @@ function taskFromWire(
   return task
 }
 
+const TWO_32 = 2 ** 32
+
 /** CLOCK_BOOTTIME ns ⇄ wall-clock ns since the epoch, with one offset. */
 export class WallClock {
   /** wall ns − boot ns, fixed for the clock's life. */
   readonly offsetNs: bigint
   private readonly offset: Long
 
+  /** The offset's two 32-bit halves, for adding a boot time without a Long per step. */
+  private readonly offsetLow: number
+  private readonly offsetHigh: number
+
   constructor(offsetNs: bigint) {
     this.offsetNs = offsetNs
     this.offset = Long.fromBigInt(offsetNs, true)
+    this.offsetLow = this.offset.low >>> 0
+    this.offsetHigh = this.offset.high >>> 0
   }
 
   /** The offset now: `Date.now()` against the given CLOCK_BOOTTIME reading. */
@@ -200,7 +217,26 @@ export class WallClock {
   }
 
   toWall(bootNs: number): Long {
-    return this.offset.add(Long.fromNumber(bootNs, true))
+    // Called once per event: one Long, added in 32-bit halves, instead of the three objects
+    // fromNumber + add make. A boot time off the fast path's range takes the general one.
+    if (!(bootNs >= 0 && bootNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(bootNs)))
+      return this.offset.add(Long.fromNumber(bootNs, true))
+    const low = this.offsetLow + (bootNs % TWO_32)
+    const carry = low >= TWO_32 ? 1 : 0
+    const high = this.offsetHigh + Math.floor(bootNs / TWO_32) + carry
+    return new Long(low | 0, high | 0, true)
+  }
+
+  /** Writes toWall(bootNs) as a uint64 varint, without a Long on the usual path. */
+  writeWall(w: BatchWriter, bootNs: number): void {
+    if (!(bootNs >= 0 && bootNs <= Number.MAX_SAFE_INTEGER && Number.isInteger(bootNs))) {
+      const t = this.toWall(bootNs)
+      w.uint64Parts(t.low, t.high)
+      return
+    }
+    const low = this.offsetLow + (bootNs % TWO_32)
+    const carry = low >= TWO_32 ? 1 : 0
+    w.uint64Parts(low >>> 0, (this.offsetHigh + Math.floor(bootNs / TWO_32) + carry) >>> 0)
   }
 
   toBoot(wallNs: U64): number {
@@ -232,8 +268,11 @@ export const BATCH_FIELD: Readonly<Record<CapturedEvent['kind'], number>> = (() 
 
 /** The wire record of one event (a plain object the generated encoder accepts). */
 export function toWire(e: CapturedEvent, clock: WallClock): object {
+  return wireOf(e, clock, metaToWire(e.meta))
+}
+
+function wireOf(e: CapturedEvent, clock: WallClock, meta: WireMeta | null): object {
   const timeNs = clock.toWall(e.bootNs)
-  const meta = metaToWire(e.meta)
   switch (e.kind) {
     case 'exec':
       return {
@@ -310,7 +349,7 @@ export function toWire(e: CapturedEvent, clock: WallClock): object {
         meta,
         syscallNr: e.syscallNr,
         syscall: e.syscall,
-        args: e.args.map((a) => Long.fromBigInt(a, true)),
+        args: e.args.map(argToWire),
         strings: e.strings,
       } satisfies pb.v1.SyscallEvent.$Properties
     case 'syscall_count':
@@ -369,59 +408,375 @@ export function dropsToWire(
   }
 }
 
-/** Appends one event to an EventBatch being written field by field (exact size, one pass). */
+/** The message of each event kind, and the tag of its `meta` field (from the reflection root). */
+const MESSAGE_OF: Readonly<Record<CapturedEvent['kind'], keyof typeof v1Types>> = {
+  exec: 'Exec',
+  exit: 'Exit',
+  fork: 'Fork',
+  tcp: 'TcpEvent',
+  traffic: 'TrafficCounter',
+  syscall: 'SyscallEvent',
+  syscall_count: 'SyscallCount',
+  drops: 'Drops',
+  file: 'FileAccess',
+}
+const ENCODE = Object.fromEntries(
+  Object.entries(MESSAGE_OF).map(([kind, msg]) => {
+    const type = v1Types[msg]
+    const metaField = type.fields.meta
+    if (!metaField) throw new Error(`${msg} has no meta field`)
+    return [
+      kind,
+      {
+        // Looked up at each call: protobufjs replaces a type's encode by generated code on
+        // first use.
+        encode: ((m, w) => type.encode(m, w)) as EncodeFn,
+        metaTag: (metaField.id << 3) | 2,
+      },
+    ]
+  }),
+) as Record<CapturedEvent['kind'], { encode: EncodeFn; metaTag: number }>
+type EncodeFn = (message: object, writer: import('protobufjs').Writer) => unknown
+
+/**
+ * Encoded Metadata by object. The enricher hands every event of a cgroup the same frozen meta,
+ * so it is encoded once per cgroup (and pod-cache version) instead of once per event; an
+ * object that is not frozen could change after encoding and is encoded each time.
+ */
+const metaBytes = new WeakMap<EventMeta, Uint8Array>()
+
+function encodedMeta(m: EventMeta): Uint8Array {
+  let bytes = metaBytes.get(m)
+  if (bytes) return bytes
+  bytes = v1.Metadata.encode(metaToWire(m) ?? {}).finish()
+  if (Object.isFrozen(m)) metaBytes.set(m, bytes)
+  return bytes
+}
+
+/**
+ * Tags (field number and wire type) of every field of `msg`, from the reflection root. Throws
+ * unless `written` names exactly the message's fields: a field added to the proto fails at
+ * load until the direct encoder below writes it, instead of being left out of every record.
+ */
+function tagsOf<F extends string>(
+  msg: keyof typeof v1Types,
+  written: readonly F[],
+): Record<F, number> {
+  const type = v1Types[msg]
+  const names = type.fieldsArray.map((f) => f.name)
+  const missing = names.filter((n) => !written.includes(n as F))
+  const unknown = written.filter((n) => !names.includes(n))
+  if (missing.length > 0 || unknown.length > 0)
+    throw new Error(
+      `the direct encoder of ${msg} is out of step with the proto: not written ${missing.join(', ') || '-'}; not in the proto ${unknown.join(', ') || '-'}`,
+    )
+  const tags = {} as Record<F, number>
+  for (const f of type.fieldsArray) {
+    f.resolve()
+    const delimited =
+      f.type === 'string' ||
+      f.type === 'bytes' ||
+      f.repeated ||
+      (f.resolvedType !== null && 'fieldsArray' in f.resolvedType)
+    tags[f.name as F] = (f.id << 3) | (delimited ? 2 : 0)
+  }
+  return tags
+}
+
+const T_TASK = tagsOf('Task', [
+  'cgroupId',
+  'pid',
+  'tgid',
+  'ppid',
+  'uid',
+  'gid',
+  'pidnsIno',
+  'mntnsIno',
+  'comm',
+])
+const T_EXEC = tagsOf('Exec', [
+  'timeNs',
+  'task',
+  'meta',
+  'parentComm',
+  'filename',
+  'args',
+  'argsTotalBytes',
+  'argsTruncated',
+  'filenameTruncated',
+  'argsReadFailed',
+  'seenAtStart',
+])
+const T_EXIT = tagsOf('Exit', [
+  'timeNs',
+  'task',
+  'meta',
+  'durationNs',
+  'durationFromFork',
+  'exitCode',
+  'signal',
+  'coreDumped',
+])
+const T_FORK = tagsOf('Fork', ['timeNs', 'task', 'meta', 'childPid', 'childTgid'])
+const T_TCP = tagsOf('TcpEvent', [
+  'timeNs',
+  'meta',
+  'kind',
+  'role',
+  'cgroupId',
+  'sockId',
+  'pid',
+  'comm',
+  'netnsIno',
+  'ipFamily',
+  'saddr',
+  'daddr',
+  'sport',
+  'dport',
+  'durationNs',
+  'bytesSent',
+  'bytesReceived',
+])
+const T_TRAFFIC = tagsOf('TrafficCounter', [
+  'timeNs',
+  'meta',
+  'intervalNs',
+  'cgroupId',
+  'direction',
+  'protocol',
+  'ipFamily',
+  'remoteAddr',
+  'remotePort',
+  'localPort',
+  'packets',
+  'bytes',
+])
+const T_SYSCALL = tagsOf('SyscallEvent', [
+  'timeNs',
+  'task',
+  'meta',
+  'syscallNr',
+  'syscall',
+  'args',
+  'strings',
+])
+const T_STRING_ARG = (() => {
+  const type = v1Types.SyscallEvent.lookupType('StringArg')
+  const arg = type.fields.arg
+  const value = type.fields.value
+  if (!arg || !value || type.fieldsArray.length !== 2)
+    throw new Error('the direct encoder of SyscallEvent.StringArg is out of step with the proto')
+  return { arg: arg.id << 3, value: (value.id << 3) | 2 }
+})()
+const T_SYSCALL_COUNT = tagsOf('SyscallCount', [
+  'timeNs',
+  'meta',
+  'intervalNs',
+  'cgroupId',
+  'syscallNr',
+  'syscall',
+  'count',
+])
+const T_FILE = tagsOf('FileAccess', [
+  'timeNs',
+  'task',
+  'meta',
+  'path',
+  'access',
+  'op',
+  'directory',
+  'pathTruncated',
+  'count',
+  'repeat',
+])
+
+function timeField(w: BatchWriter, tag: number, bootNs: number, clock: WallClock): void {
+  clock.writeWall(w.uint32(tag), bootNs)
+}
+
+function metaField(w: BatchWriter, tag: number, m: EventMeta | undefined): void {
+  if (m) w.uint32(tag).bytes(encodedMeta(m))
+}
+
+function taskField(w: BatchWriter, tag: number, e: TaskFields): void {
+  w.uint32(tag).fork()
+  w.uint32(T_TASK.cgroupId).uint64(e.cgroupId)
+  w.uint32(T_TASK.pid).uint32(e.pid)
+  w.uint32(T_TASK.tgid).uint32(e.tgid)
+  w.uint32(T_TASK.ppid).uint32(e.ppid)
+  w.uint32(T_TASK.uid).uint32(e.uid)
+  w.uint32(T_TASK.gid).uint32(e.gid)
+  w.uint32(T_TASK.pidnsIno).uint64(e.pidnsIno)
+  w.uint32(T_TASK.mntnsIno).uint64(e.mntnsIno)
+  w.uint32(T_TASK.comm).string(e.comm)
+  w.ldelim()
+}
+
+/**
+ * The event's message written field by field in field-number order, as protobufjs would write
+ * the wire record toWire makes (every field, defaults included), without the intermediate
+ * objects. Drops (a few a second) go through protobufjs.
+ */
+function writeDirect(w: BatchWriter, e: CapturedEvent, clock: WallClock): void {
+  switch (e.kind) {
+    case 'exec': {
+      timeField(w, T_EXEC.timeNs, e.bootNs, clock)
+      taskField(w, T_EXEC.task, e)
+      metaField(w, T_EXEC.meta, e.meta)
+      w.uint32(T_EXEC.parentComm).string(e.parentComm)
+      w.uint32(T_EXEC.filename).string(e.filename)
+      for (const a of e.args) w.uint32(T_EXEC.args).string(a)
+      w.uint32(T_EXEC.argsTotalBytes).uint32(e.argsTotalBytes)
+      w.uint32(T_EXEC.argsTruncated).bool(e.argsTruncated)
+      w.uint32(T_EXEC.filenameTruncated).bool(e.filenameTruncated)
+      w.uint32(T_EXEC.argsReadFailed).bool(e.argsReadFailed)
+      w.uint32(T_EXEC.seenAtStart).bool(e.seenAtStart === true)
+      return
+    }
+    case 'exit':
+      timeField(w, T_EXIT.timeNs, e.bootNs, clock)
+      taskField(w, T_EXIT.task, e)
+      metaField(w, T_EXIT.meta, e.meta)
+      w.uint32(T_EXIT.durationNs).uint64(e.durationNs)
+      w.uint32(T_EXIT.durationFromFork).bool(e.durationFromFork)
+      w.uint32(T_EXIT.exitCode).int32(e.exitCode)
+      w.uint32(T_EXIT.signal).uint32(e.signal)
+      w.uint32(T_EXIT.coreDumped).bool(e.coreDumped)
+      return
+    case 'fork':
+      timeField(w, T_FORK.timeNs, e.bootNs, clock)
+      taskField(w, T_FORK.task, e)
+      metaField(w, T_FORK.meta, e.meta)
+      w.uint32(T_FORK.childPid).uint32(e.childPid)
+      w.uint32(T_FORK.childTgid).uint32(e.childTgid)
+      return
+    case 'tcp':
+      timeField(w, T_TCP.timeNs, e.bootNs, clock)
+      metaField(w, T_TCP.meta, e.meta)
+      w.uint32(T_TCP.kind).uint32(TCP_KIND.num[e.tcp])
+      w.uint32(T_TCP.role).uint32(TCP_ROLE.num[e.role])
+      w.uint32(T_TCP.cgroupId).uint64(e.cgroupId)
+      w.uint32(T_TCP.sockId).uint64(e.sockId)
+      w.uint32(T_TCP.pid).uint32(e.pid)
+      w.uint32(T_TCP.comm).string(e.comm)
+      w.uint32(T_TCP.netnsIno).uint64(e.netnsIno)
+      w.uint32(T_TCP.ipFamily).uint32(e.family)
+      w.uint32(T_TCP.saddr).string(e.saddr)
+      w.uint32(T_TCP.daddr).string(e.daddr)
+      w.uint32(T_TCP.sport).uint32(e.sport)
+      w.uint32(T_TCP.dport).uint32(e.dport)
+      w.uint32(T_TCP.durationNs).uint64(e.durationNs)
+      w.uint32(T_TCP.bytesSent).uint64(e.bytesSent)
+      w.uint32(T_TCP.bytesReceived).uint64(e.bytesReceived)
+      return
+    case 'traffic':
+      timeField(w, T_TRAFFIC.timeNs, e.bootNs, clock)
+      metaField(w, T_TRAFFIC.meta, e.meta)
+      w.uint32(T_TRAFFIC.intervalNs).uint64(e.intervalNs)
+      w.uint32(T_TRAFFIC.cgroupId).uint64(e.cgroupId)
+      w.uint32(T_TRAFFIC.direction).uint32(DIRECTION.num[e.direction])
+      w.uint32(T_TRAFFIC.protocol).uint32(e.protocol)
+      w.uint32(T_TRAFFIC.ipFamily).uint32(e.family)
+      w.uint32(T_TRAFFIC.remoteAddr).string(e.remoteAddr)
+      w.uint32(T_TRAFFIC.remotePort).uint32(e.remotePort)
+      w.uint32(T_TRAFFIC.localPort).uint32(e.localPort)
+      w.uint32(T_TRAFFIC.packets).uint64(e.packets)
+      w.uint32(T_TRAFFIC.bytes).uint64(e.bytes)
+      return
+    case 'syscall':
+      timeField(w, T_SYSCALL.timeNs, e.bootNs, clock)
+      taskField(w, T_SYSCALL.task, e)
+      metaField(w, T_SYSCALL.meta, e.meta)
+      w.uint32(T_SYSCALL.syscallNr).uint32(e.syscallNr)
+      w.uint32(T_SYSCALL.syscall).string(e.syscall)
+      if (e.args.length > 0) {
+        // Packed, as proto3 repeated scalars are.
+        w.uint32(T_SYSCALL.args).fork()
+        for (const a of e.args)
+          if (a <= MAX_SAFE) w.uint64(Number(a))
+          else w.uint64Parts(Number(a & 0xffff_ffffn), Number((a >> 32n) & 0xffff_ffffn))
+        w.ldelim()
+      }
+      for (const s of e.strings) {
+        w.uint32(T_SYSCALL.strings).fork()
+        w.uint32(T_STRING_ARG.arg).uint32(s.arg)
+        w.uint32(T_STRING_ARG.value).string(s.value)
+        w.ldelim()
+      }
+      return
+    case 'syscall_count':
+      timeField(w, T_SYSCALL_COUNT.timeNs, e.bootNs, clock)
+      metaField(w, T_SYSCALL_COUNT.meta, e.meta)
+      w.uint32(T_SYSCALL_COUNT.intervalNs).uint64(e.intervalNs)
+      w.uint32(T_SYSCALL_COUNT.cgroupId).uint64(e.cgroupId)
+      w.uint32(T_SYSCALL_COUNT.syscallNr).uint32(e.syscallNr)
+      w.uint32(T_SYSCALL_COUNT.syscall).string(e.syscall)
+      w.uint32(T_SYSCALL_COUNT.count).uint64(e.count)
+      return
+    case 'file':
+      timeField(w, T_FILE.timeNs, e.bootNs, clock)
+      taskField(w, T_FILE.task, e)
+      metaField(w, T_FILE.meta, e.meta)
+      w.uint32(T_FILE.path).string(e.path)
+      w.uint32(T_FILE.access).uint32(FILE_ACCESS.num[e.access])
+      w.uint32(T_FILE.op).uint32(FILE_OP.num[e.op])
+      w.uint32(T_FILE.directory).bool(e.directory)
+      w.uint32(T_FILE.pathTruncated).bool(e.pathTruncated)
+      w.uint32(T_FILE.count).uint64(e.count)
+      w.uint32(T_FILE.repeat).bool(e.repeat)
+      return
+    case 'drops':
+      // Few: through protobufjs, then copied in.
+      w.bytes(
+        v1.Drops.encode(wireOf(e, clock, metaToWire(e.meta)) as pb.v1.Drops.$Properties).finish(),
+      )
+      return
+  }
+}
+
+/**
+ * Appends one event to an EventBatch being written field by field (exact size, one pass). With
+ * a BatchWriter (the publisher's) the message is written directly; with a protobufjs Writer it
+ * goes through the generated encoder, the event's meta last, from the cache: fields may come in
+ * any order in a message.
+ */
 export function writeEvent(
-  w: import('protobufjs').Writer,
+  w: import('protobufjs').Writer | BatchWriter,
   e: CapturedEvent,
   clock: WallClock,
 ): void {
   const tag = (BATCH_FIELD[e.kind] << 3) | 2
-  const wire = toWire(e, clock)
-  switch (e.kind) {
-    case 'exec':
-      v1.Exec.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'exit':
-      v1.Exit.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'fork':
-      v1.Fork.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'tcp':
-      v1.TcpEvent.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'traffic':
-      v1.TrafficCounter.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'syscall':
-      v1.SyscallEvent.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'syscall_count':
-      v1.SyscallCount.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'drops':
-      v1.Drops.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
-    case 'file':
-      v1.FileAccess.encode(wire, w.uint32(tag).fork()).ldelim()
-      break
+  if (w instanceof BatchWriter) {
+    if (e.kind === 'drops') {
+      w.uint32(tag)
+      writeDirect(w, e, clock)
+      return
+    }
+    w.uint32(tag).fork()
+    writeDirect(w, e, clock)
+    w.ldelim()
+    return
   }
+  const enc = ENCODE[e.kind]
+  enc.encode(wireOf(e, clock, null), w.uint32(tag).fork())
+  if (e.meta) w.uint32(enc.metaTag).bytes(encodedMeta(e.meta))
+  w.ldelim()
 }
 
 /** A publisher's own drop record (reason queue_full) inside a batch: `count` events in
  * `batches` whole batches of the family's topic. */
 export function writeQueueDrops(
-  w: import('protobufjs').Writer,
+  w: import('protobufjs').Writer | BatchWriter,
   family: Family,
   count: number,
   bootNs: number,
   clock: WallClock,
   batches = 0,
 ): void {
-  v1.Drops.encode(
-    dropsToWire(bootNs, family, 'queue_full', count, clock, null, batches),
-    w.uint32((BATCH_FIELD.drops << 3) | 2).fork(),
-  ).ldelim()
+  const drops = dropsToWire(bootNs, family, 'queue_full', count, clock, null, batches)
+  const tag = (BATCH_FIELD.drops << 3) | 2
+  if (w instanceof BatchWriter) w.uint32(tag).bytes(v1.Drops.encode(drops).finish())
+  else v1.Drops.encode(drops, w.uint32(tag).fork()).ldelim()
 }
 
 /** A drop count as decoded, including the publisher's queue_full. */

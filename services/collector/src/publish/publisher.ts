@@ -9,9 +9,15 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { CapturedEvent, CounterEvent, Family, Logger, RecordEvent } from '@ebbflow/common'
 import { FAMILIES } from '@ebbflow/common'
-import { familyOf, TOPICS, type WallClock, writeEvent, writeQueueDrops } from '@ebbflow/common/wire'
+import {
+  BatchWriter,
+  familyOf,
+  TOPICS,
+  type WallClock,
+  writeEvent,
+  writeQueueDrops,
+} from '@ebbflow/common/wire'
 import { v1 } from '@ebbflow/proto'
-import protobuf from 'protobufjs'
 import type { CaptureSink } from '../capture.ts'
 import type { Transport } from './transport.ts'
 
@@ -50,7 +56,7 @@ export interface PublisherStats {
 }
 
 interface Pending {
-  writer: protobuf.Writer
+  writer: BatchWriter
   events: number
   /** Boot-time range of the batch's events. */
   minBootNs: number
@@ -83,6 +89,8 @@ export class Publisher implements CaptureSink {
   private readonly o: PublisherOptions
   private readonly out: Transport
   private readonly pending = new Map<Family, Pending>()
+  /** One writer per family, reset after each batch: its buffer has grown to a batch's size. */
+  private readonly writers = new Map<Family, BatchWriter>()
   private readonly sequence: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
   /** queue_full drops not yet carried by a batch. */
   private readonly unsentDrops: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
@@ -148,7 +156,7 @@ export class Publisher implements CaptureSink {
   private add(family: Family, e: CapturedEvent): void {
     let p = this.pending.get(family)
     if (!p) {
-      p = this.newPending()
+      p = this.newPending(family)
       this.pending.set(family, p)
     }
     writeEvent(p.writer, e, this.o.clock)
@@ -160,9 +168,14 @@ export class Publisher implements CaptureSink {
     else if (!p.timer) p.timer = setTimeout(() => this.flush(family), this.o.lingerMs)
   }
 
-  private newPending(): Pending {
+  private newPending(family: Family): Pending {
+    let writer = this.writers.get(family)
+    if (!writer) {
+      writer = new BatchWriter()
+      this.writers.set(family, writer)
+    }
     return {
-      writer: protobuf.Writer.create(),
+      writer,
       events: 0,
       minBootNs: Number.POSITIVE_INFINITY,
       maxBootNs: Number.NEGATIVE_INFINITY,
@@ -174,7 +187,7 @@ export class Publisher implements CaptureSink {
   private flush(family: Family): void {
     let p = this.pending.get(family)
     // A batch of queue_full counts alone when nothing else is coming for that family.
-    if (!p && this.unsentDrops[family] > 0) p = this.newPending()
+    if (!p && this.unsentDrops[family] > 0) p = this.newPending(family)
     if (!p || (p.events === 0 && this.unsentDrops[family] === 0)) return
     this.pending.delete(family)
     if (p.timer) clearTimeout(p.timer)
@@ -207,6 +220,7 @@ export class Publisher implements CaptureSink {
     // followed by the events written one by one is one EventBatch.
     const body = p.writer.finish()
     const value = Buffer.concat([head, body])
+    p.writer.reset() // after the copy above
     this.enqueue({ family, value, events: p.events, carriedDrops, carriedBatches })
   }
 

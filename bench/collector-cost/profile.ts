@@ -1,0 +1,140 @@
+// bench/collector-cost/profile.ts: where the collector's JavaScript time goes under a storm.
+// The collector is composed as `ebbflow collect --kafka` composes it (every family, host-mode
+// enrichment, redaction, a real local broker); perl makes EBBFLOW_BENCH_STORM getppid calls
+// (default 500,000), each recorded. The V8 sampling profiler starts after the BPF objects are
+// loaded (its SIGPROF during loading makes the verifier fail with EAGAIN) and stops once the
+// broker acknowledged everything. Prints the functions with the most self time, the CPU
+// seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
+/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost. */
+const PROFILE = process.env.EBBFLOW_BENCH_PROFILE !== '0'
+const repo = join(import.meta.dirname, '../..')
+const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
+
+const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } = await import(
+  '@ebbflow/collector'
+)
+const { createLogger } = await import('@ebbflow/common')
+const { createCgroup } = await import('../../tests/support/cgroup.ts')
+const { freePort } = await import('../../tests/support/kafka-broker.ts')
+
+/** CPU seconds (user + system) of each of this process's threads, summed by thread name. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>()
+  const tick = 100 // USER_HZ
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
+  }
+  return out
+}
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ebbflow-collector-profile-'))
+try {
+  execFileSync(kafkaSh, ['fetch'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const port = await freePort()
+  const brokers = execFileSync(kafkaSh, ['start', '--port', String(port), '--dir', dir], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim()
+  const config = loadCollectorConfig(
+    { kafkaBrokers: brokers, output: 'kafka', securitySyscalls: 'getppid' },
+    {},
+  )
+  const logger = createLogger('bench', 'warn')
+  const publisher = new KafkaPublisher(config, logger)
+  const collector = startCollector(
+    config,
+    loadEnrichConfig({ kubernetes: 'off' }, {}),
+    publisher,
+    logger,
+  )
+  await new Promise((r) => setTimeout(r, 2000)) // start scan done, producer connected
+  const session = new Session()
+  session.connect()
+  if (PROFILE) {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 200 })
+    await session.post('Profiler.start')
+  }
+  const cg = createCgroup('bench-collector-profile')
+  const cpu0 = process.cpuUsage()
+  const threads0 = threadCpu()
+  const t0 = performance.now()
+  const recordsBefore = collector.capture.stats().perFamily.syscall.records
+  try {
+    const r = await cg.run(['perl', '-e', `getppid() for 1..${STORM};`])
+    if (r.code !== 0) throw new Error(r.stderr)
+  } finally {
+    await cg.remove()
+  }
+  await collector.stop()
+  const stats = await publisher.close()
+  const cpu = process.cpuUsage(cpu0)
+  const threads: Record<string, number> = {}
+  for (const [name, s] of threadCpu()) {
+    const d = s - (threads0.get(name) ?? 0)
+    if (d > 0) threads[name] = Math.round(d * 100) / 100
+  }
+  const { profile } = PROFILE
+    ? ((await session.post('Profiler.stop')) as {
+        profile: { nodes: ProfileNode[]; samples: number[] }
+      })
+    : { profile: { nodes: [] as ProfileNode[], samples: [] } }
+  session.disconnect()
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  const self = new Map<string, number>()
+  let total = 0
+  for (const n of profile.nodes) {
+    const hits = n.hitCount ?? 0
+    total += hits
+    const f = n.callFrame
+    const where = f.url
+      ? `${f.url.replace(/^.*\/(node_modules|services)\//, '')}:${f.lineNumber + 1}`
+      : ''
+    const key = `${f.functionName || '(anonymous)'} ${where}`
+    self.set(key, (self.get(key) ?? 0) + hits)
+  }
+  const top = [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 40)
+    .map(([fn, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)} %  ${fn}`)
+  const reports = join(import.meta.dirname, '../reports')
+  mkdirSync(reports, { recursive: true })
+  if (PROFILE) writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
+  const captured = collector.capture.stats().perFamily.syscall.records - recordsBefore
+  process.stdout.write(
+    `${JSON.stringify({
+      storm: STORM,
+      capturedSyscallRecords: captured,
+      publishedEvents: stats.publishedEvents,
+      cpuSeconds,
+      wallSeconds: (performance.now() - t0) / 1000,
+      publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
+      threadCpuSeconds: threads,
+    })}\n${top.join('\n')}\n`,
+  )
+} finally {
+  spawnSync(kafkaSh, ['stop', '--dir', dir], { stdio: 'ignore' })
+  rmSync(dir, { recursive: true, force: true })
+}
+process.exit(0)
