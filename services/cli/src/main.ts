@@ -114,7 +114,7 @@ const COMMANDS: CommandSpec[] = [
       graphiql: { defaultText: 'true' },
       introspection: { defaultText: 'true' },
       maxWaitMs: { defaultText: '250' },
-      metricsPort: { description: "port of the ingester's /metrics", defaultText: '-1 (none)' },
+      metricsPort: { description: "port of the ingester's /metrics", defaultText: '-1, none' },
       migrate: { description: 'apply pending migrations at start (the ingester does)' },
     },
     extra: [
