@@ -98,7 +98,7 @@ describe('ebbflow <command> --help', { timeout: 120_000 }, () => {
   before(async () => {
     const commands = Object.keys(COMMANDS)
     const runs = await Promise.all(commands.map((c) => ebbflow([c, '--help'])))
-    commands.forEach((c, i) => helps.set(c, runs[i]!))
+    for (const [i, c] of commands.entries()) helps.set(c, runs[i]!)
   })
 
   for (const [command, parts] of Object.entries(COMMANDS)) {
