@@ -63,7 +63,7 @@ export async function start(
         await collector.stop()
         if (!publisher) return undefined
         const stats = await publisher.close()
-        logger.info({ stats }, 'publisher closed')
+        logger.info({ stats }, 'publisher flushed and closed')
         return stats
       })()
       return stopping
