@@ -4,7 +4,7 @@
 // configuration and calls the same start the service's own command calls, handing them the
 // parts they share: the transport, the store and the live tail.
 import type { AlerterConfig } from '@ebbflow/alerter'
-import type { ApiConfig, LiveSource, MemoryLiveSource } from '@ebbflow/api'
+import type { ApiConfig, MemoryLiveSource } from '@ebbflow/api'
 import type { CaptureSink, CollectorStartConfig, Publisher } from '@ebbflow/collector'
 import {
   ConfigError,
@@ -151,7 +151,7 @@ export async function startUp(
     })
     stops.rest.push(() => ingester.stop())
 
-    const api = await startApi(config.api, { store, live: live as LiveSource, logger })
+    const api = await startApi(config.api, { store, live, logger })
     stops.rest.push(() => api.stop())
 
     if (config.alerter) {
