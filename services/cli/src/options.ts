@@ -36,15 +36,23 @@ export interface GeneratedOption {
 
 const kebab = (field: string) => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 
-/** The default of one schema field as text: what the schema makes of an unset value. */
+/**
+ * The default of one schema field as a user writes it: the default before the field's
+ * transforms (`1m`, not 60000), else what the schema makes of an unset value.
+ */
 // biome-ignore lint/suspicious/noExplicitAny: any zod schema
-function schemaDefault(field: z.ZodType<any>): string {
+function schemaDefault(field: z.ZodType<any>): string | undefined {
+  const show = (value: unknown) => {
+    if (value === undefined || value === '') return 'none'
+    if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',')
+    return String(value)
+  }
+  // zod 4's definitions: a pipe (a transform after a default) is read through its input side.
+  let def = field._zod.def as { type: string; in?: z.ZodType; defaultValue?: unknown }
+  while (def.type === 'pipe' && def.in) def = def.in._zod.def as typeof def
+  if (def.type === 'default' || def.type === 'prefault') return show(def.defaultValue)
   const parsed = field.safeParse(undefined)
-  if (!parsed.success) return 'required'
-  const value: unknown = parsed.data
-  if (value === undefined) return 'none'
-  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',')
-  return String(value)
+  return parsed.success ? show(parsed.data) : undefined
 }
 
 /**
@@ -77,7 +85,7 @@ export function optionsOf(
       const fallback = help.defaultText ?? schemaDefault(schema as z.ZodType<unknown>)
       const option = new Option(
         `--${flag}${value}`,
-        `${help.description} (env ${env}; default ${fallback})`,
+        `${help.description} (env ${env}; ${fallback === undefined ? 'required' : `default ${fallback}`})`,
       )
       byField.set(field, { field, env, option })
     }

@@ -102,7 +102,7 @@ describe('ebbflow <command> --help', { timeout: 120_000 }, () => {
   })
 
   for (const [command, parts] of Object.entries(COMMANDS)) {
-    it(`${command}: every setting has a flag, its variable and its default`, () => {
+    it(`${command}: every setting has a flag, its variable and its default (or required)`, () => {
       const r = helps.get(command)!
       assert.equal(r.status, 0, r.stderr)
       const entries = optionEntries(r.stdout)
@@ -115,7 +115,11 @@ describe('ebbflow <command> --help', { timeout: 120_000 }, () => {
           assert.ok(name, `${field} has an environment name in its service's config`)
           expectedEnv.add(name)
           const entry = entries.find((e) => e.includes(`(env ${name};`))
-          if (!entry || !/^--[a-z][a-z-]*/.test(entry) || !/; default [^)]+\)$/.test(entry))
+          if (
+            !entry ||
+            !/^--[a-z][a-z-]*/.test(entry) ||
+            !/; (default [^)]+|required)\)$/.test(entry)
+          )
             missing.push(`${field} (${name})`)
         }
       }
