@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { runApi } from '@ebbflow/api'
+import { loadApiConfig, start as startApi } from '@ebbflow/api'
 import type { CapturedEvent } from '@ebbflow/common'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
@@ -55,13 +55,15 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
   })
 
   it('streams published exec events that pass the filter', async () => {
-    const server = await runApi({
-      port: '0',
-      open: 'true',
-      logLevel: 'silent',
-      kafkaBrokers: broker.bootstrap,
-      dataDir: join(tmp, 'data'),
-    })
+    const server = await startApi(
+      loadApiConfig({
+        port: '0',
+        open: 'true',
+        logLevel: 'silent',
+        kafkaBrokers: broker.bootstrap,
+        dataDir: join(tmp, 'data'),
+      }),
+    )
     const { publisher } = testPublisher([broker.bootstrap], { node: 'live-node' })
     const controller = new AbortController()
     let publishing: NodeJS.Timeout | undefined
@@ -102,7 +104,7 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
       clearInterval(publishing)
       controller.abort()
       await publisher.close()
-      await server.close()
+      await server.stop()
     }
   })
 })

@@ -93,6 +93,10 @@ const ENV: Record<keyof z.input<typeof alerterConfigSchema>, string> = {
   logLevel: 'EBBFLOW_LOG_LEVEL',
 }
 
+/** The environment variable each setting reads (for help texts and the README table). */
+export const alerterEnvNames: Readonly<Record<keyof z.input<typeof alerterConfigSchema>, string>> =
+  ENV
+
 const STORE_KEYS = ['dataDir', 'clickhouse', 'retentionDays'] as const
 
 /** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */

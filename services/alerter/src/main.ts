@@ -1,28 +1,35 @@
-// Starts the alerter from its configuration: `ebbflow alert` calls runAlert.
-import { createLogger, EbbflowError } from '@ebbflow/common'
+// Starts the alerter from its configuration: `ebbflow alert` and `ebbflow up` call start.
+import { createLogger, EbbflowError, type Logger } from '@ebbflow/common'
 import { serveMetrics } from '@ebbflow/common/metrics-server'
-import { migrate, openStore } from '@ebbflow/common/store/index'
+import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import { alerterOptionsOf, checkRules, runOnce, startAlerter } from './alerter.ts'
-import { type AlerterConfigInput, loadAlerterConfig } from './config.ts'
+import type { AlerterConfig } from './config.ts'
 import { AlerterMetrics } from './metrics.ts'
 import { loadRules, RulesError } from './rules.ts'
 
+export interface AlerterStartDeps {
+  logger?: Logger
+  /** The store to read and keep state in; start opens config.store when absent (and closes it). */
+  store?: Store
+}
+
 export interface AlertRun {
-  /** check and once have finished when runAlert resolves; scheduled runs until stop(). */
+  /** check and once have finished when start resolves; scheduled runs until stop(). */
   mode: 'check' | 'once' | 'scheduled'
   stop(): Promise<void>
 }
 
-export async function runAlert(explicit: AlerterConfigInput = {}): Promise<AlertRun> {
-  const config = loadAlerterConfig(explicit)
-  const logger = createLogger('alert', config.logLevel)
+export async function start(config: AlerterConfig, deps: AlerterStartDeps = {}): Promise<AlertRun> {
+  const logger = deps.logger ?? createLogger('alert', config.logLevel)
   const rules = loadRules(config.rules)
-  const { store, where } = await openStore(config.store)
+  const { store, where } = deps.store
+    ? { store: deps.store, where: 'shared' }
+    : await openStore(config.store)
   let closed = false
   const close = async () => {
     if (closed) return
     closed = true
-    await store.close()
+    if (!deps.store) await store.close()
   }
   try {
     if (config.migrate) await migrate(store, { retentionDays: config.store.retentionDays })

@@ -48,11 +48,6 @@ export interface ApiOptions {
   graphiql?: boolean
   introspection?: boolean
   /**
-   * One store statement at a time. Needed for chDB (see QueryRunner); a ClickHouse server
-   * takes them in parallel. Default: true.
-   */
-  serializeQueries?: boolean
-  /**
    * Origins besides the API's own that a browser may call it from (CORS, with credentials).
    * Default: none — same-origin only.
    */
@@ -113,10 +108,7 @@ const disableIntrospection: Plugin = {
 export function createApi(options: ApiOptions): Api {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits }
   const logger = options.logger ?? createLogger('api')
-  const runner = new QueryRunner(options.store, limits, {
-    logger,
-    serialize: options.serializeQueries !== false,
-  })
+  const runner = new QueryRunner(options.store, limits, { logger })
   const tokens = new Map(Object.entries(options.tokens).map(([t, ns]) => [tokenKey(t), ns]))
   const open = options.open === true
   const corsOrigins = options.corsOrigins ?? []

@@ -2,6 +2,11 @@
 // documents its default; every invalid value is reported at once, and nothing falls back.
 import { readFileSync } from 'node:fs'
 import { ConfigError, LOG_LEVELS, parseConfig } from '@ebbflow/common'
+import {
+  loadStoreConfig,
+  type StoreConfig,
+  type StoreConfigInput,
+} from '@ebbflow/common/store/index'
 import { z } from 'zod'
 import { DEFAULT_LIMITS, type Limits } from './app.ts'
 import { DEFAULT_MAX_BODY_BYTES } from './guard.ts'
@@ -85,10 +90,13 @@ export const apiConfigSchema = z.object({
   maxMemoryBytes: count(1024 * 1024, 2 ** 45, DEFAULT_LIMITS.maxMemoryBytes),
 })
 
-export type ApiConfig = z.output<typeof apiConfigSchema>
-export type ApiConfigInput = { [K in keyof z.input<typeof apiConfigSchema>]?: string }
+/** The API's settings and the store it reads (the shared store settings). */
+export type ApiConfig = z.output<typeof apiConfigSchema> & { store: StoreConfig }
+export type ApiConfigInput = {
+  [K in keyof z.input<typeof apiConfigSchema>]?: string
+} & StoreConfigInput
 
-const ENV: Record<keyof ApiConfigInput, string> = {
+const ENV: Record<keyof z.input<typeof apiConfigSchema>, string> = {
   port: 'EBBFLOW_PORT',
   host: 'EBBFLOW_HOST',
   graphiql: 'EBBFLOW_GRAPHIQL',
@@ -111,6 +119,9 @@ const ENV: Record<keyof ApiConfigInput, string> = {
   maxMemoryBytes: 'EBBFLOW_API_MAX_MEMORY_BYTES',
 }
 
+/** The environment variable each setting reads (for help texts and the README table). */
+export const apiEnvNames: Readonly<Record<keyof z.input<typeof apiConfigSchema>, string>> = ENV
+
 const tokensSchema = z.record(
   z.string().min(16, 'tokens need 16 characters or more'),
   z.array(z.string()),
@@ -122,6 +133,16 @@ export function loadApiConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): ApiConfig {
   const { data, problems } = parseConfig(apiConfigSchema, ENV, explicit, env)
+  let store: StoreConfig | undefined
+  try {
+    store = loadStoreConfig(
+      { dataDir: explicit.dataDir, clickhouse: explicit.clickhouse, logLevel: explicit.logLevel },
+      env,
+    )
+  } catch (err) {
+    if (err instanceof ConfigError) problems.push(...err.problems)
+    else throw err
+  }
   if (data) {
     if (data.defaultPageSize > data.maxPageSize)
       problems.push(
@@ -132,8 +153,8 @@ export function loadApiConfig(
         `tokensFile (${ENV.tokensFile}): required unless the API is open (${ENV.open}=true)`,
       )
   }
-  if (!data || problems.length > 0) throw new ConfigError(problems)
-  return data
+  if (!data || !store || problems.length > 0) throw new ConfigError(problems)
+  return { ...data, store }
 }
 
 /** Reads and checks the tokens file; every problem in it is reported at once. */

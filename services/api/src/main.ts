@@ -1,72 +1,91 @@
-// Starts the API: configuration, store, app, listener. `ebbflow api` calls runApi.
-import { createLogger } from '@ebbflow/common'
-import { loadStoreConfig, openStore } from '@ebbflow/common/store/index'
+// Starts the API from its configuration: tokens, store, live tail, app, listener. `ebbflow api`
+// and `ebbflow up` both call start; up hands it the store and the live tail it shares.
+import { createLogger, type Logger } from '@ebbflow/common'
+import { openStore, type Store } from '@ebbflow/common/store/index'
 import { createApi } from './app.ts'
-import { type ApiConfigInput, guardOf, limitsOf, loadApiConfig, readTokens } from './config.ts'
+import { type ApiConfig, guardOf, limitsOf, loadApiConfig, readTokens } from './config.ts'
 import { KafkaLiveSource } from './kafka-live.ts'
 import type { LiveSource } from './live.ts'
-import { type ApiServer, startApiServer } from './server.ts'
+import { startApiServer } from './server.ts'
 
-export async function runApi(
-  explicit: ApiConfigInput & { dataDir?: string; clickhouse?: string } = {},
-  live?: LiveSource,
-): Promise<ApiServer> {
-  const { dataDir, clickhouse, ...apiInput } = explicit
-  const config = loadApiConfig(apiInput)
-  const storeConfig = loadStoreConfig({
-    ...(dataDir === undefined ? {} : { dataDir }),
-    ...(clickhouse === undefined ? {} : { clickhouse }),
-  })
-  const logger = createLogger('api', config.logLevel)
+export interface ApiDeps {
+  /** The store to read; start opens the one config.store names when absent (and closes it). */
+  store?: Store
+  /** The live tail; absent, start reads the event topics of config.kafkaBrokers when set. */
+  live?: LiveSource
+  logger?: Logger
+}
+
+export interface RunningApi {
+  url: string
+  consoleUrl?: string
+  /** Where the store is, for a start-up line: the data folder or the server URL. */
+  storeWhere: string
+  stop(): Promise<void>
+}
+
+export async function start(config: ApiConfig, deps: ApiDeps = {}): Promise<RunningApi> {
+  const logger = deps.logger ?? createLogger('api', config.logLevel)
+  // Read before anything opens: a bad file stops the start, and the API gets exactly its tokens.
   const tokens = config.tokensFile === undefined ? {} : readTokens(config.tokensFile)
   if (config.open) logger.warn('the API is open: every caller reads every namespace')
-  const { store, where, kind } = await openStore(storeConfig)
-  let kafkaLive: KafkaLiveSource | undefined
-  if (!live && config.kafkaBrokers.length > 0) {
-    kafkaLive = new KafkaLiveSource(config.kafkaBrokers, logger)
-    try {
-      await kafkaLive.start()
-    } catch (err) {
-      await store.close()
-      throw err
-    }
-    live = kafkaLive
+  const closers: (() => Promise<void>)[] = []
+  const stop = async () => {
+    for (const close of closers.splice(0).reverse())
+      await close().catch((err: unknown) => logger.warn({ err }, 'while stopping the api'))
   }
-  const api = createApi({
-    store,
-    tokens,
-    open: config.open,
-    limits: limitsOf(config),
-    graphiql: config.graphiql,
-    introspection: config.introspection,
-    logger,
-    serializeQueries: kind === 'chdb',
-    corsOrigins: config.corsOrigins,
-    ...(live ? { live } : {}),
-  })
-  const server = await startApiServer({
-    api,
-    port: config.port,
-    host: config.host,
-    guard: guardOf(config),
-  })
-  logger.info({ url: server.url, console: server.consoleUrl, store: where }, 'api listening')
-  return {
-    url: server.url,
-    ...(server.consoleUrl ? { consoleUrl: server.consoleUrl } : {}),
-    close: async () => {
-      await server.close()
-      await kafkaLive?.close()
-      await store.close()
-    },
+  try {
+    let store = deps.store
+    let storeWhere = 'shared'
+    if (!store) {
+      const opened = await openStore(config.store)
+      store = opened.store
+      storeWhere = opened.where
+      closers.push(() => opened.store.close())
+    }
+    let live = deps.live
+    if (!live && config.kafkaBrokers.length > 0) {
+      const kafkaLive = new KafkaLiveSource(config.kafkaBrokers, logger)
+      closers.push(() => kafkaLive.close())
+      await kafkaLive.start()
+      live = kafkaLive
+    }
+    const api = createApi({
+      store,
+      tokens,
+      open: config.open,
+      limits: limitsOf(config),
+      graphiql: config.graphiql,
+      introspection: config.introspection,
+      logger,
+      corsOrigins: config.corsOrigins,
+      ...(live ? { live } : {}),
+    })
+    const server = await startApiServer({
+      api,
+      port: config.port,
+      host: config.host,
+      guard: guardOf(config),
+    })
+    closers.push(() => server.close())
+    logger.info({ url: server.url, console: server.consoleUrl, store: storeWhere }, 'api listening')
+    return {
+      url: server.url,
+      ...(server.consoleUrl ? { consoleUrl: server.consoleUrl } : {}),
+      storeWhere,
+      stop,
+    }
+  } catch (err) {
+    await stop()
+    throw err
   }
 }
 
 if (import.meta.main) {
   const logger = createLogger('api')
-  runApi().then(
-    (server) => {
-      const stop = () => void server.close().then(() => process.exit(0))
+  start(loadApiConfig()).then(
+    (api) => {
+      const stop = () => void api.stop().then(() => process.exit(0))
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     },

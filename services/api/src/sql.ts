@@ -124,27 +124,19 @@ export interface QueryLimits {
 }
 
 /**
- * Runs the API's SELECTs with the limits appended. chDB (3.4.0) leaves the partial output of
- * a statement that failed mid-way (result overflow, timeout) in the session and prepends it
- * to the next statement's result; so, with `serialize`, statements run one at a time and a
- * failure is followed by a throw-away SELECT that takes the leftovers.
+ * Runs the API's SELECTs with the limits appended. A store that must run one statement at a
+ * time (chDB, whose session keeps a failed statement's partial output) queues them itself, so
+ * the API runs the same way on either store.
  */
 export class QueryRunner {
   private readonly store: Store
   private readonly limits: QueryLimits
   private readonly logger: Logger | undefined
-  private readonly serialize: boolean
-  private tail: Promise<unknown> = Promise.resolve()
 
-  constructor(
-    store: Store,
-    limits: QueryLimits,
-    options: { logger?: Logger; serialize?: boolean } = {},
-  ) {
+  constructor(store: Store, limits: QueryLimits, options: { logger?: Logger } = {}) {
     this.store = store
     this.limits = limits
     this.logger = options.logger
-    this.serialize = options.serialize !== false
   }
 
   /** The SETTINGS clause; readonly last, as it forbids changing settings after it. */
@@ -153,19 +145,10 @@ export class QueryRunner {
     return `SETTINGS max_execution_time = ${Math.max(1, Math.floor(l.maxExecutionSeconds))}, max_result_rows = ${Math.floor(l.maxResultRows)}, result_overflow_mode = 'throw', max_memory_usage = ${Math.floor(l.maxMemoryBytes)}, readonly = 1`
   }
 
-  select<T>(sql: string, p: Params): Promise<T[]> {
-    if (!this.serialize) return this.run<T>(sql, p)
-    const run = this.tail.then(() => this.run<T>(sql, p))
-    this.tail = run.catch(() => undefined)
-    return run
-  }
-
-  private async run<T>(sql: string, p: Params): Promise<T[]> {
-    const statement = `${sql}\n${this.settings()}`
+  async select<T>(sql: string, p: Params): Promise<T[]> {
     try {
-      return await this.store.query<T>(statement, p.values)
+      return await this.store.query<T>(`${sql}\n${this.settings()}`, p.values)
     } catch (err) {
-      if (this.serialize) await this.store.query('SELECT 1 AS drain').catch(() => undefined)
       throw translate(err, this.logger)
     }
   }

@@ -1,90 +1,41 @@
-// `ebbflow up`: everything in one process. Collectors → in-process queue → ingester → chDB in
-// a data folder → GraphQL API; or, with --kafka and --clickhouse, the same pieces against a
-// real broker and server. This module only composes the services; each keeps its own config.
-import { alerterOptionsOf, loadAlerterConfig, loadRules, startAlerter } from '@ebbflow/alerter'
-import {
-  createApi,
-  guardOf,
-  limitsOf,
-  loadApiConfig,
-  MemoryLiveSource,
-  readTokens,
-  startApiServer,
-} from '@ebbflow/api'
-import {
-  type CaptureSink,
-  checkCapturePrerequisites,
-  InProcessPublisher,
-  KafkaPublisher,
-  loadCollectorConfig,
-  loadEnrichConfig,
-  type Publisher,
-  startCollector,
-} from '@ebbflow/collector'
+// `ebbflow up`: everything in one process. Collector → in-process queue → ingester → chDB in
+// a data folder → GraphQL API (and alert rules when named); or, with --kafka and --clickhouse,
+// the same pieces against a real broker and server. This module builds each service's
+// configuration and calls the same start the service's own command calls, handing them the
+// parts they share: the transport, the store and the live tail.
+import type { AlerterConfig } from '@ebbflow/alerter'
+import type { ApiConfig, MemoryLiveSource } from '@ebbflow/api'
+import type { CaptureSink, CollectorStartConfig, Publisher } from '@ebbflow/collector'
 import {
   ConfigError,
   ConfigProblems,
   type CounterEvent,
   createLogger,
-  type Family,
   type Logger,
   type RecordEvent,
 } from '@ebbflow/common'
-import { loadStoreConfig, migrate, openStore } from '@ebbflow/common/store/index'
-import { TOPICS } from '@ebbflow/common/wire'
-import {
-  IngestMetrics,
-  Ingestor,
-  InProcessIngester,
-  KafkaDeadLetters,
-  KafkaIngester,
-  StoreDeadLetters,
-} from '@ebbflow/ingester'
+import type { IngesterConfig } from '@ebbflow/ingester'
+import { type GeneratedOption, withDefaults } from './options.ts'
 
-export interface UpFlags {
-  kafka?: string
-  clickhouse?: string
-  dataDir?: string
-  port?: string
-  host?: string
-  families?: string
-  retentionDays?: string
-  tokensFile?: string
-  rules?: string
-  alertmanager?: string
-  webhook?: string
-  corsOrigins?: string
-  allowedHosts?: string
-  maxBodyBytes?: string
-  logLevel?: string
-  status?: string
-}
+/** Settings `up` defaults differently from the services' own commands, and why. */
+export const UP_DEFAULTS = {
+  // One user on one machine: GraphiQL next to the console, field suggestions on.
+  graphiql: 'true',
+  introspection: 'true',
+  // The in-process ingester stores a block at most this long after its first record.
+  maxWaitMs: '250',
+  // No /metrics listener unless asked for.
+  metricsPort: '-1',
+} as const
 
-/** Hands every event to the publisher and to the live tail of the API. */
-class Tee implements CaptureSink {
-  private readonly publisher: Publisher
-  private readonly live: MemoryLiveSource
-  private readonly offsetNs: bigint
-
-  constructor(publisher: Publisher, live: MemoryLiveSource, offsetNs: bigint) {
-    this.publisher = publisher
-    this.live = live
-    this.offsetNs = offsetNs
+/** Hands every event to the live tail of the API while someone listens. */
+function liveTap(live: MemoryLiveSource, offsetNs: bigint): CaptureSink {
+  const publish = (events: readonly (RecordEvent | CounterEvent)[]) => {
+    if (live.subscriberCount === 0) return
+    for (const event of events)
+      live.publish({ event, timeNs: offsetNs + BigInt(Math.round(event.bootNs)) })
   }
-
-  records(events: RecordEvent[], family: Family): void {
-    this.publisher.records(events, family)
-    if (this.live.subscriberCount > 0)
-      for (const event of events)
-        this.live.publish({ event, timeNs: this.offsetNs + BigInt(Math.round(event.bootNs)) })
-  }
-
-  counters(events: CounterEvent[]): void {
-    this.publisher.counters(events)
-    if (this.live.subscriberCount > 0)
-      for (const event of events)
-        this.live.publish({ event, timeNs: this.offsetNs + BigInt(Math.round(event.bootNs)) })
-  }
+  return { records: publish, counters: publish }
 }
 
 export interface Up {
@@ -92,228 +43,163 @@ export interface Up {
   stop(): Promise<void>
 }
 
-export async function startUp(flags: UpFlags, env: NodeJS.ProcessEnv = process.env): Promise<Up> {
+interface UpConfigs {
+  collector: CollectorStartConfig
+  ingester: IngesterConfig
+  api: ApiConfig
+  alerter: AlerterConfig | undefined
+  logger: Logger
+}
+
+/** Every configuration, read before anything starts, so every problem shows at once. */
+async function configsOf(
+  values: Readonly<Record<string, string>>,
+  options: readonly GeneratedOption[],
+  env: NodeJS.ProcessEnv,
+): Promise<UpConfigs> {
+  const [{ loadCollectorConfig, loadEnrichConfig }, { loadIngesterConfig }, { loadApiConfig }] =
+    await Promise.all([
+      import('@ebbflow/collector'),
+      import('@ebbflow/ingester'),
+      import('@ebbflow/api'),
+    ])
+  const { loadAlerterConfig } = await import('@ebbflow/alerter')
   const gathered = new ConfigProblems()
   const attempt = <T>(load: () => T) => gathered.attempt(load)
-  const collectorInput: Record<string, string> = {
-    output: flags.kafka ? 'kafka' : 'json',
-    ...(flags.kafka ? { kafkaBrokers: flags.kafka } : {}),
-    ...(flags.families ? { families: flags.families } : {}),
-    ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
-  }
-  // Every configuration is read before anything starts, so every problem shows at once.
-  const collectorConfig = attempt(() => loadCollectorConfig(collectorInput, env))
-  const enrichConfig = attempt(() => loadEnrichConfig({}, env))
-  const storeConfig = attempt(() =>
-    loadStoreConfig(
-      Object.fromEntries(
-        Object.entries({
-          dataDir: flags.dataDir,
-          clickhouse: flags.clickhouse,
-          retentionDays: flags.retentionDays,
-          logLevel: flags.logLevel,
-        }).filter((e): e is [string, string] => e[1] !== undefined),
-      ),
-      env,
-    ),
+  const defaulted = withDefaults(
+    values,
+    {
+      ...UP_DEFAULTS,
+      // Open on 127.0.0.1 by default; a tokens file closes it.
+      open: (values.tokensFile ?? env.EBBFLOW_API_TOKENS_FILE) ? 'false' : 'true',
+    },
+    options,
+    env,
   )
-  // On 127.0.0.1 `up` serves open by default (one user, one machine); a tokens file closes it.
-  const apiConfig = attempt(() =>
-    loadApiConfig(
-      {
-        open: flags.tokensFile || env.EBBFLOW_API_TOKENS_FILE ? 'false' : 'true',
-        // GraphiQL for a browser at /graphql, next to the console at /; the environment decides
-        // when it says.
-        ...(env.EBBFLOW_GRAPHIQL === undefined ? { graphiql: 'true' } : {}),
-        ...(env.EBBFLOW_INTROSPECTION === undefined ? { introspection: 'true' } : {}),
-        ...Object.fromEntries(
-          Object.entries({
-            port: flags.port,
-            host: flags.host,
-            tokensFile: flags.tokensFile,
-            corsOrigins: flags.corsOrigins,
-            allowedHosts: flags.allowedHosts,
-            maxBodyBytes: flags.maxBodyBytes,
-            logLevel: flags.logLevel,
-          }).filter((e): e is [string, string] => e[1] !== undefined),
-        ),
-      },
-      env,
-    ),
-  )
-  // Alert rules are optional in `up`: with --rules (or EBBFLOW_RULES) they run in-process on the
-  // same store, read and checked here with everything else.
-  const alerting =
-    (flags.rules ?? env.EBBFLOW_RULES)
-      ? attempt(() => {
-          const config = loadAlerterConfig(
-            Object.fromEntries(
-              Object.entries({
-                rules: flags.rules,
-                alertmanagers: flags.alertmanager,
-                webhooks: flags.webhook,
-                logLevel: flags.logLevel,
-              }).filter((e): e is [string, string] => e[1] !== undefined),
-            ),
-            env,
-          )
-          return { config, rules: loadRules(config.rules) }
-        })
+  const collector = attempt(() => loadCollectorConfig(defaulted, env))
+  const kafka = (collector?.kafkaBrokers.length ?? 0) > 0
+  const enrich = attempt(() => loadEnrichConfig(defaulted, env))
+  const ingester = attempt(() => loadIngesterConfig(defaulted, env, { inProcess: !kafka }))
+  const api = attempt(() => loadApiConfig(defaulted, env))
+  // Alert rules are optional here: with --rules (or EBBFLOW_RULES) they run on the same store.
+  // The ingester migrates it and serves /metrics, so the alerter does neither.
+  const alerter =
+    (defaulted.rules ?? env.EBBFLOW_RULES)
+      ? attempt(() => loadAlerterConfig({ ...defaulted, migrate: 'false', metricsPort: '-1' }, env))
       : null
-  // The tokens file is read with the rest of the configuration: a bad one stops `up` before
-  // anything starts, and the API gets exactly the tokens it names.
-  const tokens = attempt(() =>
-    apiConfig?.tokensFile === undefined ? {} : readTokens(apiConfig.tokensFile),
-  )
-  if (
-    !collectorConfig ||
-    !enrichConfig ||
-    !storeConfig ||
-    !apiConfig ||
-    !tokens ||
-    alerting === undefined
-  )
+  if (!collector || !enrich || !ingester || !api || alerter === undefined)
     throw new ConfigError(gathered.problems)
-  // Before anything is opened or listens: without the capabilities nothing else is worth it.
-  checkCapturePrerequisites({ net: collectorConfig.families.includes('net') })
-  const logger = createLogger('up', collectorConfig.logLevel)
+  return {
+    collector: { ...collector, output: kafka ? 'kafka' : 'json', enrich },
+    ingester,
+    api,
+    alerter: alerter ?? undefined,
+    logger: createLogger('up', collector.logLevel),
+  }
+}
 
-  const closers: (() => Promise<void>)[] = []
+export async function startUp(
+  values: Readonly<Record<string, string>>,
+  options: readonly GeneratedOption[],
+  up: { status?: string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Up> {
+  const config = await configsOf(values, options, env)
+  const { logger } = config
+  const {
+    InProcessPublisher,
+    KafkaPublisher,
+    start: startCollector,
+  } = await import('@ebbflow/collector')
+  const { start: startIngester } = await import('@ebbflow/ingester')
+  const { MemoryLiveSource, start: startApi } = await import('@ebbflow/api')
+  const { openStore } = await import('@ebbflow/common/store/index')
+
+  // Stopped in this order: capture and its flush, then what reads the store, then the store.
+  const stops: { collector?: () => Promise<unknown>; rest: (() => Promise<unknown>)[] } = {
+    rest: [],
+  }
   const stopAll = async () => {
-    for (const close of closers.splice(0).reverse())
-      await close().catch((err: unknown) => logger.warn({ err }, 'while stopping'))
+    const all = [stops.collector, ...stops.rest.splice(0).reverse()]
+    stops.collector = undefined
+    for (const stop of all)
+      await stop?.().catch((err: unknown) => logger.warn({ err }, 'while stopping'))
   }
   try {
-    const { store, where, kind } = await openStore(storeConfig)
-    closers.push(() => store.close())
-    const migrated = await migrate(store, { retentionDays: storeConfig.retentionDays })
-    const metrics = new IngestMetrics()
+    // The collector first: its start checks the capabilities, before any folder is created or
+    // any port listens. Until the ingester reads, the transport holds what it publishes.
+    const inProcess =
+      config.collector.output === 'kafka'
+        ? undefined
+        : new InProcessPublisher(config.collector, logger)
+    const publisher: Publisher = inProcess ?? new KafkaPublisher(config.collector, logger)
     const live = new MemoryLiveSource()
-    closers.push(async () => live.close())
-
-    // Transport and ingester first, so nothing the collector publishes waits for a reader.
-    let publisher: Publisher
-    let stored: () => Promise<number>
-    if (collectorConfig.output === 'kafka') {
-      const deadLetters = new KafkaDeadLetters(collectorConfig.kafkaBrokers)
-      closers.push(() => deadLetters.close())
-      const consumer = new KafkaIngester(
-        { brokers: collectorConfig.kafkaBrokers, topics: Object.values(TOPICS) },
-        new Ingestor({ store, deadLetters, metrics, logger, source: 'kafka' }),
-        metrics,
-        logger,
-      )
-      await consumer.start()
-      closers.push(() => consumer.stop())
-      publisher = new KafkaPublisher(collectorConfig, logger)
-      stored = () => rowsFrom(metrics)
-    } else {
-      const inProcess = new InProcessPublisher(collectorConfig, logger)
-      const ingester = new InProcessIngester(
-        new Ingestor({
-          store,
-          deadLetters: new StoreDeadLetters(store),
-          metrics,
-          logger,
-          source: 'in-process',
-        }),
-        logger,
-      )
-      const ingesterDone = ingester.consume(inProcess.transport.consume())
-      closers.push(async () => {
-        await inProcess.transport.close()
-        // The queue drains into the store; a store that keeps failing gets 10 s more, then the
-        // ingester stops retrying (and logs what it could not store) so the stop completes.
-        const giveUp = setTimeout(() => ingester.stop(), 10_000)
-        await ingesterDone
-        clearTimeout(giveUp)
-      })
-      publisher = inProcess
-      stored = async () => ingester.stats.rows
-    }
-    closers.push(async () => {
-      logger.info({ stats: await publisher.close() }, 'publisher flushed')
+    stops.rest.push(async () => live.close())
+    const collector = await startCollector(config.collector, {
+      logger,
+      publisher,
+      tap: liveTap(live, publisher.clock.offsetNs),
     })
+    stops.collector = () => collector.stop()
 
-    const api = createApi({
+    const { store, where, kind } = await openStore(config.ingester.store)
+    stops.rest.push(() => store.close())
+    const ingester = await startIngester(config.ingester, {
+      logger,
       store,
-      tokens,
-      open: apiConfig.open,
-      limits: limitsOf(apiConfig),
-      graphiql: apiConfig.graphiql,
-      introspection: apiConfig.introspection,
-      logger,
-      serializeQueries: kind === 'chdb',
-      corsOrigins: apiConfig.corsOrigins,
-      live,
+      ...(inProcess ? { inProcess: inProcess.transport.consume() } : {}),
     })
-    const server = await startApiServer({
-      api,
-      port: apiConfig.port,
-      host: apiConfig.host,
-      guard: guardOf(apiConfig),
-    })
-    closers.push(() => server.close())
+    stops.rest.push(() => ingester.stop())
 
-    if (alerting) {
-      const { config, rules } = alerting
-      const running = startAlerter(rules, alerterOptionsOf(config), { store, logger })
-      closers.push(() => running.stop())
-      logger.info({ rules: rules.map((r) => r.name) }, 'alert rules evaluated in-process')
+    const api = await startApi(config.api, { store, live, logger })
+    stops.rest.push(() => api.stop())
+
+    if (config.alerter) {
+      const { start: startAlerter } = await import('@ebbflow/alerter')
+      const alerter = await startAlerter(config.alerter, { store, logger })
+      stops.rest.push(() => alerter.stop())
     }
 
-    const collector = startCollector(
-      collectorConfig,
-      enrichConfig,
-      new Tee(publisher, live, publisher.clock.offsetNs),
-      logger,
-    )
-    closers.push(() => collector.stop())
-
-    const report = collector.capture.report
+    const report = collector.collector.capture.report
     logger.info(
       {
         families: report.families.map((f) => `${f.family} (${f.programs.join(', ')})`),
         kernel: report.features.kernelRelease,
-        enrichment: collector.enrichment.mode,
-        console: server.consoleUrl,
-        api: server.url,
+        enrichment: collector.collector.enrichment.mode,
+        console: api.consoleUrl,
+        api: api.url,
         store: `${kind} ${where}`,
-        migrationsApplied: migrated.applied.length,
+        migrationsApplied: ingester.migrationsApplied,
       },
-      `ebbflow is up: console at ${server.consoleUrl ?? '(not served)'}, GraphQL at ${server.url}, data in ${where}`,
+      `ebbflow is up: console at ${api.consoleUrl ?? '(not served)'}, GraphQL at ${api.url}, data in ${where}`,
     )
-    const status = startStatus(flags, collector.capture, stored, logger)
-    closers.push(async () => status())
-    return { apiUrl: server.url, stop: stopAll }
+    const status = startStatus(up, collector.collector.capture, ingester.metrics, logger)
+    stops.rest.push(async () => status())
+    return { apiUrl: api.url, stop: stopAll }
   } catch (err) {
     await stopAll()
     throw err
   }
 }
 
-async function rowsFrom(metrics: IngestMetrics): Promise<number> {
-  const { values } = await metrics.rows.get()
-  return values.reduce((n, v) => n + v.value, 0)
-}
-
 /**
- * One status line every 2 s on a terminal (or with --status on): events/s, drops, rows stored.
- * Returns the function that stops it.
+ * One status line every 2 s on a terminal (or with --status true): events/s, drops, rows
+ * stored. Returns the function that stops it.
  */
 function startStatus(
-  flags: UpFlags,
+  up: { status?: string },
   capture: { stats(): { records: number; dropped: number } },
-  stored: () => Promise<number>,
+  metrics: { rows: { get(): Promise<{ values: { value: number }[] }> } },
   logger: Logger,
 ): () => void {
   const onTerminal = process.stderr.isTTY === true
-  if (!(onTerminal || flags.status === 'true')) return () => {}
+  if (!(onTerminal || up.status === 'true')) return () => {}
   let last = capture.stats().records
   let lastAt = performance.now()
   const timer = setInterval(async () => {
     const s = capture.stats()
-    const rows = await stored()
+    const { values } = await metrics.rows.get()
+    const rows = values.reduce((n, v) => n + v.value, 0)
     const now = performance.now()
     const rate = Math.round(((s.records - last) * 1000) / (now - lastAt))
     last = s.records

@@ -1,38 +1,61 @@
 // Builds the ingester from its configuration: the store (migrated when asked), the dead-letter
-// sink, metrics, and the source — a Kafka consumer group or a Knative KafkaSource sink.
-import type { Logger } from '@ebbflow/common'
+// sink, metrics, and the source — a Kafka consumer group, a Knative KafkaSource sink, or the
+// in-process queue `ebbflow up` hands it.
+import { createLogger, type Logger } from '@ebbflow/common'
 import { serveMetrics } from '@ebbflow/common/metrics-server'
 import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
 import type { IngesterConfig } from './config.ts'
 import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
 import { Faults } from './faults.ts'
+import { InProcessIngester, type QueuedRecord } from './in-process.ts'
 import { Ingestor } from './ingest.ts'
 import { KafkaIngester } from './kafka-ingester.ts'
 import { knativeSink } from './knative.ts'
 import { IngestMetrics } from './metrics.ts'
+
+export interface IngesterDeps {
+  logger?: Logger
+  /** The store to write; start opens the one config.store names when absent (and closes it). */
+  store?: Store
+  /**
+   * Records to consume instead of Kafka: the in-process queue of the embedded mode. The
+   * ingester stores them until the source ends, so the owner closes it before stop().
+   */
+  inProcess?: AsyncIterable<QueuedRecord>
+}
 
 export interface RunningIngester {
   metrics: IngestMetrics
   metricsPort: number | undefined
   knativePort: number | undefined
   store: Store
+  /** Schema migrations this start applied. */
+  migrationsApplied: number
   /** Finishes the block in flight, commits it, and closes everything. */
   stop(): Promise<void>
 }
 
-export async function startIngester(
+/** How long an in-process queue may take to drain into a store that keeps failing at stop. */
+const IN_PROCESS_DRAIN_MS = 10_000
+
+export async function start(
   config: IngesterConfig,
-  logger: Logger,
+  deps: IngesterDeps = {},
 ): Promise<RunningIngester> {
-  const { store, where, kind } = await openStore(config.store)
-  const closers: (() => Promise<void>)[] = [() => store.close()]
+  const logger = deps.logger ?? createLogger('ingest', config.store.logLevel)
+  const { store, where, kind } = deps.store
+    ? { store: deps.store, where: 'shared', kind: 'shared' }
+    : await openStore(config.store)
+  const closers: (() => Promise<void>)[] = deps.store ? [] : [() => store.close()]
   const stop = async () => {
     for (const close of closers.reverse().splice(0))
       await close().catch((err) => logger.warn({ err }, 'closing'))
   }
   try {
+    let migrationsApplied = 0
     if (config.migrate) {
       const r = await migrate(store, { retentionDays: config.store.retentionDays })
+      migrationsApplied = r.applied.length
       logger.info({ applied: r.applied.length, upToDate: r.skipped.length }, 'schema checked')
     }
     const metrics = new IngestMetrics()
@@ -54,7 +77,22 @@ export async function startIngester(
     let knativePort: number | undefined
     if (config.fault) logger.warn({ fault: config.fault }, 'a fault point is armed')
     const faults = new Faults(config.fault)
-    if (config.knativePort !== undefined) {
+    if (deps.inProcess) {
+      const ingester = new InProcessIngester(
+        new Ingestor({ store, deadLetters, metrics, logger, source: 'in-process', faults }),
+        logger,
+        { maxRows: config.maxRows, maxBytes: config.maxBytes, maxWaitMs: config.maxWaitMs },
+      )
+      const done = ingester.consume(deps.inProcess)
+      closers.push(async () => {
+        // The queue drains into the store; a store that keeps failing gets a while more, then
+        // the ingester stops retrying (and logs what it could not store) so the stop completes.
+        const giveUp = setTimeout(() => ingester.stop(), IN_PROCESS_DRAIN_MS)
+        await done
+        clearTimeout(giveUp)
+      })
+      logger.info({ store: where, storeKind: kind }, 'ingesting the in-process queue')
+    } else if (config.knativePort !== undefined) {
       const ingestor = new Ingestor({
         store,
         deadLetters,
@@ -114,7 +152,7 @@ export async function startIngester(
         'ingesting',
       )
     }
-    return { metrics, metricsPort, knativePort, store, stop }
+    return { metrics, metricsPort, knativePort, store, migrationsApplied, stop }
   } catch (err) {
     await stop()
     throw err

@@ -97,9 +97,11 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
 
 export const ingesterEnvNames: Readonly<Record<string, string>> = ENV
 
+/** `inProcess`: the records come from `ebbflow up`'s in-process queue, not from Kafka. */
 export function loadIngesterConfig(
   explicit: IngesterConfigInput = {},
   env: NodeJS.ProcessEnv = process.env,
+  options: { inProcess?: boolean } = {},
 ): IngesterConfig {
   const { data, problems } = parseConfig(ingesterConfigSchema, ENV, explicit, env)
   let store: StoreConfig | undefined
@@ -109,7 +111,12 @@ export function loadIngesterConfig(
     if (err instanceof ConfigError) problems.push(...err.problems)
     else throw err
   }
-  if (data && data.kafkaBrokers.length === 0 && data.knativePort === undefined)
+  if (
+    data &&
+    data.kafkaBrokers.length === 0 &&
+    data.knativePort === undefined &&
+    !options.inProcess
+  )
     problems.push(
       `kafkaBrokers (${ENV.kafkaBrokers}): required (or knativePort for a Knative sink)`,
     )

@@ -43,6 +43,9 @@ const ENV: Record<keyof StoreConfigInput, string> = {
   cluster: 'EBBFLOW_CLUSTER',
 }
 
+/** The environment variable each setting reads (for help texts and the README table). */
+export const storeEnvNames: Readonly<Record<keyof StoreConfigInput, string>> = ENV
+
 /** Explicit values (CLI flags) first, then EBBFLOW_* variables, then defaults. */
 export function loadStoreConfig(
   explicit: StoreConfigInput = {},
