@@ -34,6 +34,8 @@ const ingestor = {
     await report()
     return r
   },
+  // The Kafka ingester passes its own fault point (after the insert) through the ingestor.
+  fault: (point: Parameters<Ingestor['fault']>[0]) => real.fault(point),
 } as unknown as Ingestor
 
 const consumer = new KafkaIngester(
