@@ -349,6 +349,7 @@ async function endToEnd(store: ChdbStore) {
         if (d.ok && d.header.firstTimeNs > 0n) ages.push(Number(nowNs - d.header.firstTimeNs) / 1e9)
       return r
     },
+    fault: (point: Parameters<Ingestor['fault']>[0]) => real.fault(point),
   } as unknown as Ingestor
   const config = loadCollectorConfig(
     { families: 'syscall', securitySyscalls: 'getppid', counterIntervalMs: '1000', output: 'json' },
