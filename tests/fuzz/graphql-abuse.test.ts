@@ -132,15 +132,19 @@ describe('GraphQL abuse is refused before any store query', {
         const r = await post(body)
         times.push(r.ms)
         assert.equal(r.status, shape.status, `${shape.name}: ${r.text.slice(0, 300)}`)
-        const errors = (JSON.parse(r.text) as { errors?: { extensions?: { code?: string } }[] })
-          .errors
+        const errors = (
+          JSON.parse(r.text) as { errors?: { message?: string; extensions?: { code?: string } }[] }
+        ).errors
         assert.ok(errors?.length, `${shape.name}: no error: ${r.text.slice(0, 300)}`)
-        for (const e of errors)
+        for (const e of errors) {
           assert.match(
             e.extensions?.code ?? '',
             shape.code,
             `${shape.name}: ${r.text.slice(0, 300)}`,
           )
+          // A limit refused is no syntax error (graphql-armor words its refusals as one).
+          assert.doesNotMatch(e.message ?? '', /^Syntax Error:/, `${shape.name}: ${e.message}`)
+        }
       }
       assert.equal(count() - before, 0, `${shape.name} reached the store`)
       times.sort((a, b) => a - b)
