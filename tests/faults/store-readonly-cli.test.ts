@@ -4,6 +4,13 @@
 // group's committed offsets must stay where they were, the ingester must say (log and
 // metrics) that it paused and retries with a growing delay, and once the folder is writable
 // again every exec the test published must be stored exactly once, nothing dead-lettered.
+//
+// A store error no retry cures, on the same broker: the store lacks a table the records need
+// (dropped after the migrations, the ingester started without migrating). The ingester must
+// blame the store, not the records: one error line naming the cause, a metric, no offset
+// committed, nothing dead-lettered, and after a bounded time an exit with status 1 for a
+// supervisor to restart it. Once the table is back, a restarted ingester stores every exec the
+// test published, once.
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -35,7 +42,7 @@ const skip = !isRoot()
 
 describe('store that cannot write, through `ebbflow ingest` and a real broker', {
   skip,
-  timeout: 240_000,
+  timeout: 360_000,
 }, () => {
   let broker: TestBroker
   let tmp: string
@@ -44,6 +51,7 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
   let admin: Admin
   let mounted = false
   let cli: Cli | undefined
+  let wide: Cli | undefined
   const group = `readonly-${process.pid}`
   const dlq = `readonly-dlq-${process.pid}`
 
@@ -62,6 +70,8 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     if (mounted) spawnSync('umount', [dataDir])
     cli?.kill()
     await cli?.exited
+    wide?.kill()
+    await wide?.exited
     await producer?.disconnect()
     await admin?.disconnect()
     await broker?.stop()
@@ -169,5 +179,119 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
       'nothing stored that was not published',
     )
     assert.equal(await end(dlq), '0', 'nothing dead-lettered')
+  })
+
+  it('blames a missing table on the store: no commit, no dead letter, exit 1, all stored once it is back', async () => {
+    const node = 'node-no-table'
+    const bootId = `boot-wide-${process.pid}`
+    const wideGroup = `no-table-${process.pid}`
+    const wideDir = join(tmp, 'no-table')
+    mkdirSync(wideDir)
+    // The schema migrated, then the table execs go to gone: what a store restored without it
+    // looks like. chDB opens a folder in one process at a time: a child migrates and drops it
+    // (keeping its definition to put it back).
+    const inFolder = (script: string): string =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+           const s = await ChdbStore.open(${JSON.stringify(wideDir)})
+           ${script}
+           await s.close()`,
+        ],
+        { cwd: join(import.meta.dirname, '../..'), encoding: 'utf8' },
+      )
+    const definition = inFolder(
+      `await migrate(s)
+       const [r] = await s.query('SHOW CREATE TABLE ebbflow.process_events')
+       await s.exec('DROP TABLE ebbflow.process_events')
+       process.stdout.write(r.statement)`,
+    )
+    assert.match(definition, /^CREATE TABLE ebbflow\.process_events/)
+    const wideCommitted = async (): Promise<string> => {
+      const [t] = await admin.fetchOffsets({ groupId: wideGroup, topics: [TOPICS.exec] })
+      return t!.partitions.find((p) => p.partition === 0)!.offset
+    }
+    const start = (env: Record<string, string> = {}) =>
+      ingest(broker.bootstrap, wideDir, wideGroup, {
+        EBBFLOW_METRICS_PORT: '0',
+        EBBFLOW_METRICS_HOST: '127.0.0.1',
+        EBBFLOW_DLQ_TOPIC: dlq,
+        EBBFLOW_INGEST_MAX_WAIT_MS: '100',
+        EBBFLOW_MIGRATE: 'false',
+        ...env,
+      })
+    const dlqBefore = await end(dlq)
+    const t0 = baseTimeNs()
+    const published: string[] = []
+    for (let r = 0; r < 4; r++) {
+      const b = execBatch(node, bootId, r, 1 + 10 * r, 10, t0)
+      await producer.send({ topic: TOPICS.exec, acks: -1, messages: [{ value: b.value }] })
+      published.push(...b.ids)
+    }
+    const topicEnd = await end(TOPICS.exec)
+
+    const exitMs = 3000
+    wide = start({ EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS: String(exitMs) })
+    const ready = JSON.parse(await wide.waitForLine(/"msg":"ingesting"/, 60_000)) as {
+      metricsPort: number
+    }
+    const cause = /the store cannot take any block and no retry cures it/
+    const first = JSON.parse(await wide.waitForLine(cause, 90_000)) as {
+      level: number
+      code: string
+      err: { message: string }
+    }
+    const seen = performance.now()
+    assert.equal(first.code, 'CLICKHOUSE_60', "the log names ClickHouse's UNKNOWN_TABLE")
+    assert.match(first.err.message, /process_events/, 'the log names the missing table')
+    assert.equal(first.level, 50, 'logged as an error')
+    const metrics = await (await fetch(`http://127.0.0.1:${ready.metricsPort}/metrics`)).text()
+    assert.match(metrics, /^ebbflow_ingest_store_unusable\{code="CLICKHOUSE_60"\} 1$/m)
+    assert.match(metrics, /^ebbflow_ingest_paused_partitions 1$/m)
+
+    const exited = await wide.exited
+    const waited = performance.now() - seen
+    assert.equal(exited.code, 1, 'the ingester exits with status 1 for a restart')
+    assert.ok(waited < exitMs + 15_000, `exited ${Math.round(waited)} ms after the first error`)
+    assert.equal(wide.matching(cause).length, 1, 'one error line, not one per retry')
+    assert.ok(
+      wide.matching(/"msg":"giving up on the store; exiting for a restart"/).length === 1 &&
+        wide.matching(/^ebbflow: the store refused a block .*CLICKHOUSE_60/).length === 1,
+      `it says why it exits:\n${wide.lines.slice(-5).join('\n')}`,
+    )
+    assert.equal(wide.matching(/the store refused a record/).length, 0, 'no record blamed')
+    // Only the plan of the first block may be committed: its first offset, never past it.
+    assert.ok(
+      ['-1', '0'].includes(await wideCommitted()),
+      `committed ${await wideCommitted()}, expected nothing past offset 0`,
+    )
+    assert.equal(await end(dlq), dlqBefore, 'nothing dead-lettered')
+
+    // The cause removed: the table is back (`ebbflow migrate` does not recreate a table whose
+    // migration is recorded as applied); a restarted ingester stores every exec.
+    inFolder(`await s.exec(${JSON.stringify(definition)})`)
+    wide = start()
+    await waitFor(
+      'every record committed after the migration',
+      async () => (await wideCommitted()) === topicEnd,
+      90_000,
+    )
+    await wide.stop()
+    const stored = storedExecIds(wideDir, node)
+    process.stdout.write(
+      `${JSON.stringify({ noTable: { published: published.length, stored: stored.length, exitAfterMs: Math.round(waited) } })}\n`,
+    )
+    assert.equal(published.length, 40)
+    assert.deepEqual(
+      published.filter((id) => !stored.includes(id)),
+      [],
+      'every published exec stored',
+    )
+    assert.deepEqual([...repeated(stored).keys()], [], 'none stored twice')
+    assert.equal(stored.length, published.length, 'nothing else stored')
+    assert.equal(await end(dlq), dlqBefore, 'still nothing dead-lettered')
   })
 })

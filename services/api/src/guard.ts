@@ -32,8 +32,11 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
  */
 const JSON_TYPES = new Set(['application/json'])
 
-/** A refused body up to this many times the limit is read and dropped (see httpGuard). */
+/** A refused body up to this many times the limit is read and dropped (see linger). */
 const DRAIN_FACTOR = 64
+
+/** How long a refused client may go on sending its body before its connection is cut. */
+const LINGER_MS = 5000
 
 const WILDCARD = new Set(['0.0.0.0', '::', '[::]'])
 const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]']
@@ -92,21 +95,12 @@ export function httpGuard(
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     const refuse = (status: number, code: string, message: string) => {
-      const answer = () => {
-        res.writeHead(status, { 'content-type': 'application/json', connection: 'close' })
-        res.end(refusal(code, message))
-      }
-      // The body is never kept. Up to DRAIN_FACTOR times the limit it is read and dropped
-      // chunk by chunk before the answer, so the client has finished writing and reads it
-      // (Node closes a connection: close socket right after the answer, and closing a socket
-      // with unread bytes resets it: the client loses the answer). Beyond that the answer
-      // goes out at once and the reset is accepted.
+      // The answer goes out at once, before any byte of the body is read: waiting for the
+      // body first made a 10 MB refusal wait for its upload. The body is never kept.
       const length = Number(req.headers['content-length'] ?? 0)
-      if (length <= DRAIN_FACTOR * options.maxBodyBytes) {
-        req.on('end', answer)
-        req.on('error', () => req.socket.destroy())
-        req.resume()
-      } else answer()
+      if (length <= DRAIN_FACTOR * options.maxBodyBytes) linger(req)
+      res.writeHead(status, { 'content-type': 'application/json', connection: 'close' })
+      res.end(refusal(code, message))
       return true
     }
     if (!hostAllowed(req.headers.host, listenHost, port(), options.allowedHosts))
@@ -133,6 +127,25 @@ export function httpGuard(
       return refuse(411, 'LENGTH_REQUIRED', 'a request body needs a Content-Length header')
     return false
   }
+}
+
+/**
+ * Keeps a refused connection open for reading after its answer, as a web server's "lingering
+ * close" does. Node closes a `connection: close` socket as soon as the answer is written, and
+ * closing a socket with unread bytes resets it: the client, still writing its body, may lose
+ * the answer. So the socket only half-closes (FIN after the answer), the rest of the body is
+ * read and dropped chunk by chunk, and the socket closes when the client closes its side — or
+ * after LINGER_MS, for a client that never stops. Bodies larger than DRAIN_FACTOR times the
+ * limit are not lingered for: those get the answer and the reset.
+ */
+function linger(req: IncomingMessage): void {
+  const socket = req.socket
+  socket.destroySoon = () => socket.end()
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS)
+  cut.unref()
+  socket.once('close', () => clearTimeout(cut))
+  req.on('error', () => socket.destroy())
+  req.resume()
 }
 
 function ownOrigin(request: Request): string[] {

@@ -70,8 +70,17 @@ const COMMANDS: CommandSpec[] = [
       const config = loadIngesterConfig(values)
       const logger = createLogger('ingest', config.store.logLevel)
       const ingester = await start(config, { logger })
-      const signal = await waitForSignal()
-      logger.info({ signal }, 'stopping: finishing the block in flight')
+      const ended = await Promise.race([
+        waitForSignal().then((signal) => ({ signal })),
+        ...(ingester.failed ? [ingester.failed.then((error) => ({ error }))] : []),
+      ])
+      if ('error' in ended) {
+        // Nothing past the stored blocks is committed: a restarted ingester takes them up.
+        logger.error({ err: ended.error }, 'giving up on the store; exiting for a restart')
+        await ingester.stop()
+        throw ended.error
+      }
+      logger.info({ signal: ended.signal }, 'stopping: finishing the block in flight')
       await ingester.stop()
     },
   },

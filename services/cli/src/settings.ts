@@ -170,6 +170,11 @@ export async function ingesterSettings(omit: readonly string[] = []): Promise<Se
         value: 'ms',
         description: 'how long the group waits for a silent member',
       },
+      storeFailureExitMs: {
+        value: 'ms',
+        description:
+          'a store error no retry cures (a missing table) is retried this long, then ingest exits 1; 0 never',
+      },
       metricsPort: { value: 'n', description: 'port of /metrics; 0 any free one, -1 none' },
       metricsHost: { value: 'addr', description: 'address /metrics listens on' },
       knativePort: {

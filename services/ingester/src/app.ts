@@ -31,6 +31,12 @@ export interface RunningIngester {
   store: Store
   /** Schema migrations this start applied. */
   migrationsApplied: number
+  /**
+   * Resolves when the Kafka consumer gave up on a store error no retry cures (after
+   * storeFailureExitMs): the caller stops the ingester and exits non-zero. Absent for the
+   * other sources.
+   */
+  failed?: Promise<Error>
   /** Finishes the block in flight, commits it, and closes everything. */
   stop(): Promise<void>
 }
@@ -75,6 +81,7 @@ export async function start(
     }
     closers.push(() => deadLetters.close())
     let knativePort: number | undefined
+    let failed: Promise<Error> | undefined
     if (config.fault) logger.warn({ fault: config.fault }, 'a fault point is armed')
     const faults = new Faults(config.fault)
     if (deps.inProcess) {
@@ -133,12 +140,14 @@ export async function start(
           slowInsertMs: config.slowInsertMs,
           concurrency: config.concurrency,
           sessionTimeoutMs: config.sessionTimeoutMs,
+          storeFailureExitMs: config.storeFailureExitMs,
         },
         ingestor,
         metrics,
         logger,
       )
       await consumer.start()
+      failed = consumer.failed
       closers.push(() => consumer.stop())
       logger.info(
         {
@@ -152,7 +161,15 @@ export async function start(
         'ingesting',
       )
     }
-    return { metrics, metricsPort, knativePort, store, migrationsApplied, stop }
+    return {
+      metrics,
+      metricsPort,
+      knativePort,
+      store,
+      migrationsApplied,
+      ...(failed ? { failed } : {}),
+      stop,
+    }
   } catch (err) {
     await stop()
     throw err

@@ -46,6 +46,11 @@ export const ingesterConfigSchema = z.object({
    * every third of it, also while a store failure is retried. Default: 10000 ms (Kafka's
    * consumers default to 45 s, kafkajs to 30 s). */
   sessionTimeoutMs: z.coerce.number().int().min(6000).max(300_000).default(10_000),
+  /** How long a store error no retry cures (a missing table or database, refused
+   * credentials) is retried before `ebbflow ingest` exits with status 1 for its supervisor to
+   * restart it; nothing is committed or dead-lettered meanwhile. 0: retry for ever.
+   * Default: 60000 ms. */
+  storeFailureExitMs: z.coerce.number().int().min(0).default(60_000),
   /** Port of /metrics on 127.0.0.1 (0: any free port; -1: off). Default: 9464. */
   metricsPort: z.coerce.number().int().min(-1).max(65_535).default(9464),
   /** Address /metrics listens on. Default: 127.0.0.1. */
@@ -87,6 +92,7 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
   maxWaitMs: 'EBBFLOW_INGEST_MAX_WAIT_MS',
   slowInsertMs: 'EBBFLOW_SLOW_INSERT_MS',
   sessionTimeoutMs: 'EBBFLOW_INGEST_SESSION_TIMEOUT_MS',
+  storeFailureExitMs: 'EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS',
   concurrency: 'EBBFLOW_INGEST_CONCURRENCY',
   metricsPort: 'EBBFLOW_METRICS_PORT',
   metricsHost: 'EBBFLOW_METRICS_HOST',

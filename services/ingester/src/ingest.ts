@@ -12,6 +12,7 @@ import {
   FAMILY_ROUTES,
   insertStatement,
   type Store,
+  storeWide,
   TABLES,
   type Table,
   validationStatement,
@@ -89,6 +90,13 @@ const CHECKED_TABLES = new Set(
 const retriable = (err: unknown) => (err as { retriable?: boolean }).retriable === true
 
 /**
+ * Errors no record causes: a store that cannot write now (`retriable`) or lacks what every block
+ * needs (`storeWide`: a missing table, refused credentials). The block goes back whole to the
+ * caller; bisecting would blame each record and dead-letter the lot.
+ */
+const notTheRecords = (err: unknown) => retriable(err) || storeWide(err)
+
+/**
  * Why protobuf cannot read a record as a whole EventBatch (events included), or undefined when
  * it can. Used only once ClickHouse failed to parse a block: it names the records a bisection
  * would find (truncated fields, wire types protobuf does not have) in one pass over the block
@@ -118,7 +126,8 @@ export class Ingestor {
   /**
    * Stores one block. `token` names the block: the same records under the same token are
    * stored once, however often this runs. Rejects only on a store failure a retry may cure
-   * (`retriable`) or a dead-letter sink that is down; the caller retries the whole block.
+   * (`retriable`), a store-wide one no retry cures (`storeWide`: someone has to fix the store)
+   * or a dead-letter sink that is down; the caller retries the whole block, committing nothing.
    */
   async ingestBlock(
     records: readonly InRecord[],
@@ -178,7 +187,8 @@ export class Ingestor {
    * from its parent's, so a retry splits the same way; the single records it still refuses
    * come back as dead letters. Tables that took a block's rows before another refused them
    * (`done`) are left out of its halves: their tokens differ, so nothing else would stop the
-   * same rows from being stored twice. A failure a retry may cure (`retriable`) rejects.
+   * same rows from being stored twice. A failure a retry may cure (`retriable`) or a store-wide
+   * one (`storeWide`) rejects.
    */
   private async store(
     good: readonly HeaderedRecord[],
@@ -218,7 +228,7 @@ export class Ingestor {
           inserted.push(table)
           totals[table] += all[table]
         } catch (err) {
-          if (retriable(err)) throw err
+          if (notTheRecords(err)) throw err
           checked = undefined
         }
       }
@@ -270,7 +280,7 @@ export class Ingestor {
     } catch (err) {
       if (stage === 'insert')
         this.o.metrics.insertFailures.inc({ retriable: String(retriable(err)) })
-      if (retriable(err)) throw err
+      if (notTheRecords(err)) throw err
       const reason: DeadLetterReason = stage === 'check' ? 'undecodable' : 'store_rejected'
       const skip = new Set([...done, ...inserted])
       if (good.length === 1) {

@@ -9,8 +9,9 @@
 // that takes the partition over (the same process restarted, or another member after a
 // rebalance) reads the plan and cuts its first block at exactly `to`, under the same token:
 // stored already, ClickHouse drops it; not stored, it is stored now.
-import type { Logger } from '@ebbflow/common'
+import { EbbflowError, type Logger } from '@ebbflow/common'
 import { ensureTopics } from '@ebbflow/common/kafka'
+import { storeWide } from '@ebbflow/common/store/index'
 import {
   type Admin,
   type Consumer,
@@ -45,6 +46,13 @@ export interface KafkaIngesterOptions {
   sessionTimeoutMs?: number
   /** The wait before joining again after a crash kafkajs does not restart. Default: 1 s. */
   restartDelayMs?: number
+  /**
+   * How long a store error no retry cures (`storeWide`: a missing table, refused credentials)
+   * is retried before the ingester gives up: `failed` then resolves and the process exits for
+   * its supervisor to restart it, nothing committed past what is stored. 0: retry for ever.
+   * Default: 60 s.
+   */
+  storeFailureExitMs?: number
   clientId?: string
 }
 
@@ -77,6 +85,9 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+const codeOf = (err: unknown): string =>
+  String((err as { code?: unknown } | undefined)?.code ?? 'STORE_FAILED')
+
 export class KafkaIngester {
   private readonly kafka: Kafka
   private readonly consumer: Consumer
@@ -91,6 +102,16 @@ export class KafkaIngester {
   private readonly carry = new Map<string, { records: InRecord[]; decoded: Decoded[] }>()
   private pausedCount = 0
   private stopped = false
+  /** Codes of store-wide errors already logged since a block was last stored. */
+  private readonly storeWideSaid = new Set<string>()
+  private giveUp!: (err: EbbflowError) => void
+  /**
+   * Resolves when the ingester gave up on a store that no retry cures: the caller stops it and
+   * exits non-zero. Never rejects.
+   */
+  readonly failed: Promise<EbbflowError> = new Promise((resolve) => {
+    this.giveUp = resolve
+  })
 
   constructor(
     options: KafkaIngesterOptions,
@@ -108,6 +129,7 @@ export class KafkaIngester {
       concurrency: 2,
       sessionTimeoutMs: 10_000,
       restartDelayMs: 1000,
+      storeFailureExitMs: 60_000,
       ...options,
     }
     this.ingestor = ingestor
@@ -304,8 +326,10 @@ export class KafkaIngester {
    * and waits the same way: it used to pause the partition from here (kafkajs's pause() inside
    * eachBatch, resumed from a timer), which left the partition unfetched for good after the
    * first slow block. So nothing calls kafkajs's pause(): this partition's eachBatch simply
-   * does not return until its block is stored. Returns false when the consumer is stopping or
-   * lost the partition first.
+   * does not return until its block is stored. A store error no retry cures (`storeWide`: a
+   * missing table) is said once as an error and retried too — it may be fixed meanwhile — but
+   * only for storeFailureExitMs; then the ingester gives up (`failed`). Returns false when the
+   * consumer is stopping or lost the partition first, or gave up: nothing is committed then.
    */
   private async store(
     p: EachBatchPayload,
@@ -315,6 +339,8 @@ export class KafkaIngester {
   ): Promise<boolean> {
     let waiting = false
     let delay = 250
+    /** Since when this block meets a store-wide error (no retry cures it), and its code. */
+    let wide: { since: number; code: string } | undefined
     try {
       for (;;) {
         const started = performance.now()
@@ -337,16 +363,40 @@ export class KafkaIngester {
           const took = performance.now() - started
           if (took > this.o.slowInsertMs)
             this.logger.warn({ tookMs: Math.round(took), token }, 'slow insert')
+          if (wide) {
+            this.storeWideSaid.clear()
+            this.logger.info({ token, code: wide.code }, 'the store takes blocks again')
+          }
           return true
         } catch (err) {
           if (!waiting) {
             waiting = true
             this.setPaused(+1)
           }
-          this.logger.warn(
-            { err, token, retryInMs: delay },
-            'storing a block failed; partition paused, retrying',
-          )
+          if (storeWide(err)) {
+            const now = performance.now()
+            if (!wide) {
+              wide = { since: now, code: codeOf(err) }
+              this.metrics.storeUnusable.inc({ code: wide.code })
+            }
+            this.reportStoreWide(err, token)
+            const exitMs = this.o.storeFailureExitMs
+            if (exitMs > 0 && now - wide.since >= exitMs) {
+              // Given up: the block stays uncommitted for whoever takes the partition next.
+              this.giveUp(
+                new EbbflowError(
+                  'STORE_UNUSABLE',
+                  `the store refused a block for ${Math.round((now - wide.since) / 1000)} s with an error no retry cures (${wide.code}): ${(err as Error).message}`,
+                  { cause: err },
+                ),
+              )
+              return false
+            }
+          } else
+            this.logger.warn(
+              { err, token, retryInMs: delay },
+              'storing a block failed; partition paused, retrying',
+            )
           await sleep(delay)
           delay = Math.min(delay * 2, 5000)
           if (!p.isRunning() || p.isStale()) return false
@@ -355,7 +405,27 @@ export class KafkaIngester {
       }
     } finally {
       if (waiting) this.setPaused(-1)
+      if (wide) this.metrics.storeUnusable.dec({ code: wide.code })
     }
+  }
+
+  /** Says a store-wide error once per episode (until a block is stored again), not per retry. */
+  private reportStoreWide(err: unknown, token: string): void {
+    const code = codeOf(err)
+    if (this.storeWideSaid.has(code)) {
+      this.logger.debug({ err, token }, 'the store still cannot take the block')
+      return
+    }
+    this.storeWideSaid.add(code)
+    this.logger.error(
+      {
+        err,
+        code,
+        token,
+        exitInMs: this.o.storeFailureExitMs > 0 ? this.o.storeFailureExitMs : undefined,
+      },
+      'the store cannot take any block and no retry cures it: fix the store (a missing table or database, its grants); retrying meanwhile, nothing committed or dead-lettered',
+    )
   }
 
   private setPaused(delta: number): void {

@@ -81,4 +81,10 @@ export class IngestMetrics {
     help: 'Partitions paused because the store is slow or failing.',
     registers: [this.registry],
   })
+  readonly storeUnusable = new Gauge({
+    name: 'ebbflow_ingest_store_unusable',
+    help: 'Partitions waiting on a store error no retry cures (a missing table or database, refused credentials), by error code; the ingester exits once it has lasted --store-failure-exit-ms.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  })
 }

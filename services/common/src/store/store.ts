@@ -130,6 +130,33 @@ export function storeCannotWrite(code: number | undefined, message: string): boo
   )
 }
 
+/**
+ * ClickHouse error codes that say the store lacks what every block needs — a table, a
+ * database, a column, the protobuf schema, the right to write — whatever the records hold. A
+ * retry does not cure them (someone has to run `ebbflow migrate` or fix the grants), and no
+ * record is to blame: the ingester must not dead-letter the block, nor commit past it.
+ */
+export const STORE_WIDE_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
+  16, // NO_SUCH_COLUMN_IN_TABLE
+  47, // UNKNOWN_IDENTIFIER (a statement naming a column the table does not have)
+  60, // UNKNOWN_TABLE
+  81, // UNKNOWN_DATABASE
+  434, // CANNOT_PARSE_PROTOBUF_SCHEMA
+  497, // ACCESS_DENIED
+  516, // AUTHENTICATION_FAILED
+])
+
+/** Codes of our own errors that mean the same: the store as a whole cannot take blocks. */
+const STORE_WIDE_CODES: ReadonlySet<string> = new Set(['STORE_NO_BATCH_INPUT', 'SCHEMA_BEHIND'])
+
+/** Whether a store error is store-wide and no retry cures it (see STORE_WIDE_CLICKHOUSE_CODES). */
+export function storeWide(err: unknown): boolean {
+  const code = String((err as { code?: unknown } | undefined)?.code ?? '')
+  if (STORE_WIDE_CODES.has(code)) return true
+  const ch = /^CLICKHOUSE_(\d+)$/.exec(code)
+  return ch !== null && STORE_WIDE_CLICKHOUSE_CODES.has(Number(ch[1]))
+}
+
 export const RETRIABLE_CLICKHOUSE_CODES: ReadonlySet<number> = new Set([
   159, // TIMEOUT_EXCEEDED
   164, // READONLY (a replica without Keeper)

@@ -1,0 +1,155 @@
+// GraphQL abuse refusals (issue 11), the API's body guard before and after a change, side by
+// side in one run: one API over chDB behind two HTTP servers, one with the guard of a git ref
+// (`--before`, default main) and one with this tree's; every round sends each of the eight
+// shapes (tests/fuzz/graphql-abuse-shapes.ts) once to each server, the order of the two
+// alternating round by round. Times as the abuse test takes them: from handing the request
+// to the socket to the whole answer read. CPU: the process's user+system time per request
+// (client and server share the process, as in the test; the client's share is the same for
+// both). Prints one JSON report and writes it to bench/reports/graphql-abuse.json.
+// Usage: node bench/graphql-abuse/main.ts [--rounds N] [--before REF]
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createApi } from '@ebbflow/api'
+import { createLogger } from '@ebbflow/common'
+import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  type GuardOptions,
+  httpGuard,
+} from '../../services/api/src/guard.ts'
+import { SHAPES } from '../../tests/fuzz/graphql-abuse-shapes.ts'
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '200' },
+    before: { type: 'string', default: 'main' },
+  },
+})
+const rounds = Number(values.rounds)
+const root = join(import.meta.dirname, '../..')
+const TOKEN = 'token-abuse-bench-0123456789'
+
+type Guard = (
+  options: GuardOptions,
+  host: string,
+  port: () => number,
+) => (req: IncomingMessage, res: ServerResponse) => boolean
+
+// The older guard, as the ref has it, next to this file so its imports resolve here.
+const beforeFile = join(import.meta.dirname, '.guard-before.ts')
+writeFileSync(
+  beforeFile,
+  execFileSync('git', ['show', `${values.before}:services/api/src/guard.ts`], { cwd: root }),
+)
+const tmp = mkdtempSync(join(tmpdir(), 'ebbflow-abuse-bench-'))
+try {
+  const before = (await import(beforeFile)) as { httpGuard: Guard }
+  const store = await ChdbStore.open(join(tmp, 'data'))
+  await migrate(store)
+  const api = createApi({
+    store,
+    tokens: { [TOKEN]: ['*'] },
+    logger: createLogger('bench', 'silent'),
+  })
+
+  const listen = async (make: Guard) => {
+    const guard = make(
+      { corsOrigins: [], allowedHosts: [], maxBodyBytes: DEFAULT_MAX_BODY_BYTES },
+      '127.0.0.1',
+      () => (server.address() as AddressInfo).port,
+    )
+    const server = createServer((req, res) => {
+      if (!guard(req, res)) void api(req, res)
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql` }
+  }
+  const variants = { before: await listen(before.httpGuard), after: await listen(httpGuard) }
+
+  const post = (url: string, bytes: Buffer) =>
+    new Promise<{ status: number; ms: number }>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': bytes.length,
+            authorization: `Bearer ${TOKEN}`,
+          },
+        },
+        (res) => {
+          res.resume()
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }),
+          )
+        },
+      )
+      req.on('error', reject)
+      const started = performance.now()
+      req.end(bytes)
+    })
+
+  const bodies = SHAPES.map((s) => Buffer.from(s.body()))
+  const times = new Map<string, number[]>()
+  const cpu = new Map<string, number>()
+  for (let round = 0; round < rounds; round++) {
+    const order = (
+      round % 2 === 0 ? ['before', 'after'] : ['after', 'before']
+    ) as (keyof typeof variants)[]
+    for (const [i, shape] of SHAPES.entries())
+      for (const v of order) {
+        const c0 = process.cpuUsage()
+        const r = await post(variants[v].url, bodies[i]!)
+        const c = process.cpuUsage(c0)
+        if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
+        const key = `${shape.name}|${v}`
+        times.set(key, [...(times.get(key) ?? []), r.ms])
+        cpu.set(key, (cpu.get(key) ?? 0) + (c.user + c.system) / 1000)
+      }
+  }
+  const pct = (xs: number[], p: number) =>
+    xs[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!
+  const report = {
+    bench: 'graphql-abuse',
+    rounds,
+    before: values.before,
+    loadAverage: loadavg().map((l) => +l.toFixed(2)),
+    shapes: Object.fromEntries(
+      SHAPES.map((s) => [
+        s.name,
+        Object.fromEntries(
+          (['before', 'after'] as const).map((v) => {
+            const xs = [...times.get(`${s.name}|${v}`)!].sort((a, b) => a - b)
+            return [
+              v,
+              {
+                p50: +pct(xs, 50).toFixed(2),
+                p99: +pct(xs, 99).toFixed(2),
+                max: +xs.at(-1)!.toFixed(2),
+                cpuMsPerRequest: +(cpu.get(`${s.name}|${v}`)! / xs.length).toFixed(2),
+              },
+            ]
+          }),
+        ),
+      ]),
+    ),
+  }
+  for (const v of Object.values(variants)) {
+    v.server.closeAllConnections()
+    v.server.close()
+  }
+  await store.close()
+  const text = `${JSON.stringify(report, null, 2)}\n`
+  process.stdout.write(text)
+  mkdirSync(join(root, 'bench/reports'), { recursive: true })
+  writeFileSync(join(root, 'bench/reports/graphql-abuse.json'), text)
+} finally {
+  rmSync(beforeFile, { force: true })
+  rmSync(tmp, { recursive: true, force: true })
+}
