@@ -14,7 +14,7 @@ import {
   type Logger,
   type RecordEvent,
 } from '@ebbflow/common'
-import type { IngesterConfig } from '@ebbflow/ingester'
+import type { IngesterConfig, IngestMetrics } from '@ebbflow/ingester'
 import { type GeneratedOption, withDefaults } from './options.ts'
 
 /** Settings `up` defaults differently from the services' own commands, and why. */
@@ -28,14 +28,29 @@ export const UP_DEFAULTS = {
   metricsPort: '-1',
 } as const
 
-/** Hands every event to the live tail of the API while someone listens. */
-function liveTap(live: MemoryLiveSource, offsetNs: bigint): CaptureSink {
+/**
+ * Hands every event to the live tail of the API while someone listens, and the wall time of
+ * each delivered batch's first event to `delivered` (the first hand-off of the ingester's
+ * stage metrics: the capture's drain ordered it, so the first is about the oldest).
+ */
+function liveTap(
+  live: MemoryLiveSource,
+  offsetNs: bigint,
+  delivered: (oldestNs: bigint) => void,
+): CaptureSink {
   const publish = (events: readonly (RecordEvent | CounterEvent)[]) => {
     if (live.subscriberCount === 0) return
     for (const event of events)
       live.publish({ event, timeNs: offsetNs + BigInt(Math.round(event.bootNs)) })
   }
-  return { records: publish, counters: publish }
+  return {
+    records: (events) => {
+      const first = events[0]
+      if (first) delivered(offsetNs + BigInt(Math.round(first.bootNs)))
+      publish(events)
+    },
+    counters: publish,
+  }
 }
 
 export interface Up {
@@ -135,10 +150,12 @@ export async function startUp(
     const publisher: Publisher = inProcess ?? new KafkaPublisher(config.collector, logger)
     const live = new MemoryLiveSource()
     stops.rest.push(async () => live.close())
+    // The ingester's metrics exist once it started; events delivered before are not timed.
+    let stages: IngestMetrics | undefined
     const collector = await startCollector(config.collector, {
       logger,
       publisher,
-      tap: liveTap(live, publisher.clock.offsetNs),
+      tap: liveTap(live, publisher.clock.offsetNs, (ns) => stages?.stage('delivered', [ns])),
     })
     stops.collector = () => collector.stop()
 
@@ -150,6 +167,7 @@ export async function startUp(
       ...(inProcess ? { inProcess: inProcess.transport.consume() } : {}),
     })
     stops.rest.push(() => ingester.stop())
+    stages = ingester.metrics
 
     const api = await startApi(config.api, { store, live, logger })
     stops.rest.push(() => api.stop())

@@ -82,6 +82,7 @@ export async function start(
         new Ingestor({ store, deadLetters, metrics, logger, source: 'in-process', faults }),
         logger,
         { maxRows: config.maxRows, maxBytes: config.maxBytes, maxWaitMs: config.maxWaitMs },
+        metrics,
       )
       const done = ingester.consume(deps.inProcess)
       closers.push(async () => {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
 import type { Ingestor } from './ingest.ts'
+import type { IngestMetrics } from './metrics.ts'
 import { type Decoded, decodeRecord, type InRecord } from './records.ts'
 
 /** What the in-process transport yields (structurally; the ingester imports no collector). */
@@ -42,13 +43,20 @@ export class InProcessIngester {
   private readonly o: Required<InProcessIngesterOptions>
   private readonly ingestor: Ingestor
   private readonly logger: Logger
+  private readonly metrics: IngestMetrics | undefined
   private readonly run = randomUUID()
   private readonly offsets = new Map<string, bigint>()
   private stopping = false
 
-  constructor(ingestor: Ingestor, logger: Logger, options: InProcessIngesterOptions = {}) {
+  constructor(
+    ingestor: Ingestor,
+    logger: Logger,
+    options: InProcessIngesterOptions = {},
+    metrics?: IngestMetrics,
+  ) {
     this.ingestor = ingestor
     this.logger = logger
+    this.metrics = metrics
     this.o = { maxRows: 100_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 250, ...options }
   }
 
@@ -80,6 +88,7 @@ export class InProcessIngester {
         }
         const record = this.toRecord(r.value)
         const d = decodeRecord(record)
+        if (d.ok) this.metrics?.stage('received', [d.header.firstTimeNs])
         records.push(record)
         decoded.push(d)
         if (records.length === 1) deadline = Date.now() + this.o.maxWaitMs
@@ -95,7 +104,13 @@ export class InProcessIngester {
         bytes += r.value.value.length
         if (rows >= this.o.maxRows || bytes >= this.o.maxBytes) break
       }
-      if (records.length > 0) await this.store(records, decoded)
+      if (records.length > 0) {
+        this.metrics?.stage(
+          'block',
+          decoded.map((d) => (d.ok ? d.header.firstTimeNs : 0n)),
+        )
+        await this.store(records, decoded)
+      }
     }
   }
 

@@ -135,10 +135,13 @@ export class Ingestor {
     }
     const rows = zeroRows()
     const rejected = await this.store(good, token, rows)
+    const rowsStoredAt = Date.now()
     if (TABLES.some((t) => rows[t] > 0)) await this.fault('ingest.between-tables')
     for (const r of rejected) letters.push(r)
     const rejectedSet = new Set(rejected.map((l) => l.record))
     const stored = good.filter((g) => !rejectedSet.has(g.record))
+    const oldest = stored.map((g) => g.header.firstTimeNs)
+    this.o.metrics.stage('stored', oldest, rowsStoredAt)
     rows.collector_stats += await this.storeLag(stored, token)
     // The accounting of what is now stored (ledger.ts): after the rows, under the block's token.
     await recordBatches(
@@ -158,6 +161,7 @@ export class Ingestor {
       this.o.metrics.deadLetters.inc({ reason: l.reason })
     }
     for (const t of TABLES) if (rows[t] > 0) this.o.metrics.rows.inc({ table: t }, rows[t])
+    this.o.metrics.stage('done', oldest)
     if (newestEventNs > 0n)
       this.o.metrics.eventAgeSeconds.observe(
         Math.max(0, Date.now() / 1000 - Number(newestEventNs / 1_000_000n) / 1000),
