@@ -64,8 +64,8 @@ export class IngestMetrics {
    * `delivered` the capture handed it to the collector (ring wake-up, drain flush; `ebbflow up`
    * only), `received` the ingester took its record (plus the collector's batch linger and the
    * transport), `block` the block holding it closed (plus the block wait), `stored` its rows
-   * are queryable (plus the inserts), `done` the block's bookkeeping (lag, ledger, dead letters)
-   * is written too.
+   * are queryable (plus the inserts), `done` the block's dead letters are written and its
+   * bookkeeping (ledger, lag rows) too, or held for a later write (`deferBookkeeping`).
    */
   readonly stageSeconds = new Histogram({
     name: 'ebbflow_ingest_stage_age_seconds',
