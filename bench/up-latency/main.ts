@@ -48,10 +48,57 @@ interface Up {
   child: ChildProcess
   log: () => string
   base: string
+  metrics: string
+}
+
+const STAGES = ['delivered', 'received', 'block', 'stored', 'done'] as const
+type Buckets = Map<string, Map<number, number>> // stage → upper bound → cumulative count
+
+/** `ebbflow_ingest_stage_age_seconds` of `up`'s /metrics: cumulative bucket counts by stage. */
+async function scrapeStages(url: string): Promise<Buckets> {
+  const text = await (await fetch(url)).text()
+  const out: Buckets = new Map()
+  for (const m of text.matchAll(
+    /^ebbflow_ingest_stage_age_seconds_bucket\{le="([^"]+)",stage="([^"]+)"\} (\d+)/gm,
+  )) {
+    const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1])
+    const stage = out.get(m[2]!) ?? new Map<number, number>()
+    out.set(m[2]!, stage.set(le, Number(m[3])))
+  }
+  return out
+}
+
+/**
+ * p50/p99 of each stage between two scrapes, interpolated inside a bucket as Prometheus'
+ * histogram_quantile does: the stage metrics' buckets bound the figures, not the bench.
+ */
+function stageQuantiles(before: Buckets, after: Buckets) {
+  const out: Record<string, { records: number; p50S: number; p99S: number }> = {}
+  for (const stage of STAGES) {
+    const a = after.get(stage)
+    if (!a) continue
+    const b = before.get(stage)
+    const les = [...a.keys()].sort((x, y) => x - y)
+    const counts = les.map((le) => a.get(le)! - (b?.get(le) ?? 0))
+    const total = counts.at(-1) ?? 0
+    const q = (p: number) => {
+      const rank = p * total
+      const i = counts.findIndex((c) => c >= rank)
+      if (i < 0 || total === 0) return Number.NaN
+      const hi = les[i]!
+      if (!Number.isFinite(hi)) return les[i - 1] ?? Number.NaN
+      const lo = i === 0 ? 0 : les[i - 1]!
+      const below = i === 0 ? 0 : counts[i - 1]!
+      return round3(lo + ((hi - lo) * (rank - below)) / Math.max(1, counts[i]! - below))
+    }
+    out[stage] = { records: total, p50S: q(0.5), p99S: q(0.99) }
+  }
+  return out
 }
 
 async function startUp(dataDir: string): Promise<Up> {
   const port = await freePort()
+  const metricsPort = await freePort()
   const child = spawn(
     bin,
     [
@@ -71,6 +118,9 @@ async function startUp(dataDir: string): Promise<Up> {
         ...process.env,
         EBBFLOW_SECURITY_SYSCALLS: 'getpgid',
         EBBFLOW_LOG_LEVEL: 'info',
+        // The stage metrics (ebbflow_ingest_stage_age_seconds) on a port of the bench's own.
+        EBBFLOW_METRICS_PORT: String(metricsPort),
+        EBBFLOW_METRICS_HOST: '127.0.0.1',
         ...(process.env.EBBFLOW_BENCH_UP_ENV ? JSON.parse(process.env.EBBFLOW_BENCH_UP_ENV) : {}),
       },
     },
@@ -86,7 +136,12 @@ async function startUp(dataDir: string): Promise<Up> {
     if (Date.now() > deadline) throw new Error(`ebbflow up did not start: ${log}`)
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { child, log: () => log, base: `http://127.0.0.1:${port}` }
+  return {
+    child,
+    log: () => log,
+    base: `http://127.0.0.1:${port}`,
+    metrics: `http://127.0.0.1:${metricsPort}/metrics`,
+  }
 }
 
 /**
@@ -123,15 +178,19 @@ async function main() {
     await new Promise((r) => setTimeout(r, 2000))
     const stamps = new Map<number, number>() // marker → workload's wall clock, ms
     const seen = new Map<number, number>() // marker → when the bench first saw its row, ms
+    // The catch-up loop yields every 1,000 calls, so markers keep their 100 ms pace when the
+    // workload cannot reach the rate (a starved machine): a marker late by its own loop would
+    // not measure `up`.
     const producer = `use Time::HiRes qw(time sleep); $| = 1;
       my ($r, $d, $m, $b) = (${RATE}, ${SECONDS}, ${MARKER_MS / 1000}, ${MARKER_BASE});
       my $t0 = time; my ($n, $k) = (0, 0);
       while ((my $e = time - $t0) < $d) {
-        my $target = $e * $r; while ($n < $target) { getpgrp($$); $n++ }
+        my $target = $e * $r; while ($n < $target) { getpgrp($$); $n++; last if $n % 1000 == 0 }
         if ($e >= $k * $m) { my $now = time; getpgrp($b + $k); printf("m %d %.6f\\n", $k, $now); $k++ }
         sleep(0.0005)
       }
       print "n $n\\n";`
+    const stagesBefore = await scrapeStages(up.metrics)
     const cpu0 = processCpu(upPid)
     const started = Date.now()
     const workload = cg.start(['perl', '-e', producer])
@@ -180,6 +239,7 @@ async function main() {
     if (code !== 0) throw new Error(`workload exited ${code}`)
     const lastSeenAt = Math.max(...seen.values())
     const cpuAtDrained = processCpu(upPid)
+    const stages = stageQuantiles(stagesBefore, await scrapeStages(up.metrics))
     const latencies: { k: number; at: number; s: number }[] = []
     for (const [k, stamp] of stamps) {
       const at = seen.get(k)
@@ -221,6 +281,9 @@ async function main() {
       p99S: round3(quantile(all, 0.99)),
       maxS: round3(all.at(-1) ?? Number.NaN),
       windows,
+      // Age of each record's oldest event at each hand-off inside `up` (its own stamps, from
+      // the load's start to the drain): every record of the machine, not only the markers.
+      stages,
       kernelDrops: statuses.at(-1)?.drops ?? null,
       upCpuSecondsDuringLoad: round3(cpuAtLoadEnd - cpu0),
       upCpuPerLoadSecond: round3((cpuAtLoadEnd - cpu0) / loadSeconds),

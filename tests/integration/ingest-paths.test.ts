@@ -283,4 +283,44 @@ describe('ingester paths (chDB)', { timeout: 180_000 }, () => {
       ingester.stats.records,
     )
   })
+  it('in-process: ledger and lag rows of several blocks are held, then written together after their rows', async () => {
+    const held = new Ingestor({
+      store,
+      deadLetters: new StoreDeadLetters(store),
+      metrics: new IngestMetrics(),
+      logger,
+      source: 'in-process',
+      deferBookkeeping: true,
+    })
+    // Longer than the test: only the end of the queue writes what is held.
+    const ingester = new InProcessIngester(held, logger, { maxWaitMs: 20, bookkeepingMs: 600_000 })
+    const transport = new InProcessTransport()
+    const consuming = ingester.consume(transport.consume())
+    const node = 'node-held'
+    for (let i = 0; i < 3; i++) {
+      const value = batch(`held-${i}`, 4, {
+        node,
+        collectorInstanceId: 'held',
+        sequence: Long.fromNumber(i, true),
+      })
+      await transport.send([{ topic: TOPICS.exec, key: node, value }])
+      const deadline = Date.now() + 30_000
+      while (ingester.stats.blocks < i + 1) {
+        assert.ok(Date.now() < deadline, `block ${i} was not stored within 30 s`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    const rows = `SELECT count() AS n FROM ebbflow.process_events WHERE filename LIKE '/bin/cmd-held-%'`
+    const ledger = `SELECT count() AS n, uniqExact(stored_at) AS at FROM ebbflow.batch_ledger WHERE node = '${node}'`
+    const lag = `SELECT count() AS n FROM ebbflow.collector_stats WHERE node = '${node}' AND metric = 'ingest_lag_ms'`
+    assert.equal(await count(store, rows), 12, 'three blocks of 4 events, queryable')
+    assert.equal(await count(store, ledger), 0, 'their ledger rows are held')
+    assert.equal(await count(store, lag), 0, 'their lag rows are held')
+    await transport.close()
+    await consuming
+    const [l] = await store.query<{ n: string; at: string }>(ledger)
+    assert.deepEqual(l, { n: '3', at: '1' }, 'one ledger row per batch, written by one statement')
+    assert.equal(await count(store, lag), 3)
+    assert.equal(ingester.stats.blocks, 3)
+  })
 })

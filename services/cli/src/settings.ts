@@ -164,6 +164,10 @@ export async function ingesterSettings(omit: readonly string[] = []): Promise<Se
       maxRows: { value: 'n', description: 'most rows per insert' },
       maxBytes: { value: 'n', description: 'most record bytes per insert' },
       maxWaitMs: { value: 'ms', description: 'longest a block waits to fill' },
+      bookkeepingMs: {
+        value: 'ms',
+        description: 'in-process: longest ledger and lag rows are held to be written together',
+      },
       slowInsertMs: { value: 'ms', description: 'an insert slower than this is logged' },
       concurrency: { value: 'n', description: 'partitions processed at once' },
       sessionTimeoutMs: {

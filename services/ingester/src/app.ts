@@ -86,9 +86,23 @@ export async function start(
     const faults = new Faults(config.fault)
     if (deps.inProcess) {
       const ingester = new InProcessIngester(
-        new Ingestor({ store, deadLetters, metrics, logger, source: 'in-process', faults }),
+        new Ingestor({
+          store,
+          deadLetters,
+          metrics,
+          logger,
+          source: 'in-process',
+          faults,
+          deferBookkeeping: config.bookkeepingMs > 0,
+        }),
         logger,
-        { maxRows: config.maxRows, maxBytes: config.maxBytes, maxWaitMs: config.maxWaitMs },
+        {
+          maxRows: config.maxRows,
+          maxBytes: config.maxBytes,
+          maxWaitMs: config.maxWaitMs,
+          bookkeepingMs: config.bookkeepingMs,
+        },
+        metrics,
       )
       const done = ingester.consume(deps.inProcess)
       closers.push(async () => {

@@ -37,6 +37,11 @@ export const ingesterConfigSchema = z.object({
     .default(16 * 1024 * 1024),
   /** Longest a fetch waits to fill a block. Default: 500 ms. */
   maxWaitMs: z.coerce.number().int().min(1).max(60_000).default(500),
+  /** `ebbflow up`'s in-process queue only: the longest the batch ledger and ingest_lag rows of
+   * stored blocks are held, to be written together (two statements per interval instead of two
+   * per block); 0 writes them with each block. A crash loses at most this long of ledger rows.
+   * Default: 1000 ms. */
+  bookkeepingMs: z.coerce.number().int().min(0).max(60_000).default(1000),
   /** An insert slower than this is logged as slow; it is back-pressure, never a pause. Default: 2000 ms. */
   slowInsertMs: z.coerce.number().int().min(1).default(2000),
   /** Partitions processed at once. Default: 2. */
@@ -90,6 +95,7 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
   maxRows: 'EBBFLOW_INGEST_MAX_ROWS',
   maxBytes: 'EBBFLOW_INGEST_MAX_BYTES',
   maxWaitMs: 'EBBFLOW_INGEST_MAX_WAIT_MS',
+  bookkeepingMs: 'EBBFLOW_INGEST_BOOKKEEPING_MS',
   slowInsertMs: 'EBBFLOW_SLOW_INSERT_MS',
   sessionTimeoutMs: 'EBBFLOW_INGEST_SESSION_TIMEOUT_MS',
   storeFailureExitMs: 'EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS',

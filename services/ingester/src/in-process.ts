@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
 import type { Ingestor } from './ingest.ts'
+import type { IngestMetrics } from './metrics.ts'
 import { type Decoded, decodeRecord, type InRecord } from './records.ts'
 
 /** What the in-process transport yields (structurally; the ingester imports no collector). */
@@ -25,6 +26,11 @@ export interface InProcessIngesterOptions {
    * event happened, whichever comes first. Default: 250 ms.
    */
   maxWaitMs?: number
+  /**
+   * With an Ingestor that defers its bookkeeping (ledger, ingest_lag rows), the longest they
+   * are held before being written. Default: 1000 ms.
+   */
+  bookkeepingMs?: number
 }
 
 export interface InProcessStats {
@@ -42,14 +48,27 @@ export class InProcessIngester {
   private readonly o: Required<InProcessIngesterOptions>
   private readonly ingestor: Ingestor
   private readonly logger: Logger
+  private readonly metrics: IngestMetrics | undefined
   private readonly run = randomUUID()
   private readonly offsets = new Map<string, bigint>()
   private stopping = false
 
-  constructor(ingestor: Ingestor, logger: Logger, options: InProcessIngesterOptions = {}) {
+  constructor(
+    ingestor: Ingestor,
+    logger: Logger,
+    options: InProcessIngesterOptions = {},
+    metrics?: IngestMetrics,
+  ) {
     this.ingestor = ingestor
     this.logger = logger
-    this.o = { maxRows: 100_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 250, ...options }
+    this.metrics = metrics
+    this.o = {
+      maxRows: 100_000,
+      maxBytes: 16 * 1024 * 1024,
+      maxWaitMs: 250,
+      bookkeepingMs: 1000,
+      ...options,
+    }
   }
 
   /** Consumes until the source ends (the transport closed), storing every record it yields. */
@@ -65,14 +84,21 @@ export class InProcessIngester {
       let deadline = 0
       for (;;) {
         pending ??= it.next()
+        // Waiting for a block's first record, the held bookkeeping is the deadline.
+        const since = records.length === 0 ? this.ingestor.bookkeepingSince : undefined
+        const until = since === undefined ? deadline : since + this.o.bookkeepingMs
         const r =
-          records.length === 0
+          records.length === 0 && since === undefined
             ? await pending
             : await Promise.race([
                 pending,
-                sleep(Math.max(0, deadline - Date.now())).then((): typeof TIMEOUT => TIMEOUT),
+                sleep(Math.max(0, until - Date.now())).then((): typeof TIMEOUT => TIMEOUT),
               ])
-        if (r === TIMEOUT) break
+        if (r === TIMEOUT) {
+          if (records.length > 0) break
+          await this.flushBookkeeping()
+          continue
+        }
         pending = undefined
         if (r.done) {
           done = true
@@ -80,6 +106,7 @@ export class InProcessIngester {
         }
         const record = this.toRecord(r.value)
         const d = decodeRecord(record)
+        if (d.ok) this.metrics?.stage('received', [d.header.firstTimeNs])
         records.push(record)
         decoded.push(d)
         if (records.length === 1) deadline = Date.now() + this.o.maxWaitMs
@@ -95,8 +122,18 @@ export class InProcessIngester {
         bytes += r.value.value.length
         if (rows >= this.o.maxRows || bytes >= this.o.maxBytes) break
       }
-      if (records.length > 0) await this.store(records, decoded)
+      if (records.length > 0) {
+        this.metrics?.stage(
+          'block',
+          decoded.map((d) => (d.ok ? d.header.firstTimeNs : 0n)),
+        )
+        await this.store(records, decoded)
+        const since = this.ingestor.bookkeepingSince
+        if (since !== undefined && Date.now() - since >= this.o.bookkeepingMs)
+          await this.flushBookkeeping()
+      }
     }
+    await this.flushBookkeeping()
   }
 
   /** Gives up retrying a failing store (the records in hand are then lost, and logged). */
@@ -118,24 +155,39 @@ export class InProcessIngester {
 
   private async store(records: InRecord[], decoded: Decoded[]): Promise<void> {
     const token = `in-process:${this.run}:${this.stats.blocks}`
-    let delay = 250
-    for (;;) {
-      try {
+    await this.retrying(
+      'storing a block failed; retrying',
+      `stopping with a block the store did not take; its ${records.length} records are lost`,
+      async () => {
         const r = await this.ingestor.ingestBlock(records, token, decoded)
         this.stats.blocks++
         this.stats.records += r.records
         this.stats.deadLetters += r.deadLetters
         for (const n of Object.values(r.rows)) this.stats.rows += n
-        return
+      },
+    )
+  }
+
+  private flushBookkeeping(): Promise<void> {
+    return this.retrying(
+      'writing the ledger and lag rows failed; retrying',
+      'stopping with ledger and lag rows the store did not take; their batches look missing',
+      () => this.ingestor.flushBookkeeping(),
+    )
+  }
+
+  /** Runs `work` until it succeeds, backing off, or until stop() gives up on the store. */
+  private async retrying(failed: string, lost: string, work: () => Promise<void>): Promise<void> {
+    let delay = 250
+    for (;;) {
+      try {
+        return await work()
       } catch (err) {
         if (this.stopping) {
-          this.logger.error(
-            { err, records: records.length },
-            'stopping with a block the store did not take; its records are lost',
-          )
+          this.logger.error({ err }, lost)
           return
         }
-        this.logger.warn({ err, retryInMs: delay }, 'storing a block failed; retrying')
+        this.logger.warn({ err, retryInMs: delay }, failed)
         await sleep(delay)
         delay = Math.min(delay * 2, 5000)
       }

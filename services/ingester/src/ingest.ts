@@ -22,7 +22,7 @@ import { TOPICS } from '@ebbflow/common/wire'
 import { v1Types } from '@ebbflow/proto'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import { type FaultPoint, type Faults, NO_FAULTS } from './faults.ts'
-import { recordBatches } from './ledger.ts'
+import { type LedgerEntry, recordBatches } from './ledger.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type DeadLetterReason, type Decoded, decodeRecord, type InRecord } from './records.ts'
 
@@ -44,6 +44,25 @@ export interface IngestorOptions {
   source: string
   /** Named fault points (faults.ts). Default: none armed. */
   faults?: Faults
+  /**
+   * Keep each block's bookkeeping rows (ingest_lag, batch ledger) until `flushBookkeeping()`
+   * writes those of several blocks at once: two statements per interval instead of two per
+   * block, each ~20–40 ms of chDB's CPU however few its rows (bench/up-latency/per-block.ts).
+   * For the in-process queue only: it is never redelivered and dies with the process, so a
+   * crash costs the ledger rows of at most one interval (those batches then look missing
+   * though stored), where the queue itself loses everything it held. Default: false.
+   */
+  deferBookkeeping?: boolean
+}
+
+interface Bookkeeping {
+  lag: Record<string, unknown>[]
+  ledger: LedgerEntry[]
+  /** The first block's token and the blocks held: a retried flush writes under the same. */
+  token: string
+  blocks: number
+  /** Date.now() when the first block's rows were kept. */
+  since: number
 }
 
 /** A record whose header was read: the one place a block's decoded headers are all at hand. */
@@ -144,17 +163,24 @@ export class Ingestor {
     }
     const rows = zeroRows()
     const rejected = await this.store(good, token, rows)
+    const rowsStoredAt = Date.now()
     if (TABLES.some((t) => rows[t] > 0)) await this.fault('ingest.between-tables')
     for (const r of rejected) letters.push(r)
     const rejectedSet = new Set(rejected.map((l) => l.record))
     const stored = good.filter((g) => !rejectedSet.has(g.record))
-    rows.collector_stats += await this.storeLag(stored, token)
+    const oldest = stored.map((g) => g.header.firstTimeNs)
+    this.o.metrics.stage('stored', oldest, rowsStoredAt)
+    const lag = this.lagRows(stored)
+    rows.collector_stats += lag.length
     // The accounting of what is now stored (ledger.ts): after the rows, under the block's token.
-    await recordBatches(
-      this.o.store,
-      stored.map((g) => ({ topic: g.record.topic, header: g.header })),
-      token,
-    )
+    const ledger = stored.map((g) => ({ topic: g.record.topic, header: g.header }))
+    if (!this.o.deferBookkeeping) await this.writeBookkeeping(lag, ledger, token)
+    else if (lag.length > 0 || ledger.length > 0) {
+      this.held ??= { lag: [], ledger: [], token, blocks: 0, since: Date.now() }
+      this.held.lag.push(...lag)
+      this.held.ledger.push(...ledger)
+      this.held.blocks++
+    }
     // Dead letters are durable before the caller commits anything past them.
     await this.o.deadLetters.write(letters)
     let newestEventNs = 0n
@@ -167,6 +193,7 @@ export class Ingestor {
       this.o.metrics.deadLetters.inc({ reason: l.reason })
     }
     for (const t of TABLES) if (rows[t] > 0) this.o.metrics.rows.inc({ table: t }, rows[t])
+    this.o.metrics.stage('done', oldest)
     if (newestEventNs > 0n)
       this.o.metrics.eventAgeSeconds.observe(
         Math.max(0, Date.now() / 1000 - Number(newestEventNs / 1_000_000n) / 1000),
@@ -330,14 +357,54 @@ export class Ingestor {
     }
   }
 
+  /** When the oldest bookkeeping held back was kept (Date.now()), or undefined when none is. */
+  get bookkeepingSince(): number | undefined {
+    return (this.unwritten ?? this.held)?.since
+  }
+
+  /**
+   * Writes the bookkeeping rows `deferBookkeeping` held back, after the rows they describe.
+   * Rows whose write failed are written first by the next call, under the same tokens, so a
+   * write that half happened (the lag rows, not the ledger) adds nothing twice.
+   */
+  async flushBookkeeping(): Promise<void> {
+    for (;;) {
+      const rows = this.unwritten ?? this.held
+      if (!rows) return
+      if (rows === this.held) {
+        this.held = undefined
+        this.unwritten = rows
+      }
+      await this.writeBookkeeping(rows.lag, rows.ledger, `${rows.token}+${rows.blocks}`)
+      this.unwritten = undefined
+    }
+  }
+
+  /** Bookkeeping kept by blocks since the last flush. */
+  private held: Bookkeeping | undefined
+  /** Bookkeeping a flush took and has not written yet (it failed, or is under way). */
+  private unwritten: Bookkeeping | undefined
+
+  private async writeBookkeeping(
+    lag: readonly Record<string, unknown>[],
+    ledger: readonly LedgerEntry[],
+    token: string,
+  ): Promise<void> {
+    if (lag.length > 0)
+      await this.o.store.insert('ebbflow.collector_stats', lag, {
+        dedupToken: `${token}:ingest_lag`,
+      })
+    await recordBatches(this.o.store, ledger, token)
+  }
+
   /**
    * One collector_stats row per stored record saying how far behind the batch's newest event
    * the ingester took it (metric ingest_lag_ms): the lag of the pipeline per node and family,
    * kept with the data it describes. From the headers: one row per record, not per event.
    */
-  private async storeLag(stored: readonly HeaderedRecord[], token: string): Promise<number> {
+  private lagRows(stored: readonly HeaderedRecord[]): Record<string, unknown>[] {
     const nowNs = BigInt(Date.now()) * 1_000_000n
-    const rows = stored
+    return stored
       .filter((g) => g.header.lastTimeNs > 0n)
       .map((g) => {
         const lagNs = nowNs - g.header.lastTimeNs
@@ -351,11 +418,6 @@ export class Ingestor {
           value: lagNs > 0n ? Number(lagNs / 1_000_000n) : 0,
         }
       })
-    if (rows.length > 0)
-      await this.o.store.insert('ebbflow.collector_stats', rows, {
-        dedupToken: `${token}:ingest_lag`,
-      })
-    return rows.length
   }
 
   private letter(record: InRecord, reason: DeadLetterReason, error: string): DeadLetter {

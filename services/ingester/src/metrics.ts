@@ -2,6 +2,9 @@
 // process (tests, `ebbflow up`), and an optional /metrics endpoint.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
+/** The hand-offs of `ebbflow_ingest_stage_age_seconds`, in the order a record passes them. */
+export type IngestStage = 'delivered' | 'received' | 'block' | 'stored' | 'done'
+
 export class IngestMetrics {
   readonly registry = new Registry()
   readonly records = new Counter({
@@ -55,6 +58,31 @@ export class IngestMetrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
     registers: [this.registry],
   })
+  /**
+   * How old a record's oldest event is (its kernel stamp, as wall time) at each hand-off on its
+   * way into the store, so the latency of kernel event → queryable row can be taken apart:
+   * `delivered` the capture handed it to the collector (ring wake-up, drain flush; `ebbflow up`
+   * only), `received` the ingester took its record (plus the collector's batch linger and the
+   * transport), `block` the block holding it closed (plus the block wait), `stored` its rows
+   * are queryable (plus the inserts), `done` the block's dead letters are written and its
+   * bookkeeping (ledger, lag rows) too, or held for a later write (`deferBookkeeping`).
+   */
+  readonly stageSeconds = new Histogram({
+    name: 'ebbflow_ingest_stage_age_seconds',
+    help: "Age of a record's oldest event at each hand-off: delivered, received, block, stored, done.",
+    labelNames: ['stage'] as const,
+    buckets: [
+      0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.25, 1.5, 2, 3,
+      5, 10, 30,
+    ],
+    registers: [this.registry],
+  })
+  /** Observes `stage` for each oldest-event wall time given (0: a batch without events). */
+  stage(stage: IngestStage, oldestEventNs: Iterable<bigint>, nowMs = Date.now()): void {
+    for (const ns of oldestEventNs)
+      if (ns > 0n)
+        this.stageSeconds.observe({ stage }, Math.max(0, nowMs / 1000 - Number(ns) / 1e9))
+  }
   readonly lag = new Gauge({
     name: 'ebbflow_ingest_consumer_lag',
     help: 'Records behind the partition high watermark, as of the last batch.',
