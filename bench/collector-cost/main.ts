@@ -406,20 +406,24 @@ interface MemoryVariant {
 // `launcher`: the settings `bin/ebbflow collect` and the DaemonSet start the collector with
 // (services/collector/launch.ts); the others take one of them away, or all (`bare`: the
 // previous session's start, with its 64 MiB publisher queue).
+const LAUNCHER: MemoryVariant = {
+  env: { MALLOC_ARENA_MAX: '2' },
+  nodeArgs: ['--max-semi-space-size=2'],
+}
 const MEMORY_VARIANTS: Record<string, MemoryVariant> = {
   bare: { overrides: { queueBudgetBytes: String(64 << 20) } },
   queue16: {},
   arena2: { env: { MALLOC_ARENA_MAX: '2' } },
+  semi2: { nodeArgs: ['--max-semi-space-size=2'] },
   v8: { nodeArgs: ['--max-semi-space-size=2', '--max-old-space-size=96'] },
   rings2: { overrides: { ringBufferBytes: String(2 << 20) } },
-  launcher: {
-    env: { MALLOC_ARENA_MAX: '2' },
-    nodeArgs: ['--max-semi-space-size=2', '--max-old-space-size=96'],
-  },
+  launcher: LAUNCHER,
+  mmap64k: { ...LAUNCHER, env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' } },
+  launcherRings2: { ...LAUNCHER, overrides: { ringBufferBytes: String(2 << 20) } },
   all: {
+    ...LAUNCHER,
+    env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' },
     overrides: { ringBufferBytes: String(2 << 20) },
-    env: { MALLOC_ARENA_MAX: '2' },
-    nodeArgs: ['--max-semi-space-size=2', '--max-old-space-size=96'],
   },
 }
 
