@@ -403,9 +403,11 @@ interface MemoryVariant {
   nodeArgs?: string[]
   env?: Record<string, string>
 }
-// `launcher`: the settings `bin/ebbflow collect` and the DaemonSet start the collector with
-// (services/collector/launch.ts); the others take one of them away, or all (`bare`: the
-// previous session's start, with its 64 MiB publisher queue).
+// `launcher`: the settings `bin/ebbflow collect` and the DaemonSet
+// (infra/k8s/collector-daemonset.yaml) start the collector with, kept equal by hand there; the
+// others try one change each (`bare`: the previous session's start, its 64 MiB publisher queue,
+// no launch settings; `mmap64k`: every malloc of 64 KiB or more its own mapping, returned to the
+// kernel when freed, which tells live native memory from malloc's retained free space).
 const LAUNCHER: MemoryVariant = {
   env: { MALLOC_ARENA_MAX: '2' },
   nodeArgs: ['--max-semi-space-size=2'],
@@ -484,15 +486,18 @@ try {
   )
   const cpu = !phases.includes('cpu')
     ? skipped
-    : await runChild({
-        brokers,
-        kubeconfig,
-        windows: [
-          { name: 'rest', rate: 0, seconds: CPU_SECONDS },
-          { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
-          { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
-        ],
-      })
+    : await runChild(
+        {
+          brokers,
+          kubeconfig,
+          windows: [
+            { name: 'rest', rate: 0, seconds: CPU_SECONDS },
+            { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
+            { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
+          ],
+        },
+        { nodeArgs: LAUNCHER.nodeArgs, env: LAUNCHER.env },
+      )
   // The memory phase's variants, alternated round by round (EBBFLOW_BENCH_MEMORY_VARIANTS,
   // EBBFLOW_BENCH_MEMORY_ROUNDS); the first listed is the one reported as `memory`.
   const variantNames = (env.EBBFLOW_BENCH_MEMORY_VARIANTS ?? 'launcher').split(',')
