@@ -9,7 +9,10 @@
 //   - memory: peak RSS (VmHWM) in Kubernetes mode watching 1,000 pods on its node (served by
 //     tests/support/fake-kube-api.ts) at EBBFLOW_BENCH_RATE events/s (default 200,000) for
 //     EBBFLOW_BENCH_SECONDS (default 60), with the breakdown: Node alone, after the imports,
-//     attached with the pod index loaded, peak;
+//     attached with the pod index loaded, peak; sampled from this process too (the child's
+//     /proc status and smaps by kind of mapping, V8's figures over IPC), for each variant of
+//     EBBFLOW_BENCH_MEMORY_VARIANTS (default `launcher`: as bin/ebbflow starts `collect`),
+//     alternated over EBBFLOW_BENCH_MEMORY_ROUNDS;
 //   - throughput: EBBFLOW_BENCH_STORM getppid records (default 2,000,000) as fast as perl makes
 //     them; events acknowledged by the broker per collector CPU second (storm start → publisher
 //     closed), and bytes per event on the broker's log (gzip, the default).
