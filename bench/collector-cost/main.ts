@@ -9,7 +9,10 @@
 //   - memory: peak RSS (VmHWM) in Kubernetes mode watching 1,000 pods on its node (served by
 //     tests/support/fake-kube-api.ts) at EBBFLOW_BENCH_RATE events/s (default 200,000) for
 //     EBBFLOW_BENCH_SECONDS (default 60), with the breakdown: Node alone, after the imports,
-//     attached with the pod index loaded, peak;
+//     attached with the pod index loaded, peak; sampled from this process too (the child's
+//     /proc status and smaps by kind of mapping, V8's figures over IPC), for each variant of
+//     EBBFLOW_BENCH_MEMORY_VARIANTS (default `launcher`: as bin/ebbflow starts `collect`),
+//     alternated over EBBFLOW_BENCH_MEMORY_ROUNDS;
 //   - throughput: EBBFLOW_BENCH_STORM getppid records (default 2,000,000) as fast as perl makes
 //     them; events acknowledged by the broker per collector CPU second (storm start → publisher
 //     closed), and bytes per event on the broker's log (gzip, the default).
@@ -57,6 +60,8 @@ interface ChildInput {
   brokers: string
   kubeconfig?: string
   windows: Window[]
+  /** Collector settings that differ from the defaults (the memory phase's variants). */
+  overrides?: Record<string, string>
 }
 
 // ---- child: one collector, measured from the inside ----------------------------------------
@@ -69,7 +74,12 @@ async function child(input: ChildInput) {
   const { createCgroup } = await import('../../tests/support/cgroup.ts')
   const afterImportsMiB = rssMiB()
   const config = loadCollectorConfig(
-    { kafkaBrokers: input.brokers, output: 'kafka', securitySyscalls: 'getppid' },
+    {
+      kafkaBrokers: input.brokers,
+      output: 'kafka',
+      securitySyscalls: 'getppid',
+      ...input.overrides,
+    },
     {},
   )
   const enrichConfig = loadEnrichConfig(
@@ -99,7 +109,15 @@ async function child(input: ChildInput) {
   let peakQueued = 0
   let peakHeld = 0
   let samples = 0
+  // V8's view, sent to the parent, which samples /proc from outside (a starved event loop
+  // samples itself too rarely to see the peak).
+  const report = () =>
+    process.send?.({
+      v8: process.memoryUsage(),
+      queued: publisher.stats().queuedBytes,
+    })
   const sampler = setInterval(() => {
+    report()
     samples++
     peak = Math.max(peak, rssMiB())
     const m = process.memoryUsage()
@@ -278,20 +296,144 @@ function topicBytes(dataDir: string): number {
   return total
 }
 
-// Asynchronous: the pod list/watch server lives in this process and must keep answering while
-// a child runs (a spawnSync here left the children's pod lists unanswered).
-async function runNode(args: string[]) {
-  const child = spawn(process.execPath, [import.meta.filename, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d))
-  const code = await new Promise<number | null>((r) => child.on('close', r))
-  if (code !== 0) throw new Error(`${args[0]} ${args[1] ?? ''} process failed (exit ${code})`)
-  return JSON.parse(out.trim().split('\n').at(-1)!)
+const kB = (text: string, field: string) => {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+  return m ? Number(m[1]) / 1024 : 0
 }
 
-const runChild = (input: ChildInput) => runNode(['--child', JSON.stringify(input)])
+// Resident MiB of a process by kind of mapping, from /proc/<pid>/smaps. glibc's non-main
+// malloc arenas are mmapped heaps aligned to their 64 MiB maximum (HEAP_MAX_SIZE), which is how
+// they are told from V8's pages (256 KiB-aligned) here: a heuristic, named as one.
+function smapsByKind(pid: number): Record<string, number> {
+  const kinds: Record<string, number> = {}
+  let kind = 'anon'
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-[0-9a-f]+ (\S+) \S+ \S+ \d+\s*(.*)$/.exec(line)
+    if (head) {
+      const path = head[3]!
+      if (path.includes('bpf')) kind = 'bpfMaps'
+      else if (path === '[heap]') kind = 'brkHeap'
+      else if (path.startsWith('[stack')) kind = 'stack'
+      else if (path.startsWith('/')) kind = 'files'
+      else if (path !== '') kind = path
+      else if (BigInt(`0x${head[1]}`) % (64n << 20n) === 0n) kind = 'mallocArenas64MiBAligned'
+      else kind = 'anonOther'
+      continue
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)
+    if (rss) kinds[kind] = (kinds[kind] ?? 0) + Number(rss[1]) / 1024
+  }
+  return kinds
+}
+
+interface Outside {
+  /** VmHWM read from outside just before the child exits. */
+  vmHWM: number
+  peakRss: number
+  atPeak: Record<string, number>
+  smapsAtPeak: Record<string, number>
+  peakV8: Record<string, number>
+  samples: number
+}
+
+// Asynchronous: the pod list/watch server lives in this process and must keep answering while
+// a child runs (a spawnSync here left the children's pod lists unanswered). With `sample`, this
+// process samples the child's /proc/<pid>/status and V8's figures it reports over IPC.
+async function runNode(
+  args: string[],
+  opts: { nodeArgs?: string[]; env?: Record<string, string>; sample?: boolean } = {},
+) {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), import.meta.filename, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    env: { ...process.env, ...opts.env },
+  })
+  let out = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
+  const outside: Outside = {
+    vmHWM: 0,
+    peakRss: 0,
+    atPeak: {},
+    smapsAtPeak: {},
+    peakV8: {},
+    samples: 0,
+  }
+  let lastV8: Record<string, number> = {}
+  child.on('message', (m: { v8: Record<string, number>; queued: number }) => {
+    lastV8 = { ...m.v8, publisherQueued: m.queued }
+    for (const [k, v] of Object.entries(lastV8))
+      outside.peakV8[k] = Math.max(outside.peakV8[k] ?? 0, v / 2 ** 20)
+  })
+  let lastSmaps = 0
+  const sampler = opts.sample
+    ? setInterval(() => {
+        let text: string
+        try {
+          text = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+        } catch {
+          return // exited
+        }
+        const rss = kB(text, 'VmRSS')
+        if (rss === 0) return // exiting: its mappings are gone
+        outside.samples++
+        outside.vmHWM = kB(text, 'VmHWM')
+        if (rss <= outside.peakRss) return
+        outside.peakRss = rss
+        outside.atPeak = {
+          rssAnon: kB(text, 'RssAnon'),
+          rssFile: kB(text, 'RssFile'),
+          rssShmem: kB(text, 'RssShmem'),
+          threads: Number(/^Threads:\s+(\d+)/m.exec(text)?.[1] ?? 0),
+          ...Object.fromEntries(Object.entries(lastV8).map(([k, v]) => [k, v / 2 ** 20])),
+        }
+        // smaps of a large process costs a few ms: at most once a second, at a new peak.
+        if (Date.now() - lastSmaps > 1000) {
+          lastSmaps = Date.now()
+          try {
+            outside.smapsAtPeak = { rss, ...smapsByKind(child.pid!) }
+          } catch {}
+        }
+      }, 100)
+    : undefined
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  if (sampler) clearInterval(sampler)
+  if (code !== 0) throw new Error(`${args[0]} ${args[1] ?? ''} process failed (exit ${code})`)
+  const result = JSON.parse(out.trim().split('\n').at(-1)!)
+  return opts.sample ? { ...result, outside } : result
+}
+
+interface MemoryVariant {
+  overrides?: Record<string, string>
+  nodeArgs?: string[]
+  env?: Record<string, string>
+}
+// `launcher`: the settings `bin/ebbflow collect` and the DaemonSet
+// (infra/k8s/collector-daemonset.yaml) start the collector with, kept equal by hand there; the
+// others try one change each (`bare`: the previous session's start, its 64 MiB publisher queue,
+// no launch settings; `mmap64k`: every malloc of 64 KiB or more its own mapping, returned to the
+// kernel when freed, which tells live native memory from malloc's retained free space).
+const LAUNCHER: MemoryVariant = {
+  env: { MALLOC_ARENA_MAX: '2' },
+  nodeArgs: ['--max-semi-space-size=2'],
+}
+const MEMORY_VARIANTS: Record<string, MemoryVariant> = {
+  bare: { overrides: { queueBudgetBytes: String(64 << 20) } },
+  queue16: {},
+  arena2: { env: { MALLOC_ARENA_MAX: '2' } },
+  semi2: { nodeArgs: ['--max-semi-space-size=2'] },
+  v8: { nodeArgs: ['--max-semi-space-size=2', '--max-old-space-size=96'] },
+  rings2: { overrides: { ringBufferBytes: String(2 << 20) } },
+  launcher: LAUNCHER,
+  mmap64k: { ...LAUNCHER, env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' } },
+  launcherRings2: { ...LAUNCHER, overrides: { ringBufferBytes: String(2 << 20) } },
+  all: {
+    ...LAUNCHER,
+    env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' },
+    overrides: { ringBufferBytes: String(2 << 20) },
+  },
+}
+
+const runChild = (input: ChildInput, opts: Parameters<typeof runNode>[1] = {}) =>
+  runNode(['--child', JSON.stringify(input)], opts)
 
 const dir = mkdtempSync(join(tmpdir(), 'ebbflow-collector-cost-'))
 const kube = await FakeKubeApi.start()
@@ -347,22 +489,52 @@ try {
   )
   const cpu = !phases.includes('cpu')
     ? skipped
-    : await runChild({
-        brokers,
-        kubeconfig,
-        windows: [
-          { name: 'rest', rate: 0, seconds: CPU_SECONDS },
-          { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
-          { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
-        ],
-      })
-  const memory = !phases.includes('memory')
-    ? skipped
-    : await runChild({
-        brokers,
-        kubeconfig,
-        windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
-      })
+    : await runChild(
+        {
+          brokers,
+          kubeconfig,
+          windows: [
+            { name: 'rest', rate: 0, seconds: CPU_SECONDS },
+            { name: '1000/s', rate: 1000, seconds: CPU_SECONDS },
+            { name: '10000/s', rate: 10_000, seconds: CPU_SECONDS },
+          ],
+        },
+        { nodeArgs: LAUNCHER.nodeArgs, env: LAUNCHER.env },
+      )
+  // The memory phase's variants, alternated round by round (EBBFLOW_BENCH_MEMORY_VARIANTS,
+  // EBBFLOW_BENCH_MEMORY_ROUNDS); the first listed is the one reported as `memory`.
+  const variantNames = (env.EBBFLOW_BENCH_MEMORY_VARIANTS ?? 'launcher').split(',')
+  const memoryRuns: Record<string, unknown>[] = []
+  let memory: typeof skipped & { outside?: Outside; podsListed?: number } = skipped
+  if (phases.includes('memory')) {
+    const rounds = Number(env.EBBFLOW_BENCH_MEMORY_ROUNDS ?? 1)
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? variantNames : [...variantNames].reverse()
+      for (const name of order) {
+        const v = MEMORY_VARIANTS[name]
+        if (!v) throw new Error(`unknown memory variant ${name}`)
+        const r = await runChild(
+          {
+            brokers,
+            kubeconfig,
+            windows: [{ name: `${RATE}/s`, rate: RATE, seconds: SECONDS }],
+            overrides: v.overrides,
+          },
+          { nodeArgs: v.nodeArgs, env: v.env, sample: true },
+        )
+        memoryRuns.push({
+          variant: name,
+          round,
+          ...v,
+          memoryMiB: r.memoryMiB,
+          outside: r.outside,
+          window: r.windows[0],
+          publisher: r.publisher,
+        })
+        if (name === variantNames[0] && memory === skipped) memory = r
+      }
+    }
+  }
   const bytesBefore = topicBytes(join(dir, 'data'))
   const storm = !phases.includes('storm')
     ? { windows: [{ publishedEvents: 0 }] }
@@ -384,7 +556,13 @@ try {
     pods: PODS,
     podListWatchMemory: client,
     cpu: cpu.windows,
-    memory: { ...memory.memoryMiB, podsListed: memory.podsListed, window: memory.windows[0] },
+    memory: {
+      ...memory.memoryMiB,
+      podsListed: memory.podsListed,
+      window: memory.windows[0],
+      outside: memory.outside,
+    },
+    memoryRuns,
     throughput: { ...stormWindow, compression: 'gzip', bytesPerEventOnBroker: bytesPerEvent },
     targets: {
       peakRssMiB: 128,
