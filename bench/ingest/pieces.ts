@@ -19,6 +19,7 @@ import type {
   Store,
   Table,
 } from '@ebbflow/common/store/index'
+import { loadavg } from 'node:os'
 import { createLogger } from '@ebbflow/common'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
 import { ownParse } from './broker.ts'
@@ -61,8 +62,9 @@ function variantStore(store: ChdbStore, v: Variant): Store {
 
 /** The materialized views that read `table`, by name. */
 async function viewsOf(store: ChdbStore, table: Table): Promise<string[]> {
+  // system.tables' dependencies_table is empty for these on chDB: read the views' own text.
   const rows = await store.query<{ name: string }>(
-    `SELECT arrayJoin(dependencies_table) AS name FROM system.tables WHERE database = 'ebbflow' AND name = '${table}'`,
+    `SELECT name FROM system.tables WHERE database = 'ebbflow' AND engine = 'MaterializedView' AND (position(create_table_query, 'FROM ebbflow.${table} ') > 0 OR endsWith(create_table_query, 'FROM ebbflow.${table}'))`,
   )
   return rows.map((r) => r.name)
 }
@@ -147,6 +149,7 @@ export async function pieces(store: ChdbStore, cases: PiecesCase[], rounds: numb
       recordsPerBlock: c.perBlock,
       rounds,
       views,
+      loadAverage: loadavg().map((l) => Number(l.toFixed(1))),
       cpuMsPer100kRows: Object.fromEntries(
         [...VARIANTS, 'ownParse' as const].map((v) => [v, per100k(v)]),
       ),
