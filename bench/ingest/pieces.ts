@@ -12,6 +12,9 @@
 //
 // A piece's cost is full − the variant without it, as CPU ms per 100,000 rows (the process's
 // CPU: chDB's threads run inside it).
+
+import { loadavg } from 'node:os'
+import { createLogger } from '@ebbflow/common'
 import type {
   BatchInput,
   ChdbStore,
@@ -19,8 +22,6 @@ import type {
   Store,
   Table,
 } from '@ebbflow/common/store/index'
-import { loadavg } from 'node:os'
-import { createLogger } from '@ebbflow/common'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
 import { ownParse } from './broker.ts'
 
