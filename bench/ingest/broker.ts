@@ -25,6 +25,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import { startBroker } from '../../tests/support/kafka-broker.ts'
 
 const CLI = join(import.meta.dirname, '../../services/cli/src/main.ts')
+const BEFORE = process.env.EBBFLOW_BENCH_INGEST_BEFORE
 const TICKS = 100 // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s.
 
 /** User + system CPU seconds of a process and all its threads so far. */
@@ -55,6 +56,7 @@ async function ingestProcess(
   rows: number,
   dir: string,
   group: string,
+  cli = CLI,
 ): Promise<Run> {
   // EBBFLOW_BENCH_CPU_PROF=DIR: a V8 CPU profile of each `ebbflow ingest` process in DIR.
   const profile = process.env.EBBFLOW_BENCH_CPU_PROF
@@ -62,7 +64,7 @@ async function ingestProcess(
     process.execPath,
     [
       ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
-      CLI,
+      cli,
       'ingest',
       '--kafka',
       bootstrap,
@@ -225,8 +227,23 @@ export async function throughBroker(
       const a: Run[] = []
       const b: Run[] = []
       const e: Run[] = []
+      const before: Run[] = []
       for (let round = 0; round < rounds; round++) {
         const run = `${c.name}_${round}`
+        // EBBFLOW_BENCH_INGEST_BEFORE=DIR: also `ebbflow ingest` of another checkout (the code
+        // before a change), alternating with this one's in the same run.
+        if (BEFORE)
+          before.push(
+            await ingestProcess(
+              broker.bootstrap,
+              c.topic,
+              c.table,
+              c.rows,
+              join(dir, `before-${run}`),
+              `bench-before-${run}`,
+              join(BEFORE, 'services/cli/src/main.ts'),
+            ),
+          )
         a.push(
           await ingestProcess(
             broker.bootstrap,
@@ -238,7 +255,11 @@ export async function throughBroker(
           ),
         )
         b.push(await ownParse(store, c.table, c.records, perBlock))
-        e.push(await kafkaEngine(store, broker.bootstrap, c.family, c.topic, c.table, c.rows, run))
+        // EBBFLOW_BENCH_INGEST_NO_ENGINE=1: without the Kafka engine route (the slowest here).
+        if (process.env.EBBFLOW_BENCH_INGEST_NO_ENGINE !== '1')
+          e.push(
+            await kafkaEngine(store, broker.bootstrap, c.family, c.topic, c.table, c.rows, run),
+          )
       }
       const ingester = figures(a, c.rows)
       const own = figures(b, c.rows)
@@ -251,11 +272,21 @@ export async function throughBroker(
         rounds,
         ebbflowIngest: ingester,
         clickhouseOwnParse: own,
-        kafkaEngine: figures(e, c.rows),
+        kafkaEngine: e.length > 0 ? figures(e, c.rows) : 'skipped',
         ingestShareOfOwnParse: {
           wall: Number((ingester.rowsPerSecondWall / own.rowsPerSecondWall).toFixed(2)),
           perCpuSecond: Number((ingester.rowsPerCpuSecond / own.rowsPerCpuSecond).toFixed(2)),
         },
+        ...(before.length > 0
+          ? {
+              ebbflowIngestBefore: figures(before, c.rows),
+              beforeShareOfOwnParse: {
+                perCpuSecond: Number(
+                  (figures(before, c.rows).rowsPerCpuSecond / own.rowsPerCpuSecond).toFixed(2),
+                ),
+              },
+            }
+          : {}),
       }
     }
     await producer.disconnect()

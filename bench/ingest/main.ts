@@ -42,6 +42,7 @@ import { v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
 import { createCgroup } from '../../tests/support/cgroup.ts'
 import { ownParse, throughBroker } from './broker.ts'
+import { pieces } from './pieces.ts'
 
 const env = process.env
 const COUNT_ROWS = Number(env.EBBFLOW_BENCH_COUNT_ROWS ?? 1_000_000)
@@ -435,38 +436,66 @@ try {
   const countRecs = records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1')
   const execRecs = records(execs(EXEC_ROWS), 'ebbflow.exec.v1')
   // ONLY=broker: the `ebbflow ingest` figures alone (the other parts take minutes).
-  const all = env.EBBFLOW_BENCH_INGEST_ONLY !== 'broker'
+  const all = env.EBBFLOW_BENCH_INGEST_ONLY === undefined
   const report = {
     bench: 'ingest',
     machine: { cpus: cpus().length, model: cpus()[0]?.model },
     // Records as a collector sends them to Kafka (under the broker's 1 MiB message limit).
-    throughBroker:
-      spawnSync('java', ['-version']).status === 0
-        ? await throughBroker(
+    // PIECES=1: where the ingester's CPU goes (pieces.ts), the same records in process.
+    ...(env.EBBFLOW_BENCH_INGEST_PIECES === '1'
+      ? {
+          pieces: await pieces(
             store,
-            dir,
             [
               {
                 name: 'syscallCountRows',
-                family: 'syscall',
-                topic: 'ebbflow.syscall.v1',
                 table: 'syscall_counts',
                 records: records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1', 2000),
                 rows: COUNT_ROWS,
+                perBlock: Math.max(1, Math.round(BLOCK_ROWS / 2000)),
               },
               {
                 name: 'execRows',
-                family: 'exec',
-                topic: 'ebbflow.exec.v1',
                 table: 'process_events',
                 records: records(execs(EXEC_ROWS), 'ebbflow.exec.v1', 1000),
                 rows: EXEC_ROWS,
+                // `ebbflow ingest` cuts these blocks at 16 MiB first (~80 records).
+                perBlock: Math.min(80, Math.max(1, Math.round(BLOCK_ROWS / 1000))),
               },
             ],
             ROUNDS,
-            BLOCK_ROWS,
-          )
-        : 'skipped: needs Java 17+ for the local Kafka broker',
+          ),
+        }
+      : {}),
+    throughBroker:
+      env.EBBFLOW_BENCH_INGEST_ONLY === 'pieces'
+        ? 'skipped: EBBFLOW_BENCH_INGEST_ONLY=pieces'
+        : spawnSync('java', ['-version']).status === 0
+          ? await throughBroker(
+              store,
+              dir,
+              [
+                {
+                  name: 'syscallCountRows',
+                  family: 'syscall',
+                  topic: 'ebbflow.syscall.v1',
+                  table: 'syscall_counts',
+                  records: records(syscallCounts(COUNT_ROWS), 'ebbflow.syscall.v1', 2000),
+                  rows: COUNT_ROWS,
+                },
+                {
+                  name: 'execRows',
+                  family: 'exec',
+                  topic: 'ebbflow.exec.v1',
+                  table: 'process_events',
+                  records: records(execs(EXEC_ROWS), 'ebbflow.exec.v1', 1000),
+                  rows: EXEC_ROWS,
+                },
+              ],
+              ROUNDS,
+              BLOCK_ROWS,
+            )
+          : 'skipped: needs Java 17+ for the local Kafka broker',
     ...(all
       ? {
           syscallCountRows: await ingestRate(

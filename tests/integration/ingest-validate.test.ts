@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
 import { Long, v1 } from '@ebbflow/proto'
@@ -213,5 +213,117 @@ describe('ingester validation (chDB)', () => {
       'checked-1',
     )
     assert.deepEqual(await rowsOf(), [1, 2, 3, 4, 6])
+  })
+
+  // process_events is fed by three families (exec, exit, fork): its checked insert reads the
+  // block once and unnests the three into one ARRAY JOIN. Every row is the test's own event,
+  // each family's columns in place and the others at their defaults; a record with one bad
+  // fork among valid events stores none of its rows, and a redelivery adds nothing.
+  it('stores exec, exit and fork of one block in one checked insert, each row as sent', async () => {
+    const task = (pid: number) => ({ pid, tgid: pid, ppid: 1, uid: 1000, comm: `c${pid}` })
+    const value = (id: string, pid: number, forkPid: number) =>
+      batch(id, {
+        node: 'node-p',
+        exec: [
+          {
+            timeNs: at(100 + pid),
+            task: task(pid),
+            filename: `/bin/p${pid}`,
+            args: ['a', `${pid}`],
+          },
+        ],
+        exit: [
+          {
+            timeNs: at(200 + pid),
+            task: task(pid),
+            exitCode: pid % 7,
+            signal: 0,
+            durationNs: at(0)
+              .subtract(at(0))
+              .add(pid * 1000),
+          },
+        ],
+        fork: [{ timeNs: at(300 + pid), task: task(pid), childPid: forkPid, childTgid: forkPid }],
+      } as never)
+    const block = (values: Buffer[]) =>
+      values.map((v, i) => ({
+        topic: TOPICS.exec,
+        partition: 0,
+        offset: String(i),
+        key: null,
+        value: v,
+      }))
+    // The store as the ingester sees it, counting separate check passes: a valid block needs none.
+    let checkPasses = 0
+    const counting: Store = {
+      exec: (sql) => store.exec(sql),
+      query: (sql, params) => store.query(sql, params),
+      insert: (table, rows, options) => store.insert(table, rows, options),
+      close: () => Promise.resolve(),
+      batchInput: async (body) => {
+        const input = await store.batchInput(body)
+        return {
+          ...input,
+          query: (build) => {
+            checkPasses++
+            return input.query(build)
+          },
+        }
+      },
+    }
+    const ingestor = new Ingestor({
+      store: counting,
+      deadLetters: new StoreDeadLetters(store),
+      metrics: new IngestMetrics(),
+      logger: createLogger('test', 'silent'),
+      source: 'process',
+    })
+    const valid = block([value('p1', 11, 111), value('p3', 13, 131)])
+    const r = await ingestor.ingestBlock(valid, 'process-1')
+    assert.equal(r.deadLetters, 0)
+    assert.equal(r.rows.process_events, 6)
+    assert.equal(checkPasses, 0)
+    // p2's fork has child pid 0: no kernel forks pid 0, so the whole record is a dead letter;
+    // p4 beside it is stored.
+    const bad = await ingestor.ingestBlock(
+      block([value('p2', 12, 0), value('p4', 14, 141)]),
+      'process-2',
+    )
+    assert.equal(bad.deadLetters, 1)
+    assert.equal(bad.rows.process_events, 3)
+    const letters = await store.query<{ offset: string; error: string }>(
+      "SELECT offset, error FROM ebbflow.dead_letters WHERE source = 'process'",
+    )
+    assert.deepEqual(
+      letters.map((l) => l.offset),
+      ['0'],
+    )
+    assert.match(letters[0]!.error, /fork\[0\]: child pid 0 out of range/)
+    // The valid block again under its token: no row more.
+    await ingestor.ingestBlock(valid, 'process-1')
+    const rows = await store.query<Record<string, string | number | string[]>>(
+      "SELECT kind, pid, comm, filename, args, exit_code, duration_ns, child_pid FROM ebbflow.process_events WHERE node = 'node-p' ORDER BY time",
+    )
+    const byKind = (k: string) => rows.filter((x) => x.kind === k).map((x) => Number(x.pid))
+    assert.deepEqual(byKind('exec'), [11, 13, 14])
+    assert.deepEqual(byKind('exit'), [11, 13, 14])
+    assert.deepEqual(byKind('fork'), [11, 13, 14])
+    for (const pid of [11, 13, 14]) {
+      const row = rows.find((x) => x.kind === 'exec' && Number(x.pid) === pid)!
+      assert.equal(row.filename, `/bin/p${pid}`)
+      assert.deepEqual(row.args, ['a', `${pid}`])
+      assert.equal(row.comm, `c${pid}`)
+      assert.equal(Number(row.exit_code), 0)
+      assert.equal(Number(row.child_pid), 0)
+    }
+    for (const pid of [11, 13, 14]) {
+      const ex = rows.find((x) => x.kind === 'exit' && Number(x.pid) === pid)!
+      assert.equal(Number(ex.exit_code), pid % 7)
+      assert.equal(String(ex.duration_ns), String(pid * 1000))
+      assert.equal(ex.filename, '')
+      const fk = rows.find((x) => x.kind === 'fork' && Number(x.pid) === pid)!
+      assert.equal(Number(fk.child_pid), pid * 10 + 1)
+      assert.equal(String(fk.duration_ns), '0')
+    }
   })
 })

@@ -2,7 +2,8 @@
 // against the real local broker: every row of every table equals what the collector published
 // (dozens of records per topic, the views created after the records were on the topics); a
 // record that is not protobuf and one whose exit code no kernel gives land in
-// ebbflow.dead_letters with their reason, and nothing else does; batches with a hole in their
+// ebbflow.dead_letters with their reason, and so does one with an absurd time, while a valid record
+// after them is stored; nothing else lands there; batches with a hole in their
 // sequence show the hole in collectorHealth through the ledger views.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -45,6 +46,8 @@ const EVENTS = 1800
 /** One instance's batches with sequence 3 missing. */
 const GAP_SEQUENCES = [0, 1, 2, 4, 5]
 const GAP_NODE = 'node-gap'
+/** The node of the valid record sent after the refused ones. */
+const AFTER_NODE = 'node-after'
 
 function normalize(v: unknown): unknown {
   if (typeof v === 'bigint' || typeof v === 'number') return String(v)
@@ -118,8 +121,38 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
         ],
       }).finish(),
     )
+    // An exec 2^64-1 ns after the epoch: protobuf reads it, no clock gives it.
+    const absurdTime = Buffer.from(
+      v1.EventBatch.encode({
+        node: 'node-k',
+        batchId: `absurd-${run}`,
+        exec: [
+          {
+            timeNs: Long.fromString('18446744073709551615', true),
+            task: { pid: 43, tgid: 43 },
+            filename: '/bin/absurd',
+          },
+        ],
+      }).finish(),
+    )
+    // A valid record after the refused ones, in the same partition: the stream goes on.
+    const after = Buffer.from(
+      v1.EventBatch.encode({
+        node: AFTER_NODE,
+        batchId: `after-${run}`,
+        exec: [
+          {
+            timeNs: options.clock.toWall(nowBoot),
+            task: { pid: 44, tgid: 44 },
+            filename: '/bin/after',
+          },
+        ],
+      }).finish(),
+    )
     await producer.send({ topic: topics.exec, messages: [{ key: 'bad-1', value: garbage }] })
     await producer.send({ topic: topics.exec, messages: [{ key: 'bad-2', value: outOfRange }] })
+    await producer.send({ topic: topics.exec, messages: [{ key: 'bad-3', value: absurdTime }] })
+    await producer.send({ topic: topics.exec, messages: [{ key: 'good-4', value: after }] })
     // Batches of one collector instance with sequence 3 missing: the ledger views must show it.
     const gapInstance = `gap-${run}`
     const stamp = Long.fromString(options.clock.toWall(nowBoot).toString(), true)
@@ -175,11 +208,16 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
     const deadline = Date.now() + 120_000
     const tables = Object.keys(COLUMNS) as (keyof typeof COLUMNS)[]
     for (;;) {
-      let done = (await count('SELECT count() AS n FROM ebbflow.dead_letters')) >= 2
+      let done = (await count('SELECT count() AS n FROM ebbflow.dead_letters')) >= 3
       for (const t of tables)
         done &&=
-          (await count(`SELECT count() AS n FROM ebbflow.${t} WHERE node != '${GAP_NODE}'`)) >=
-          expected[t].length
+          (await count(
+            `SELECT count() AS n FROM ebbflow.${t} WHERE node NOT IN ('${GAP_NODE}', '${AFTER_NODE}')`,
+          )) >= expected[t].length
+      done &&=
+        (await count(
+          `SELECT count() AS n FROM ebbflow.process_events WHERE node = '${AFTER_NODE}'`,
+        )) >= 1
       done &&=
         (await count(
           `SELECT count() AS n FROM ebbflow.batch_ledger WHERE collector_instance_id = 'gap-${run}'`,
@@ -206,7 +244,7 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
       const select = cols.map((c) => (c === 'time' ? 'toString(time) AS time' : c)).join(', ')
       const got = (
         await store.query<Record<string, unknown>>(
-          `SELECT ${select} FROM ebbflow.${t} WHERE node != '${GAP_NODE}'`,
+          `SELECT ${select} FROM ebbflow.${t} WHERE node NOT IN ('${GAP_NODE}', '${AFTER_NODE}')`,
         )
       )
         .map((r) => JSON.stringify(cols.map((c) => normalize(r[c]))))
@@ -219,7 +257,7 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
       key: string
       value_base64: string
     }>('SELECT reason, error, key, value_base64 FROM ebbflow.dead_letters ORDER BY key')
-    assert.equal(letters.length, 2, JSON.stringify(letters))
+    assert.equal(letters.length, 3, JSON.stringify(letters))
     assert.equal(letters[0]!.key, 'bad-1')
     assert.equal(letters[0]!.reason, 'undecodable')
     assert.equal(
@@ -233,6 +271,21 @@ describe('Kafka engine route (chDB + local broker)', { skip, timeout: 240_000 },
       await count('SELECT count() AS n FROM ebbflow.process_events WHERE pid = 42'),
       0,
       'the out-of-range exit is not stored',
+    )
+    assert.equal(letters[2]!.key, 'bad-3')
+    assert.equal(letters[2]!.reason, 'invalid_event')
+    assert.match(letters[2]!.error, /exec\[0\]: time 18446744073709551615 ns out of range/)
+    assert.equal(
+      await count('SELECT count() AS n FROM ebbflow.process_events WHERE pid = 43'),
+      0,
+      'the exec of absurd time is not stored',
+    )
+    assert.deepEqual(
+      await store.query(
+        `SELECT pid, filename FROM ebbflow.process_events WHERE node = '${AFTER_NODE}'`,
+      ),
+      [{ pid: 44, filename: '/bin/after' }],
+      'the record after the refused ones is stored',
     )
 
     // The ledger views: the gap in the sequence is what collectorHealth reports.

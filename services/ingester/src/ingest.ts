@@ -101,7 +101,7 @@ export function lengthDelimited(values: readonly Buffer[]): Buffer {
   return Buffer.concat(parts)
 }
 
-/** Tables with a checked insert (one family feeds each); the probe's source is never run. */
+/** Tables with a checked insert (every table records fill); the probe's source is never run. */
 const CHECKED_TABLES = new Set(
   TABLES.filter((t) => checkedInsertStatement(t, () => '') !== undefined),
 )
@@ -235,20 +235,20 @@ export class Ingestor {
     const inserted: Table[] = []
     try {
       input = await store.batchInput(lengthDelimited(good.map((g) => g.record.value!)))
-      // The usual block is valid: its first single-family table is inserted by a statement
-      // that checks every record first and throws before writing when one fails. Only then
+      // The usual block is valid: its first table is inserted by a statement that reads the
+      // block once, checks every record first and throws before writing when one fails. Only then
       // does the separate check pass run, to say which records fail and why.
       const all = rowsOf(good)
       let checked = input.checkedInsert
         ? TABLES.find((t) => all[t] > 0 && CHECKED_TABLES.has(t) && !done.has(t))
         : undefined
       const stop = this.o.metrics.insertSeconds.startTimer()
+      const present = FAMILY_ROUTES.filter((r) =>
+        good.some((g) => (g.header.events[r.field] ?? 0) > 0),
+      ).map((r) => r.field)
       if (checked) {
         const table = checked
         try {
-          const present = FAMILY_ROUTES.filter((r) =>
-            good.some((g) => (g.header.events[r.field] ?? 0) > 0),
-          ).map((r) => r.field)
           await input.insert((source) => checkedInsertStatement(table, source, present)!, {
             dedupToken: `${token}:${table}`,
           })
@@ -296,7 +296,7 @@ export class Ingestor {
       for (const table of TABLES) {
         if (rows[table] === 0 || done.has(table) || table === checked) continue
         if (inserted.length > 0) await this.fault('ingest.between-tables')
-        await input.insert((source) => insertStatement(table, source), {
+        await input.insert((source) => insertStatement(table, source, present), {
           dedupToken: `${token}:${table}`,
         })
         inserted.push(table)

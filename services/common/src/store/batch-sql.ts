@@ -273,6 +273,32 @@ export const fileSource =
 export const inputSource: BatchSource = (structure) => `input(${sqlString(structure)})`
 
 /**
+ * A table's columns (every column any of its families fills) and, per family, the SQL of each
+ * column in that order: a column the family lacks takes its type's default (a materialized
+ * view does not turn NULL into a column's default as an INSERT does).
+ */
+function tableExprs(table: Table): { columns: string[]; routes: [FamilyRoute, string[]][] } {
+  const routes = routesByTable().get(table)
+  if (!routes) throw new Error(`no EventBatch family goes to ${table}`)
+  const perFamily = routes.map((r) => familyColumns(r))
+  const columns = [...new Set(perFamily.flatMap((cols) => cols.map(([c]) => c)))]
+  const types = new Map<string, string>()
+  for (const r of routes) for (const [c, t] of familyColumnTypes(r)) types.set(c, t)
+  const absent = (c: string) => {
+    const t = types.get(c)
+    if (!t) throw new Error(`${table}.${c}: no type for the families without it`)
+    return `defaultValueOfTypeName(${sqlString(t)})`
+  }
+  return {
+    columns,
+    routes: routes.map((r, i) => {
+      const mine = new Map(perFamily[i])
+      return [r, columns.map((c) => mine.get(c) ?? absent(c))]
+    }),
+  }
+}
+
+/**
  * The rows of one table from the records of `source`: its columns and one SELECT per family
  * (UNION ALL). `where` filters records (by header fields) before unnesting.
  */
@@ -280,31 +306,28 @@ export function tableSelect(
   table: Table,
   source: BatchSource,
   where?: string,
+  present?: readonly string[],
 ): { columns: string[]; select: string } {
-  const routes = routesByTable().get(table)
-  if (!routes) throw new Error(`no EventBatch family goes to ${table}`)
-  const perFamily = routes.map((r) => familyColumns(r))
-  const columns = [...new Set(perFamily.flatMap((cols) => cols.map(([c]) => c)))]
-  const types = new Map<string, string>()
-  for (const r of routes) for (const [c, t] of familyColumnTypes(r)) types.set(c, t)
-  const selects = routes.map((r, i) => {
-    const mine = new Map(perFamily[i])
-    // Columns another family of the table has and this one lacks take their type's default
-    // (a materialized view does not turn NULL into a column's default as an INSERT does).
-    const absent = (c: string) => {
-      const t = types.get(c)
-      if (!t) throw new Error(`${table}.${c}: no type for the families without it`)
-      return `defaultValueOfTypeName(${sqlString(t)})`
-    }
-    const exprs = columns.map((c) => `${mine.get(c) ?? absent(c)} AS ${c}`)
-    return `SELECT ${exprs.join(', ')} FROM ${source(batchStructure([r.field]))} ARRAY JOIN ${r.field} AS e${where ? ` WHERE ${where}` : ''}`
+  const { columns, routes } = tableExprs(table)
+  // A family no record of the block has adds no rows, only another parse of the block.
+  const mine = routes.filter(([r]) => !present || present.includes(r.field))
+  const selects = (mine.length > 0 ? mine : routes).map(([r, exprs]) => {
+    const named = exprs.map((e, i) => `${e} AS ${columns[i]}`)
+    return `SELECT ${named.join(', ')} FROM ${source(batchStructure([r.field]))} ARRAY JOIN ${r.field} AS e${where ? ` WHERE ${where}` : ''}`
   })
   return { columns, select: selects.join(' UNION ALL ') }
 }
 
-/** One INSERT … SELECT of a table's rows from the records of `source`. */
-export function insertStatement(table: Table, source: BatchSource): string {
-  const { columns, select } = tableSelect(table, source)
+/**
+ * One INSERT … SELECT of a table's rows from the records of `source`; of the `present` families
+ * only, when the caller knows the block has no events of the others (from the headers).
+ */
+export function insertStatement(
+  table: Table,
+  source: BatchSource,
+  present?: readonly string[],
+): string {
+  const { columns, select } = tableSelect(table, source, undefined, present)
   return `INSERT INTO ebbflow.${table} (${columns.join(', ')}) ${select}`
 }
 
@@ -520,37 +543,47 @@ export function validationStatement(source: BatchSource): string {
 export const BLOCK_FAILS_CHECKS = 'ebbflow: a record of the block fails its checks'
 
 /**
- * The insert of a table fed by one family that first checks every record of the block (all
- * families' events, as validationStatement does) and throws BLOCK_FAILS_CHECKS, before any row
- * is written, when one fails: a valid block, the usual case, is parsed once for its checks and
- * its first table instead of twice. The check runs on whole records, before ARRAY JOIN, so
- * records without events of this family are checked too. Undefined for a table several
- * families feed (its UNION ALL reads the block once per family, and one part could be written
- * before another throws).
+ * The insert of a table that first checks every record of the block (all families' events, as
+ * validationStatement does) and throws BLOCK_FAILS_CHECKS, before any row is written, when one
+ * fails: a valid block, the usual case, is parsed once for its checks and its table instead of
+ * twice. The check runs on whole records, before ARRAY JOIN, so records without events of this
+ * table's families are checked too. One statement reads the block once whatever the number of
+ * families that feed the table: with several (process_events: exec, exit, fork), each family's
+ * events become tuples of the table's columns, concatenated and unnested by one ARRAY JOIN,
+ * instead of a UNION ALL that parses the block once per family and could write one part before
+ * another throws. Undefined when none of the table's families is `present`.
  */
 export function checkedInsertStatement(
   table: Table,
   source: BatchSource,
   present?: readonly string[],
 ): string | undefined {
-  const routes = routesByTable().get(table)
-  if (routes?.length !== 1) return undefined
-  const route = routes[0]!
-  const exprs = familyColumns(route).map(([c, e]) => `${e} AS ${c}`)
+  if (!routesByTable().has(table)) return undefined
+  const { columns, routes } = tableExprs(table)
   // `present`: the families the block's records have events of (their headers, read by
-  // counting the fields on the wire). Checking only those is the same check, and ClickHouse
-  // analyses a statement several times smaller (bench/up-latency/per-block.ts: most of a
-  // small block's cost is analysing its statements).
+  // counting the fields on the wire). Checking and unnesting only those is the same insert,
+  // and ClickHouse analyses a statement several times smaller (bench/up-latency/per-block.ts:
+  // most of a small block's cost is analysing its statements).
+  const mine = routes.filter(([r]) => !present || present.includes(r.field))
+  if (mine.length === 0) return undefined
+  const fields = mine.map(([r]) => r.field)
   const families = familyFields().filter(
-    (f) => !present || present.includes(f) || f === route.field,
+    (f) => !present || present.includes(f) || fields.includes(f),
   )
   const checked =
-    `(SELECT * FROM ${source(validationStructure([route.field], families))} ` +
+    `(SELECT * FROM ${source(validationStructure(fields, families))} ` +
     `WHERE throwIf(NOT (${eventsValid(families)}), ${sqlString(BLOCK_FAILS_CHECKS)}) = 0)`
+  const into = `INSERT INTO ebbflow.${table} (${columns.join(', ')}) `
+  if (mine.length === 1) {
+    const [[route, exprs]] = mine as [[FamilyRoute, string[]]]
+    return `${into}SELECT ${exprs.map((e, i) => `${e} AS ${columns[i]}`).join(', ')} FROM ${checked} ARRAY JOIN ${route.field} AS e`
+  }
+  const tuples = mine.map(([r, exprs]) => `arrayMap(e -> tuple(${exprs.join(', ')}), ${r.field})`)
   return (
-    `INSERT INTO ebbflow.${table} (${familyColumns(route)
-      .map(([c]) => c)
-      .join(', ')}) ` + `SELECT ${exprs.join(', ')} FROM ${checked} ARRAY JOIN ${route.field} AS e`
+    // By position, without aliases: an alias named like a header column (node, boot_id) would
+    // stand for that column inside the lambdas too, and refer back to `r`.
+    `${into}SELECT ${columns.map((_, i) => `r.${i + 1}`).join(', ')} ` +
+    `FROM ${checked} ARRAY JOIN arrayConcat(${tuples.join(', ')}) AS r`
   )
 }
 
