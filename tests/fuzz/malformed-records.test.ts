@@ -142,6 +142,14 @@ describe('malformed records among valid ones, through ebbflow ingest', {
       // fullMessage's values count up past 65,535 over thousands of events: ports stay ports.
       if ('sport' in msg) msg.sport = 1 + (seed.n % 65_535)
       if ('dport' in msg) msg.dport = 1 + ((seed.n + 1) % 65_535)
+      // And pids stay under the kernel's PID_MAX_LIMIT (4,194,304), which the store checks: past
+      // ~20,000 records per topic they would not, and valid records would be dead-lettered.
+      const pid = (v: unknown) => 1 + (Number(v) % 4_000_000)
+      const task = msg.task as Record<string, unknown> | undefined
+      if (task && 'pid' in task) task.pid = pid(task.pid)
+      if (task && 'tgid' in task) task.tgid = pid(task.tgid)
+      for (const k of ['pid', 'childPid', 'childTgid'])
+        if (k in msg && msg[k] !== undefined) msg[k] = pid(msg[k])
       // The event's own node names its rows' node: the test's, so its rows are found by it.
       if (msg.meta) (msg.meta as Record<string, unknown>).node = NODE
       if (time !== undefined) msg.timeNs = Long.fromString(time.toString(), true)
