@@ -147,12 +147,15 @@ try {
       capturedSyscallRecords: captured,
       kernelDropped,
       publishedEvents: stats.publishedEvents,
+      // Left in the queue when close() gave up waiting, and dropped past the queue budget.
+      unpublishedEvents: stats.queuedEvents,
+      publisherDropped: stats.droppedEvents.syscall,
       cpuSeconds,
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
       threadCpuSeconds: threads,
       usPerEvent: {
-        mainThread: perEventUs(threads.node ?? 0),
+        mainThread: perEventUs(threads.MainThread ?? 0),
         v8Workers: perEventUs(sumThreads((n) => n.startsWith('V8'))),
         libuvPool: perEventUs(sumThreads((n) => n.startsWith('libuv'))),
         total: perEventUs(cpuSeconds),
