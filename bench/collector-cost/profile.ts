@@ -8,12 +8,15 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
 /** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost. */
 const PROFILE = process.env.EBBFLOW_BENCH_PROFILE !== '0'
+/** EBBFLOW_BENCH_RAW=0: every syscall record decoded into an event object, as before the
+ * collector wrote them from the ring's bytes (the A side of a side-by-side run). */
+const RAW = process.env.EBBFLOW_BENCH_RAW !== '0'
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 
@@ -62,10 +65,17 @@ try {
   )
   const logger = createLogger('bench', 'warn')
   const publisher = new KafkaPublisher(config, logger)
+  // Without RAW the sink offers no raw writer, so enrichment asks for event objects.
+  const sink = RAW
+    ? publisher
+    : {
+        records: publisher.records.bind(publisher),
+        counters: publisher.counters.bind(publisher),
+      }
   const collector = startCollector(
     config,
     loadEnrichConfig({ kubernetes: 'off' }, {}),
-    publisher,
+    sink,
     logger,
   )
   await new Promise((r) => setTimeout(r, 2000)) // start scan done, producer connected
@@ -81,6 +91,7 @@ try {
   const threads0 = threadCpu()
   const t0 = performance.now()
   const recordsBefore = collector.capture.stats().perFamily.syscall.records
+  const droppedBefore = collector.capture.stats().perFamily.syscall.dropped
   try {
     const r = await cg.run(['perl', '-e', `getppid() for 1..${STORM};`])
     if (r.code !== 0) throw new Error(r.stderr)
@@ -122,15 +133,33 @@ try {
   mkdirSync(reports, { recursive: true })
   if (PROFILE) writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
   const captured = collector.capture.stats().perFamily.syscall.records - recordsBefore
+  const kernelDropped = collector.capture.stats().perFamily.syscall.dropped - droppedBefore
+  const perEventUs = (seconds: number) => Math.round((seconds / stats.publishedEvents) * 1e7) / 10
+  const sumThreads = (match: (name: string) => boolean) =>
+    Object.entries(threads)
+      .filter(([name]) => match(name))
+      .reduce((n, [, s]) => n + s, 0)
   process.stdout.write(
     `${JSON.stringify({
       storm: STORM,
+      raw: RAW,
+      loadAverage: loadavg().map((l) => Math.round(l * 10) / 10),
       capturedSyscallRecords: captured,
+      kernelDropped,
       publishedEvents: stats.publishedEvents,
+      // Left in the queue when close() gave up waiting, and dropped past the queue budget.
+      unpublishedEvents: stats.queuedEvents,
+      publisherDropped: stats.droppedEvents.syscall,
       cpuSeconds,
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
       threadCpuSeconds: threads,
+      usPerEvent: {
+        mainThread: perEventUs(threads.MainThread ?? 0),
+        v8Workers: perEventUs(sumThreads((n) => n.startsWith('V8'))),
+        libuvPool: perEventUs(sumThreads((n) => n.startsWith('libuv'))),
+        total: perEventUs(cpuSeconds),
+      },
     })}\n${top.join('\n')}\n`,
   )
 } finally {

@@ -5,10 +5,13 @@
 // Nothing is decoded while nobody is subscribed.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
-import { ensureTopics } from '@ebbflow/common/kafka'
+import { ensureTopics, zstdCodec } from '@ebbflow/common/kafka'
 import { batchEvents, decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
-import { type Consumer, Kafka, logLevel as kafkaLogLevel } from 'kafkajs'
+import kafkaCodecs, { type Consumer, Kafka, logLevel as kafkaLogLevel } from 'kafkajs'
 import { type LiveEvent, type LiveSource, MemoryLiveSource } from './live.ts'
+
+// Collectors may publish zstd (EBBFLOW_KAFKA_COMPRESSION); kafkajs has no codec of its own.
+kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.ZSTD] = zstdCodec
 
 export class KafkaLiveSource implements LiveSource {
   private readonly memory = new MemoryLiveSource()

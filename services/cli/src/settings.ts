@@ -75,6 +75,7 @@ export async function collectorSettings(): Promise<SettingsTable> {
         description: 'redact secrets in exec arguments with the default rules',
       },
       redactRulesFile: { value: 'file', description: 'JSON file of more redaction rules' },
+      kafkaCompression: { value: 'codec', description: 'Kafka record compression: gzip or zstd' },
     },
   }
 }

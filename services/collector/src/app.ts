@@ -23,6 +23,8 @@ export function redactingSink(sink: CaptureSink, redactor: Redactor): CaptureSin
     counters(events) {
       sink.counters(events)
     },
+    // Redaction is of exec argv: syscall records pass by.
+    rawSyscalls: () => sink.rawSyscalls?.(),
   }
 }
 

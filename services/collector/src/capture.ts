@@ -6,9 +6,11 @@ import {
   type CounterEvent,
   DEFAULT_SECURITY_SYSCALLS,
   type DecodeErrors,
+  type DecodeOptions,
   DROP_REASONS,
   type DropDelta,
   decodeBatch,
+  type EventMeta,
   type Family,
   type FileEvent,
   findCgroup2Mount,
@@ -17,6 +19,7 @@ import {
   LIMITS,
   type Logger,
   newDecodeErrors,
+  type RawSyscallTaker,
   type RecordEvent,
   syscallName,
   syscallNumber,
@@ -32,7 +35,26 @@ import { mergeSyscallCounts, SyscallSlots } from './syscall-slots.ts'
 export interface CaptureSink {
   records(events: RecordEvent[], family: Family): void
   counters(events: CounterEvent[]): void
+  /**
+   * Optional, asked once at start: takes syscall records from the ring's bytes, with no event
+   * object (returning false has the record decoded and given to records() as usual). Stages in
+   * front of enrichment pass the question on; enrichment answers it when the stage after it
+   * has a rawSyscallWriter.
+   */
+  rawSyscalls?(): RawSyscallTaker | undefined
+  /** Optional, for stages after enrichment: writes an enriched syscall record from its bytes. */
+  rawSyscallWriter?(): RawSyscallWriter | undefined
 }
+
+/** Writes the syscall record at `at` of a ring batch, enriched with `meta`. */
+export type RawSyscallWriter = (
+  batch: Buffer,
+  view: DataView,
+  at: number,
+  bootNs: number,
+  stringArgs: (nr: number) => readonly number[],
+  meta: Readonly<EventMeta>,
+) => void
 
 interface ProgramSpec {
   name: string
@@ -171,7 +193,9 @@ export class KernelCapture {
   private readonly states: FamilyState[]
   private readonly sink: CaptureSink
   private readonly logger: Logger
-  private readonly stringArgs: (nr: number) => readonly number[]
+  /** Decode options of the syscall family's batches and of every other family's. */
+  private readonly syscallDecode: DecodeOptions
+  private readonly otherDecode: DecodeOptions
   private readonly syscallCounts = new DeltaTracker(1)
   private readonly traffic = new DeltaTracker(2)
   /** file: the latest sighting of each dedup key, and the repeat total last read for it. */
@@ -194,7 +218,9 @@ export class KernelCapture {
     this.states = states
     this.sink = sink
     this.logger = logger
-    this.stringArgs = stringArgs
+    this.otherDecode = { stringArgs }
+    const takeSyscall = families.includes('syscall') ? sink.rawSyscalls?.() : undefined
+    this.syscallDecode = takeSyscall ? { stringArgs, takeSyscall } : this.otherDecode
     this.lastCounterRead = bootTimeNs()
     const perFamily = {} as CaptureStats['perFamily']
     for (const f of families) perFamily[f] = { records: 0, dropped: 0 }
@@ -316,7 +342,9 @@ export class KernelCapture {
   private onBatch(family: Family, batch: Buffer, lost: number): void {
     const out: RecordEvent[] = []
     const started = process.hrtime.bigint()
-    const n = decodeBatch(batch, out, this.stats_.decodeErrors, { stringArgs: this.stringArgs })
+    const options = family === 'syscall' ? this.syscallDecode : this.otherDecode
+    // decodeNs includes the syscall records the sink wrote from the bytes while it ran.
+    const n = decodeBatch(batch, out, this.stats_.decodeErrors, options)
     this.stats_.decodeNs += Number(process.hrtime.bigint() - started)
     this.stats_.batches++
     this.stats_.records += n

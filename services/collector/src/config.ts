@@ -119,6 +119,10 @@ export const collectorConfigSchema = z.object({
   /** JSON file of more redaction rules, `[{ "name", "arg"?, "nextArg"?, "binary"? }]`,
    * applied after the defaults. Default: none. */
   redactRulesFile: z.string().min(1).optional(),
+  /** Kafka record batch compression: gzip, or zstd (about as small, less CPU: bench/RESULTS.md
+   * "collector cost"; the ingester, the API's live tail and ClickHouse's Kafka engine read
+   * both). Default: gzip. */
+  kafkaCompression: z.enum(['gzip', 'zstd']).default('gzip'),
 })
 
 export type CollectorConfig = z.output<typeof collectorConfigSchema>
@@ -148,6 +152,7 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
   logLevel: 'EBBFLOW_LOG_LEVEL',
   redactDefaults: 'EBBFLOW_REDACT_DEFAULTS',
   redactRulesFile: 'EBBFLOW_REDACT_RULES_FILE',
+  kafkaCompression: 'EBBFLOW_KAFKA_COMPRESSION',
 }
 
 /** The environment variable each setting reads (for help texts and the README table). */

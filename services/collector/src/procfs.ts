@@ -473,4 +473,9 @@ export class StartScanDedup implements CaptureSink {
   counters(events: CounterEvent[]): void {
     this.next.counters(events)
   }
+
+  /** Only execs are compared with the read: syscall records pass by. */
+  rawSyscalls(): ReturnType<NonNullable<CaptureSink['rawSyscalls']>> {
+    return this.next.rawSyscalls?.()
+  }
 }

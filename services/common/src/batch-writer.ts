@@ -101,6 +101,32 @@ export class BatchWriter {
     return this.placeLength(this.pos, n)
   }
 
+  /**
+   * The NUL-terminated string in `src[start, start + size)`, as string() would write
+   * `src.toString('utf8', start, end)`: ASCII bytes are copied as they are (no string made);
+   * anything else takes the decode, so invalid UTF-8 becomes U+FFFD exactly as it would.
+   */
+  cString(src: Buffer, start: number, size: number): this {
+    let end = start
+    const limit = start + size
+    let ascii = true
+    while (end < limit) {
+      const c = src[end]!
+      if (c === 0) break
+      if (c > 127) ascii = false
+      end++
+    }
+    const n = end - start
+    if (!ascii || n > 127) return this.string(src.toString('utf8', start, end))
+    this.ensure(n + 1)
+    const b = this.buf
+    let p = this.pos
+    b[p++] = n
+    for (let i = start; i < end; i++) b[p++] = src[i]!
+    this.pos = p
+    return this
+  }
+
   bytes(v: Uint8Array): this {
     this.ensure(v.length + 5)
     this.uint32(v.length)

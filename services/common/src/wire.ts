@@ -5,6 +5,8 @@
 
 import { Long, type pb, v1, v1Types } from '@ebbflow/proto'
 import { BatchWriter } from './batch-writer.ts'
+import { LAYOUTS } from './events/layout.generated.ts'
+import { syscallName } from './events/syscalls.ts'
 import type {
   CapturedEvent,
   DropDelta,
@@ -760,6 +762,75 @@ export function writeEvent(
   const enc = ENCODE[e.kind]
   enc.encode(wireOf(e, clock, null), w.uint32(tag).fork())
   if (e.meta) w.uint32(enc.metaTag).bytes(encodedMeta(e.meta))
+  w.ldelim()
+}
+
+const RAW_TASK = LAYOUTS.ebf_task.fields
+const RAW_SYSCALL = LAYOUTS.ebf_syscall_event_v1.fields
+const RAW_STR_LEN = RAW_SYSCALL.str.size / 2
+const SYSCALL_BATCH_TAG = (BATCH_FIELD.syscall << 3) | 2
+
+/** Which argument indexes the kernel copied as strings, by syscall number. */
+export type StringArgsOf = (nr: number) => readonly number[]
+
+/**
+ * Writes one ebf_syscall_event_v1 record, straight from the ring's bytes at `at`, as the
+ * EventBatch field writeEvent writes for the event decodeBatch makes of it: the same bytes,
+ * without the event object and its six bigint arguments (most of what the collector's garbage
+ * collector did under a syscall storm). The caller checked the record's framing and size.
+ */
+export function writeRawSyscall(
+  w: BatchWriter,
+  buf: Buffer,
+  view: DataView,
+  at: number,
+  bootNs: number,
+  stringArgs: StringArgsOf,
+  meta: EventMeta,
+  clock: WallClock,
+): void {
+  const t = at + RAW_SYSCALL.task.offset
+  w.uint32(SYSCALL_BATCH_TAG).fork()
+  timeField(w, T_SYSCALL.timeNs, bootNs, clock)
+  w.uint32(T_SYSCALL.task).fork()
+  // As decode reads it (a double): a cgroup id past 2^53 is rounded alike on both paths.
+  const cgroupId =
+    view.getUint32(t + RAW_TASK.cgroup_id.offset + 4, true) * TWO_32 +
+    view.getUint32(t + RAW_TASK.cgroup_id.offset, true)
+  w.uint32(T_TASK.cgroupId).uint64(cgroupId)
+  w.uint32(T_TASK.pid).uint32(view.getUint32(t + RAW_TASK.pid.offset, true))
+  w.uint32(T_TASK.tgid).uint32(view.getUint32(t + RAW_TASK.tgid.offset, true))
+  w.uint32(T_TASK.ppid).uint32(view.getUint32(t + RAW_TASK.ppid.offset, true))
+  w.uint32(T_TASK.uid).uint32(view.getUint32(t + RAW_TASK.uid.offset, true))
+  w.uint32(T_TASK.gid).uint32(view.getUint32(t + RAW_TASK.gid.offset, true))
+  w.uint32(T_TASK.pidnsIno).uint32(view.getUint32(t + RAW_TASK.pidns_ino.offset, true))
+  w.uint32(T_TASK.mntnsIno).uint32(view.getUint32(t + RAW_TASK.mntns_ino.offset, true))
+  w.uint32(T_TASK.comm).cString(buf, t + RAW_TASK.comm.offset, RAW_TASK.comm.size)
+  w.ldelim()
+  metaField(w, T_SYSCALL.meta, meta)
+  const nr = view.getUint32(at + RAW_SYSCALL.syscall_nr.offset, true)
+  w.uint32(T_SYSCALL.syscallNr).uint32(nr)
+  w.uint32(T_SYSCALL.syscall).string(syscallName(nr))
+  // Packed; a uint64 varint from its 32-bit halves is the one the bigint path writes.
+  w.uint32(T_SYSCALL.args).fork()
+  const args = at + RAW_SYSCALL.args.offset
+  for (let i = 0; i < 48; i += 8)
+    w.uint64Parts(view.getUint32(args + i, true), view.getUint32(args + i + 4, true))
+  w.ldelim()
+  const which = stringArgs(nr)
+  for (let slot = 0; slot < 2; slot++) {
+    const n = view.getUint16(at + RAW_SYSCALL.str_size.offset + slot * 2, true)
+    const arg = which[slot]
+    if (n === 0 || arg === undefined) continue
+    w.uint32(T_SYSCALL.strings).fork()
+    w.uint32(T_STRING_ARG.arg).uint32(arg)
+    w.uint32(T_STRING_ARG.value).cString(
+      buf,
+      at + RAW_SYSCALL.str.offset + slot * RAW_STR_LEN,
+      Math.min(n, RAW_STR_LEN),
+    )
+    w.ldelim()
+  }
   w.ldelim()
 }
 

@@ -10,9 +10,9 @@
 // rebalance) reads the plan and cuts its first block at exactly `to`, under the same token:
 // stored already, ClickHouse drops it; not stored, it is stored now.
 import { EbbflowError, type Logger } from '@ebbflow/common'
-import { ensureTopics } from '@ebbflow/common/kafka'
+import { ensureTopics, zstdCodec } from '@ebbflow/common/kafka'
 import { storeWide } from '@ebbflow/common/store/index'
-import {
+import kafkaCodecs, {
   type Admin,
   type Consumer,
   type EachBatchPayload,
@@ -21,8 +21,12 @@ import {
   logLevel as kafkaLogLevel,
 } from 'kafkajs'
 import type { Ingestor } from './ingest.ts'
+
 import type { IngestMetrics } from './metrics.ts'
 import { type Decoded, decodeRecord, type InRecord } from './records.ts'
+
+// Collectors may publish zstd (EBBFLOW_KAFKA_COMPRESSION); kafkajs has no codec of its own.
+kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.ZSTD] = zstdCodec
 
 export interface KafkaIngesterOptions {
   brokers: string[]

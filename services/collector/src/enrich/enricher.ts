@@ -12,7 +12,9 @@ import {
   type ExecEvent,
   type Family,
   findCgroup2Mount,
+  LAYOUTS,
   type Logger,
+  type RawSyscallTaker,
   type RecordEvent,
 } from '@ebbflow/common'
 import type { CaptureSink } from '../capture.ts'
@@ -24,6 +26,8 @@ import { PodIndex, PodWatcher } from './pods.ts'
 import { SessionTracker } from './sessions.ts'
 
 type AnyEvent = RecordEvent | CounterEvent
+
+const RAW_CGROUP_ID = LAYOUTS.ebf_syscall_event_v1.fields['task.cgroup_id'].offset
 
 interface Resolution {
   meta: Readonly<EventMeta>
@@ -104,6 +108,34 @@ export class Enricher implements CaptureSink {
       this.records(events, 'exec')
     } finally {
       this.sessions?.prime(undefined)
+    }
+  }
+
+  /**
+   * Syscall records of cgroups whose meta is settled (resolved, or sent without waiting as
+   * enrich() would) go from the ring's bytes to the next stage's writer; the others are
+   * decoded and take enrich()'s path (held while their metadata is awaited). No sessions: they
+   * follow execs only.
+   */
+  rawSyscalls(): RawSyscallTaker | undefined {
+    const write = this.next.rawSyscallWriter?.()
+    if (!write) return undefined
+    return (batch, view, at, bootNs, stringArgs) => {
+      const t = at + RAW_CGROUP_ID
+      const cgroupId = view.getUint32(t + 4, true) * 2 ** 32 + view.getUint32(t, true)
+      let meta: Readonly<EventMeta>
+      if (cgroupId === 0) meta = this.nodeMeta
+      else {
+        const r = this.resolve(cgroupId)
+        if (r.complete) meta = r.meta
+        else if (r.gaveUp || this.options.lateMetadataMs === 0 || this.stopped) {
+          meta = r.unresolvedMeta
+          this.stats_.sentUnresolved++
+        } else return false
+      }
+      this.stats_.events++
+      write(batch, view, at, bootNs, stringArgs, meta)
+      return true
     }
   }
 

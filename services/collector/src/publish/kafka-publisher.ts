@@ -28,11 +28,20 @@ function options(config: PublishConfig, logger: Logger | undefined, instanceId?:
 /** A CaptureSink publishing to Kafka (idempotent, acks=-1, gzip, key = node name). */
 export class KafkaPublisher extends Publisher {
   constructor(
-    config: PublishConfig & { kafkaBrokers: string[] },
+    config: PublishConfig & {
+      kafkaBrokers: string[]
+      kafkaCompression?: CollectorConfig['kafkaCompression']
+    },
     logger?: Logger,
     instanceId?: string,
   ) {
-    super(new KafkaTransport({ brokers: config.kafkaBrokers }), options(config, logger, instanceId))
+    super(
+      new KafkaTransport({
+        brokers: config.kafkaBrokers,
+        compression: config.kafkaCompression ?? 'gzip',
+      }),
+      options(config, logger, instanceId),
+    )
   }
 }
 

@@ -16,9 +16,10 @@ import {
   type WallClock,
   writeEvent,
   writeQueueDrops,
+  writeRawSyscall,
 } from '@ebbflow/common/wire'
 import { v1 } from '@ebbflow/proto'
-import type { CaptureSink } from '../capture.ts'
+import type { CaptureSink, RawSyscallWriter } from '../capture.ts'
 import type { Transport } from './transport.ts'
 
 export interface PublisherOptions {
@@ -153,15 +154,33 @@ export class Publisher implements CaptureSink {
     }
   }
 
-  private add(family: Family, e: CapturedEvent): void {
+  /** Enriched syscall records written from the ring's bytes, as add() writes their events. */
+  rawSyscallWriter(): RawSyscallWriter {
+    return (batch, view, at, bootNs, stringArgs, meta) => {
+      const p = this.pendingOf('syscall')
+      writeRawSyscall(p.writer, batch, view, at, bootNs, stringArgs, meta, this.o.clock)
+      this.added('syscall', p, bootNs)
+    }
+  }
+
+  private pendingOf(family: Family): Pending {
     let p = this.pending.get(family)
     if (!p) {
       p = this.newPending(family)
       this.pending.set(family, p)
     }
+    return p
+  }
+
+  private add(family: Family, e: CapturedEvent): void {
+    const p = this.pendingOf(family)
     writeEvent(p.writer, e, this.o.clock)
-    if (e.bootNs < p.minBootNs) p.minBootNs = e.bootNs
-    if (e.bootNs > p.maxBootNs) p.maxBootNs = e.bootNs
+    this.added(family, p, e.bootNs)
+  }
+
+  private added(family: Family, p: Pending, bootNs: number): void {
+    if (bootNs < p.minBootNs) p.minBootNs = bootNs
+    if (bootNs > p.maxBootNs) p.maxBootNs = bootNs
     p.events++
     if (p.events >= this.o.batchMaxEvents || p.writer.len >= this.o.batchMaxBytes)
       this.flush(family)

@@ -1,6 +1,11 @@
 // Where encoded EventBatches go: Kafka in the distributed mode, an in-process queue in the
 // embedded one. The publisher above it owns batching, the memory budget and drop counting.
-import { CompressionTypes, Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
+import { zstdCodec } from '@ebbflow/common/kafka'
+import kafkajs, { CompressionTypes, Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
+
+// kafkajs has no zstd of its own; the ingester and the API's live tail register the same one.
+// (CompressionCodecs is not among the names Node finds in kafkajs's CommonJS exports.)
+kafkajs.CompressionCodecs[CompressionTypes.ZSTD] = zstdCodec
 
 export interface OutRecord {
   topic: string
@@ -23,8 +28,9 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number
   /** Per request. Default: 10000 ms. */
   requestTimeoutMs?: number
-  /** Record batch compression: gzip is built into kafkajs; lz4 and zstd need their codec
-   * registered in kafkajs' CompressionCodecs first (bench/collector-cost does). Default: gzip. */
+  /** Record batch compression: gzip is built into kafkajs, zstd is registered above (from
+   * node:zlib); lz4 needs its codec registered in kafkajs' CompressionCodecs first
+   * (bench/collector-cost/codecs.ts does). Default: gzip. */
   compression?: 'gzip' | 'none' | 'lz4' | 'zstd'
 }
 

@@ -363,7 +363,21 @@ function decodeFile(
 export interface DecodeOptions {
   /** For syscall records: which argument indexes the kernel copied as strings. */
   stringArgs?: (nr: number) => readonly number[]
+  /**
+   * Offered each well-framed syscall record before it is decoded: true when it took the record
+   * from the batch's bytes itself (it is counted as decoded and not appended to `out`).
+   */
+  takeSyscall?: RawSyscallTaker
 }
+
+/** Takes one syscall record from a batch's bytes (see DecodeOptions.takeSyscall). */
+export type RawSyscallTaker = (
+  batch: Buffer,
+  view: DataView,
+  at: number,
+  bootNs: number,
+  stringArgs: (nr: number) => readonly number[],
+) => boolean
 
 const noStrings = (): readonly number[] => []
 
@@ -379,6 +393,7 @@ export function decodeBatch(
 ): number {
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength)
   const stringArgs = options.stringArgs ?? noStrings
+  const take = options.takeSyscall
   const end = batch.byteLength
   let decoded = 0
   let at = 0
@@ -419,6 +434,10 @@ export function decodeBatch(
         event = decodeTcp(batch, view, rec, size, bootNs)
         break
       case EVENT_TYPE.SYSCALL:
+        if (take && size >= SYSCALL.size && take(batch, view, rec, bootNs, stringArgs)) {
+          decoded++
+          continue
+        }
         event = decodeSyscall(batch, view, rec, size, bootNs, stringArgs)
         break
       case EVENT_TYPE.FILE:
