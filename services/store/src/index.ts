@@ -1,6 +1,7 @@
-// The store: schema migrations, the Store interface and its chDB implementation, and the
-// mapping of decoded events to rows. Imported as `@ebbflow/common/store/index` (not from the
-// package root) so services that never store anything do not load chDB.
+// The store: schema migrations, the Store interface with its chDB and ClickHouse
+// implementations, and the mapping of decoded events to rows. A package of its own, apart from
+// @ebbflow/common, so that a service that never stores anything (the collector) does not carry
+// chDB or the ClickHouse client in its dependencies.
 export * from './batch-sql.ts'
 export * from './chdb-store.ts'
 export * from './clickhouse-store.ts'
