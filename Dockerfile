@@ -27,6 +27,7 @@ COPY package.json package-lock.json ./
 COPY native/package.json native/
 COPY proto/package.json proto/
 COPY services/common/package.json services/common/
+COPY services/store/package.json services/store/
 COPY services/collector/package.json services/collector/
 COPY services/ingester/package.json services/ingester/
 COPY services/api/package.json services/api/

@@ -28,8 +28,8 @@ const out = values.out!
  */
 const RELOCATIONS: { file: RegExp; from: string; to: string }[] = [
   {
-    file: /services\/common\/src\/store\/migrate\.ts$/,
-    from: `'../../../../infra/clickhouse/migrations'`,
+    file: /services\/store\/src\/migrate\.ts$/,
+    from: `'../../../infra/clickhouse/migrations'`,
     to: `'./migrations'`,
   },
   {

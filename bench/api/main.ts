@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApi } from '@ebbflow/api'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 
 const SIZES = (process.env.EBBFLOW_BENCH_API_ROWS ?? '10000000,100000000').split(',').map(Number)
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_API_ROUNDS ?? 40)

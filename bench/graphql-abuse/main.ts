@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createApi } from '@ebbflow/api'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import {
   DEFAULT_MAX_BODY_BYTES,
   type GuardOptions,

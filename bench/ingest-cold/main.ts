@@ -15,8 +15,8 @@ import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import { Long, v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { startClickHouseFront } from './clickhouse-front.ts'
 
 const ROOT = join(import.meta.dirname, '../..')

@@ -11,6 +11,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
+import { PROTO_DIR } from '@ebbflow/proto'
 import {
   BATCH_SCHEMA,
   type ChdbStore,
@@ -18,9 +20,7 @@ import {
   insertStatement,
   kafkaEngineStatements,
   type Table,
-} from '@ebbflow/common/store/index'
-import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
-import { PROTO_DIR } from '@ebbflow/proto'
+} from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker } from '../../tests/support/kafka-broker.ts'
 

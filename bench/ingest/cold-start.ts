@@ -3,7 +3,7 @@
 // Usage: node cold-start.ts DATA_DIR BATCH_BASE64
 const t0 = performance.now()
 const { createLogger } = await import('@ebbflow/common')
-const { ChdbStore, migrate } = await import('@ebbflow/common/store/index')
+const { ChdbStore, migrate } = await import('@ebbflow/store')
 const { handleKafkaBatch, Ingestor, IngestMetrics, recordsFromMsk, StoreDeadLetters } =
   await import('@ebbflow/ingester')
 const imported = performance.now()

@@ -21,14 +21,6 @@ import { join } from 'node:path'
 import { InProcessPublisher, KernelCapture, loadCollectorConfig } from '@ebbflow/collector'
 import type { CapturedEvent, EventMeta } from '@ebbflow/common'
 import { createLogger } from '@ebbflow/common'
-import {
-  ChdbStore,
-  migrate,
-  TABLES,
-  type Table,
-  toJsonEachRow,
-  toRows,
-} from '@ebbflow/common/store/index'
 import { WallClock, writeEvent } from '@ebbflow/common/wire'
 import {
   type Decoded,
@@ -39,6 +31,7 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate, TABLES, type Table, toJsonEachRow, toRows } from '@ebbflow/store'
 import protobuf from 'protobufjs'
 import { createCgroup } from '../../tests/support/cgroup.ts'
 import { ownParse, throughBroker } from './broker.ts'

@@ -15,14 +15,8 @@
 
 import { loadavg } from 'node:os'
 import { createLogger } from '@ebbflow/common'
-import type {
-  BatchInput,
-  ChdbStore,
-  InsertOptions,
-  Store,
-  Table,
-} from '@ebbflow/common/store/index'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
+import type { BatchInput, ChdbStore, InsertOptions, Store, Table } from '@ebbflow/store'
 import { ownParse } from './broker.ts'
 
 const logger = createLogger('bench', 'warn')

@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { CapturedEvent } from '@ebbflow/common'
-import { ChdbStore, insertRows, migrate, toRows } from '@ebbflow/common/store/index'
 import { type LedgerEntry, recordBatches } from '@ebbflow/ingester'
+import { ChdbStore, insertRows, migrate, toRows } from '@ebbflow/store'
 
 const env = process.env
 const ROUNDS = Number(env.EBBFLOW_BENCH_ROUNDS ?? 8)

@@ -8,16 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger } from '@ebbflow/common'
+import { TOPICS } from '@ebbflow/common/wire'
+import { IngestMetrics, Ingestor, lengthDelimited, StoreDeadLetters } from '@ebbflow/ingester'
+import { Long, v1 } from '@ebbflow/proto'
 import {
   ChdbStore,
   checkedInsertStatement,
   insertStatement,
   migrate,
   validationStatement,
-} from '@ebbflow/common/store/index'
-import { TOPICS } from '@ebbflow/common/wire'
-import { IngestMetrics, Ingestor, lengthDelimited, StoreDeadLetters } from '@ebbflow/ingester'
-import { Long, v1 } from '@ebbflow/proto'
+} from '@ebbflow/store'
 
 const BLOCKS = Number(process.env.EBBFLOW_BENCH_BLOCKS ?? 40)
 const EVENTS = Number(process.env.EBBFLOW_BENCH_EVENTS ?? 2500)

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Alerter, loadRules, type Rule } from '@ebbflow/alerter'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore } from '@ebbflow/common/store/index'
+import { ChdbStore } from '@ebbflow/store'
 import { isRoot } from '../support/capture.ts'
 import { freePort } from '../support/kafka-broker.ts'
 

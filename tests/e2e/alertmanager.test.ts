@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseRuleFile, type RunningAlerter, startAlerter } from '@ebbflow/alerter'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { alertmanagerMissing, freePort, LocalAlertmanager } from '../support/alertmanager.ts'
 import { type Received, WebhookReceiver } from '../support/webhook-receiver.ts'
 

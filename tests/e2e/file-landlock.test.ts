@@ -32,9 +32,9 @@ import {
   WallClock,
 } from '@ebbflow/collector'
 import { type CounterEvent, createLogger, type Family, type RecordEvent } from '@ebbflow/common'
-import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { IngestMetrics, Ingestor, InProcessIngester, StoreDeadLetters } from '@ebbflow/ingester'
 import { bootTimeNs } from '@ebbflow/native'
+import { ChdbStore, migrate, type Store } from '@ebbflow/store'
 import { chromium } from 'playwright-core'
 import { isRoot } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'

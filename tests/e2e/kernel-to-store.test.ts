@@ -17,9 +17,9 @@ import {
   type Family,
   type RecordEvent,
 } from '@ebbflow/common'
-import { ChdbStore, migrate, wallTime } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, KafkaDeadLetters, KafkaIngester } from '@ebbflow/ingester'
+import { ChdbStore, migrate, wallTime } from '@ebbflow/store'
 import { isRoot, RecordingSink } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'

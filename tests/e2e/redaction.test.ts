@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { ChdbStore } from '@ebbflow/common/store/index'
+import { ChdbStore } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { isRoot } from '../support/capture.ts'
 import {

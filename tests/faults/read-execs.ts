@@ -1,7 +1,7 @@
 // Prints, one per line, the exec identities (node|boot id|tgid|time ns|kind) a chDB folder
 // holds for one node. A child process of its own: chDB opens one folder per process.
 // Usage: node read-execs.ts DATA_DIR NODE
-import { ChdbStore } from '@ebbflow/common/store/index'
+import { ChdbStore } from '@ebbflow/store'
 
 const [dataDir, node] = process.argv.slice(2)
 const store = await ChdbStore.open(dataDir!)

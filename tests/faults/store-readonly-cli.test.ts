@@ -196,7 +196,7 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
         [
           '--input-type=module',
           '-e',
-          `import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+          `import { ChdbStore, migrate } from '@ebbflow/store'
            const s = await ChdbStore.open(${JSON.stringify(wideDir)})
            ${script}
            await s.close()`,

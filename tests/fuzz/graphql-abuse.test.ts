@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createApi, startApiServer } from '@ebbflow/api'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate, type Store } from '@ebbflow/store'
 import { json, SHAPES } from './graphql-abuse-shapes.ts'
 import { fuzzProfile } from './profile.ts'
 

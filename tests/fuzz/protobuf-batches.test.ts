@@ -18,7 +18,6 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createLogger, EbbflowError } from '@ebbflow/common'
 import { readBatchHeader } from '@ebbflow/common/batch-header'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import { decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
 import {
   type DeadLetter,
@@ -29,6 +28,7 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { Long, v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import fc from 'fast-check'
 import { fuzzProfile } from './profile.ts'
 

@@ -26,7 +26,6 @@ import { createLogger } from '@ebbflow/common'
 import { decodeBatch, newDecodeErrors } from '@ebbflow/common/events/decode'
 import { DEFAULT_SECURITY_SYSCALLS, syscallName } from '@ebbflow/common/events/syscalls'
 import type { CapturedEvent, EventMeta, RecordEvent } from '@ebbflow/common/events/types'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import {
   batchEvents,
   decodeEventBatch,
@@ -37,6 +36,7 @@ import {
 } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
 import { Long, v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import fc from 'fast-check'
 import protobuf from 'protobufjs'
 import { fuzzProfile } from './profile.ts'

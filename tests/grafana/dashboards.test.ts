@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import type { Dashboard, Panel, VariableModel } from '@grafana/schema'
 import { parse } from 'yaml'
 import {

@@ -11,11 +11,11 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type Api, createApi } from '@ebbflow/api'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, KafkaDeadLetters, KafkaIngester } from '@ebbflow/ingester'
 import { bootTimeNs } from '@ebbflow/native'
 import { v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import {
   brokerUnavailable,

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Alerter, checkRules, loadRules, type Rule } from '@ebbflow/alerter'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 
 const RULES_DIR = fileURLToPath(new URL('../../infra/alerts', import.meta.url))
 const logger = createLogger('alert-rules-test', 'silent')

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test'
 import { Alerter, parseRuleFile } from '@ebbflow/alerter'
 import { type Api, createApi } from '@ebbflow/api'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 
 const logger = createLogger('alerts-api-test', 'silent')
 const TOKENS = { shop: 'token-shop-0123456789', admin: 'token-admin-012345678' }

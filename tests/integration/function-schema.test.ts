@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createLogger } from '@ebbflow/common'
+import { loadFunctionConfig, openFunctionIngester } from '@ebbflow/ingester'
 import {
   ChdbStore,
   checkSchemaVersion,
   DEFAULT_MIGRATIONS_DIR,
   latestMigrationVersion,
   migrate,
-} from '@ebbflow/common/store/index'
-import { loadFunctionConfig, openFunctionIngester } from '@ebbflow/ingester'
+} from '@ebbflow/store'
 
 // The newest migration, from the folder's file names as the test reads them.
 const newest = Math.max(

@@ -10,14 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
-import {
-  ChdbStore,
-  migrate,
-  type RowsByTable,
-  TABLES,
-  type Table,
-  toRows,
-} from '@ebbflow/common/store/index'
 import { TOPICS, type WallClock } from '@ebbflow/common/wire'
 import {
   DLQ_HEADERS,
@@ -28,6 +20,7 @@ import {
   KafkaIngester,
 } from '@ebbflow/ingester'
 import { v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate, type RowsByTable, TABLES, type Table, toRows } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'

@@ -9,7 +9,6 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { InProcessTransport, Publisher, WallClock } from '@ebbflow/collector'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import {
   handleKafkaBatch,
@@ -23,6 +22,7 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { Long, v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { syntheticEvents } from './events-fixture.ts'
 
 const logger = createLogger('test', 'silent')

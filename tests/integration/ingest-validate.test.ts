@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate, type Store } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, type InRecord, StoreDeadLetters } from '@ebbflow/ingester'
 import { Long, v1 } from '@ebbflow/proto'
+import { ChdbStore, migrate, type Store } from '@ebbflow/store'
 
 const U64_MAX = Long.fromString('18446744073709551615', true)
 const t0 = BigInt(Date.now() - 60_000) * 1_000_000n

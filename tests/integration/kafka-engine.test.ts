@@ -14,6 +14,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createApi } from '@ebbflow/api'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
+import { TOPICS } from '@ebbflow/common/wire'
+import { Long, PROTO_DIR, v1 } from '@ebbflow/proto'
 import {
   ChdbStore,
   kafkaEngineDropStatements,
@@ -21,9 +23,7 @@ import {
   migrate,
   type Table,
   toRows,
-} from '@ebbflow/common/store/index'
-import { TOPICS } from '@ebbflow/common/wire'
-import { Long, PROTO_DIR, v1 } from '@ebbflow/proto'
+} from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'

@@ -14,7 +14,6 @@ import { after, before, describe, it } from 'node:test'
 import { buildSchema, createApi } from '@ebbflow/api'
 import { InProcessTransport, KafkaTransport, Publisher, WallClock } from '@ebbflow/collector'
 import { type CapturedEvent, createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate, type Store, toRows } from '@ebbflow/common/store/index'
 import { batchEvents, decodeEventBatch, TOPICS, toWire } from '@ebbflow/common/wire'
 import {
   IngestMetrics,
@@ -24,6 +23,7 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { Long, v1, v1Types } from '@ebbflow/proto'
+import { ChdbStore, migrate, type Store, toRows } from '@ebbflow/store'
 import { getNamedType, isObjectType } from 'graphql'
 import {
   at,

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { ChdbStore } from '@ebbflow/common/store/index'
+import { ChdbStore } from '@ebbflow/store'
 
 const root = join(import.meta.dirname, '../..')
 
@@ -20,7 +20,7 @@ describe('stale block files', { timeout: 60_000 }, () => {
   it('removes the block file of a SIGKILLed process at the next open, and nothing else', async () => {
     // The child writes a block through the store's own path, says so, and waits to be killed.
     const script = `
-      import { ChdbStore } from '@ebbflow/common/store/index'
+      import { ChdbStore } from '@ebbflow/store'
       import { mkdirSync } from 'node:fs'
       mkdirSync(${JSON.stringify(spool)}, { recursive: true })
       const store = await ChdbStore.open(${JSON.stringify(join(tmp, 'child-data'))}, { spoolDir: ${JSON.stringify(spool)} })

@@ -6,13 +6,7 @@ import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import {
-  ChdbStore,
-  DEFAULT_MIGRATIONS_DIR,
-  insertEvents,
-  migrate,
-  TABLES,
-} from '@ebbflow/common/store/index'
+import { ChdbStore, DEFAULT_MIGRATIONS_DIR, insertEvents, migrate, TABLES } from '@ebbflow/store'
 import { syntheticEvents } from './events-fixture.ts'
 
 // Rows older than the retention are gone as soon as they are written (the TTL applies at

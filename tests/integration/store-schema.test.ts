@@ -16,7 +16,7 @@ import {
   readMigrations,
   renderStatements,
   type Store,
-} from '@ebbflow/common/store/index'
+} from '@ebbflow/store'
 import { dockerAvailable } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
 

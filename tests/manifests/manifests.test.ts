@@ -571,7 +571,7 @@ describe('docker-compose.yml', () => {
   it('gives each ebbflow service an environment its own configuration reader accepts', async () => {
     const { loadApiConfig } = await import('@ebbflow/api')
     const { loadIngesterConfig } = await import('@ebbflow/ingester')
-    const { loadStoreConfig } = await import('@ebbflow/common/store/index')
+    const { loadStoreConfig } = await import('@ebbflow/store')
     const { loadCollectorConfig } = await import('@ebbflow/collector')
     const envOf = (name: string): NodeJS.ProcessEnv =>
       Object.fromEntries(

@@ -3,10 +3,10 @@
 // After each block it prints one JSON line: the rows per table as the store now has them.
 // Usage: node ingest-child.ts BROKERS DATA_DIR GROUP [--crash-after-insert]
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate, TABLES } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
 import type { InRecord } from '@ebbflow/ingester'
 import { IngestMetrics, Ingestor, KafkaDeadLetters, KafkaIngester } from '@ebbflow/ingester'
+import { ChdbStore, migrate, TABLES } from '@ebbflow/store'
 
 const [brokers, dataDir, groupId, flag] = process.argv.slice(2)
 const logger = createLogger('ingest-child', 'info')

@@ -2,7 +2,7 @@
 // and transitions in the store, notifications to Alertmanager and webhooks. Started the one way
 // services start (`startAlerter(config, deps) → { stop }`); `runOnce` is the CronJob's pass.
 import type { EbbflowError, Logger } from '@ebbflow/common'
-import type { Store } from '@ebbflow/common/store/index'
+import type { Store } from '@ebbflow/store'
 import type { AlerterMetrics } from './metrics.ts'
 import { type Fetch, postToAlertmanagers, postWithRetries } from './notify.ts'
 import { expandTemplate, passes, type Rule } from './rules.ts'

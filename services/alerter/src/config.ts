@@ -2,11 +2,7 @@
 // settings are read by the shared store config). Every invalid value is reported at once.
 import { hostname } from 'node:os'
 import { ConfigError, ConfigProblems, LOG_LEVELS, parseConfig } from '@ebbflow/common'
-import {
-  loadStoreConfig,
-  type StoreConfig,
-  type StoreConfigInput,
-} from '@ebbflow/common/store/index'
+import { loadStoreConfig, type StoreConfig, type StoreConfigInput } from '@ebbflow/store'
 import { z } from 'zod'
 import { parseDuration } from './duration.ts'
 

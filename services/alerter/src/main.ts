@@ -1,7 +1,7 @@
 // Starts the alerter from its configuration: `ebbflow alert` and `ebbflow up` call start.
 import { createLogger, EbbflowError, type Logger } from '@ebbflow/common'
 import { serveMetrics } from '@ebbflow/common/metrics-server'
-import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
+import { migrate, openStore, type Store } from '@ebbflow/store'
 import { alerterOptionsOf, checkRules, runOnce, startAlerter } from './alerter.ts'
 import type { AlerterConfig } from './config.ts'
 import { AlerterMetrics } from './metrics.ts'

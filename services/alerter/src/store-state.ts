@@ -1,6 +1,6 @@
 // The alerter's tables (migration 0004): claims, state, transitions, deliveries. Nothing here
 // is kept in memory between evaluations; every replica reads what the last one wrote.
-import type { Store } from '@ebbflow/common/store/index'
+import type { Store } from '@ebbflow/store'
 import type { ActiveAlert, AlertState, Transition } from './state.ts'
 
 export type RuleHealth = 'ok' | 'nodata' | 'error'

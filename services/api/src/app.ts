@@ -1,7 +1,7 @@
 // Builds the API (a graphql-yoga instance, itself a Node request handler); server.ts listens.
 import { createHash } from 'node:crypto'
 import { createLogger, type Logger } from '@ebbflow/common'
-import type { Store } from '@ebbflow/common/store/index'
+import type { Store } from '@ebbflow/store'
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor'
 import { GraphQLError, type GraphQLSchema, NoSchemaIntrospectionCustomRule } from 'graphql'
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga'

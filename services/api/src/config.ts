@@ -2,11 +2,7 @@
 // documents its default; every invalid value is reported at once, and nothing falls back.
 import { readFileSync } from 'node:fs'
 import { ConfigError, LOG_LEVELS, parseConfig } from '@ebbflow/common'
-import {
-  loadStoreConfig,
-  type StoreConfig,
-  type StoreConfigInput,
-} from '@ebbflow/common/store/index'
+import { loadStoreConfig, type StoreConfig, type StoreConfigInput } from '@ebbflow/store'
 import { z } from 'zod'
 import { DEFAULT_LIMITS, type Limits } from './app.ts'
 import { DEFAULT_MAX_BODY_BYTES } from './guard.ts'

@@ -1,7 +1,7 @@
 // Starts the API from its configuration: tokens, store, live tail, app, listener. `ebbflow api`
 // and `ebbflow up` both call start; up hands it the store and the live tail it shares.
 import { createLogger, type Logger } from '@ebbflow/common'
-import { openStore, type Store } from '@ebbflow/common/store/index'
+import { openStore, type Store } from '@ebbflow/store'
 import { createApi } from './app.ts'
 import { type ApiConfig, guardOf, limitsOf, loadApiConfig, readTokens } from './config.ts'
 import { KafkaLiveSource } from './kafka-live.ts'

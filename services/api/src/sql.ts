@@ -3,7 +3,7 @@
 // Every statement carries the caller's namespace restriction and the server's limits.
 import type { Logger } from '@ebbflow/common'
 import { EbbflowError } from '@ebbflow/common'
-import type { Store } from '@ebbflow/common/store/index'
+import type { Store } from '@ebbflow/store'
 import { userError } from './errors.ts'
 
 /** Parameter types the API binds; a closed list so a type is never built from input. */

@@ -2,7 +2,7 @@
 // execs with exits, exec sessions, TCP connections between and out of them, traffic,
 // syscall counts, and collector statistics. Times are within the last hour: the tables' TTL
 // would drop older parts.
-import type { Store } from '@ebbflow/common/store/index'
+import type { Store } from '@ebbflow/store'
 
 /** Whole minute, two hours ago, in ns since the epoch. */
 export const BASE_NS = (BigInt(Math.floor(Date.now() / 60_000)) * 60n - 7200n) * 1_000_000_000n

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger } from '@ebbflow/common'
-import { ChdbStore, migrate } from '@ebbflow/common/store/index'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { type Api, type ApiOptions, createApi } from '../src/app.ts'
 import { fill } from './fixture.ts'
 

@@ -196,7 +196,7 @@ async function migrateCommand(values: Record<string, string>, print: boolean): P
     kafkaEngineStatements,
     kafkaEngineDropStatements,
     BATCH_SCHEMA,
-  } = await import('@ebbflow/common/store/index')
+  } = await import('@ebbflow/store')
   const { TOPICS } = await import('@ebbflow/common/wire')
   const { PROTO_DIR } = await import('@ebbflow/proto')
   // The server finds the proto under its format_schema_path; chDB (no server config) by path.

@@ -138,7 +138,7 @@ export async function storeSettings(
   omit: readonly string[] = [],
   use: 'migrate' | 'service' = 'service',
 ): Promise<SettingsTable> {
-  const { storeConfigSchema, storeEnvNames } = await import('@ebbflow/common/store/config')
+  const { storeConfigSchema, storeEnvNames } = await import('@ebbflow/store/config')
   return {
     schema: storeConfigSchema,
     env: storeEnvNames,

@@ -135,7 +135,7 @@ export async function startUp(
   } = await import('@ebbflow/collector')
   const { start: startIngester } = await import('@ebbflow/ingester')
   const { MemoryLiveSource, start: startApi } = await import('@ebbflow/api')
-  const { openStore } = await import('@ebbflow/common/store/index')
+  const { openStore } = await import('@ebbflow/store')
 
   // Stopped in this order: capture and its flush, then what reads the store, then the store.
   const stops: { collector?: () => Promise<unknown>; rest: (() => Promise<unknown>)[] } = {

@@ -3,7 +3,7 @@
 // in-process queue `ebbflow up` hands it.
 import { createLogger, type Logger } from '@ebbflow/common'
 import { serveMetrics } from '@ebbflow/common/metrics-server'
-import { migrate, openStore, type Store } from '@ebbflow/common/store/index'
+import { migrate, openStore, type Store } from '@ebbflow/store'
 import type { IngesterConfig } from './config.ts'
 import { type DeadLetterSink, KafkaDeadLetters, StoreDeadLetters } from './dead-letters.ts'
 import { Faults } from './faults.ts'

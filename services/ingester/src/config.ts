@@ -1,12 +1,8 @@
 // The ingester's configuration: the only reader of process.env in this service (the store's
 // settings are read by the shared store config). Every invalid value is reported at once.
 import { ConfigError, parseConfig } from '@ebbflow/common'
-import {
-  loadStoreConfig,
-  type StoreConfig,
-  type StoreConfigInput,
-} from '@ebbflow/common/store/index'
 import { DLQ_TOPIC, TOPICS } from '@ebbflow/common/topics'
+import { loadStoreConfig, type StoreConfig, type StoreConfigInput } from '@ebbflow/store'
 import { z } from 'zod'
 import { type FaultSpec, parseFaultSpec } from './faults.ts'
 

@@ -3,8 +3,8 @@
 // ebbflow.dead_letters in the embedded one. A dead letter is written before the offset that
 // covers it is committed, so a crash can repeat one but never lose one.
 import { createHash } from 'node:crypto'
-import type { Store } from '@ebbflow/common/store/index'
 import { DLQ_TOPIC } from '@ebbflow/common/topics'
+import type { Store } from '@ebbflow/store'
 import { Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 import type { DeadLetterReason, InRecord } from './records.ts'
 

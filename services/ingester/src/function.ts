@@ -9,7 +9,7 @@ import {
   migrate,
   openStore,
   type Store,
-} from '@ebbflow/common/store/index'
+} from '@ebbflow/store'
 import type { FunctionConfig } from './config.ts'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import { Ingestor } from './ingest.ts'

@@ -6,6 +6,8 @@
 // the same token adds no rows, which is what makes redelivery harmless.
 import { EbbflowError, type Logger } from '@ebbflow/common'
 import type { BatchHeader } from '@ebbflow/common/batch-header'
+import { TOPICS } from '@ebbflow/common/wire'
+import { v1Types } from '@ebbflow/proto'
 import {
   type BatchInput,
   checkedInsertStatement,
@@ -17,9 +19,7 @@ import {
   type Table,
   validationStatement,
   wallTime,
-} from '@ebbflow/common/store/index'
-import { TOPICS } from '@ebbflow/common/wire'
-import { v1Types } from '@ebbflow/proto'
+} from '@ebbflow/store'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import { type FaultPoint, type Faults, NO_FAULTS } from './faults.ts'
 import { type LedgerEntry, recordBatches } from './ledger.ts'

@@ -11,7 +11,7 @@
 // stored already, ClickHouse drops it; not stored, it is stored now.
 import { EbbflowError, type Logger } from '@ebbflow/common'
 import { ensureTopics, zstdCodec } from '@ebbflow/common/kafka'
-import { storeWide } from '@ebbflow/common/store/index'
+import { storeWide } from '@ebbflow/store'
 import kafkaCodecs, {
   type Admin,
   type Consumer,

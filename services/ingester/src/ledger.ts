@@ -4,7 +4,7 @@
 // one call site hands it the headers of the batches a block stored, after their rows.
 
 import type { BatchHeader } from '@ebbflow/common/batch-header'
-import { type Store, wallTime } from '@ebbflow/common/store/index'
+import { type Store, wallTime } from '@ebbflow/store'
 
 export const LEDGER_TABLE = 'ebbflow.batch_ledger'
 

@@ -4,8 +4,8 @@
 // (store/batch-sql.ts). The hot path never throws: a record is either a header or a reason it
 // cannot be stored.
 import { type BatchHeader, readBatchHeader } from '@ebbflow/common/batch-header'
-import { TIME_MAX_NS, TIME_MIN_NS } from '@ebbflow/common/store/index'
 import { TOPICS } from '@ebbflow/common/wire'
+import { TIME_MAX_NS, TIME_MIN_NS } from '@ebbflow/store'
 
 export interface InRecord {
   topic: string

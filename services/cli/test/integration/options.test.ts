@@ -11,8 +11,8 @@ import { alerterConfigSchema, alerterEnvNames } from '@ebbflow/alerter/config'
 import { apiConfigSchema, apiEnvNames } from '@ebbflow/api/config'
 import { collectorConfigSchema, collectorEnvNames } from '@ebbflow/collector/config'
 import { enrichConfigSchema, enrichEnvNames } from '@ebbflow/collector/enrich/config'
-import { storeConfigSchema, storeEnvNames } from '@ebbflow/common/store/config'
 import { ingesterConfigSchema, ingesterEnvNames } from '@ebbflow/ingester/config'
+import { storeConfigSchema, storeEnvNames } from '@ebbflow/store/config'
 
 const cli = join(import.meta.dirname, '../../src/main.ts')
 

@@ -4,6 +4,10 @@
 // moment after the container starts) is held up to lateMetadataMs and resolved again; past that
 // it goes out with what is known and `unresolved`. Held events leave in a later batch than
 // their neighbours: order across events is given by bootNs, not by position.
+// The stage only composes its parts, each with one job: the resolution cache (compose-meta.ts
+// inside resolution-cache.ts), the late queue (late-queue.ts) and session tracking
+// (sessions.ts). Events are fresh from decoding and owned by the stage: `meta` is set on them
+// rather than on a copy, which would cost an allocation per event on the hot path.
 
 import { join } from 'node:path'
 import {
@@ -22,31 +26,14 @@ import type { ProcessInfo } from '../procfs.ts'
 import { CgroupPathCache } from './cgroup-path.ts'
 import { type EnrichConfig, inCluster } from './config.ts'
 import { inClusterAccess, type KubeAccess, KubeClient, loadKubeconfig } from './kube-client.ts'
+import { type HeldEvent, LateQueue } from './late-queue.ts'
 import { PodIndex, PodWatcher } from './pods.ts'
+import { type Resolution, ResolutionCache } from './resolution-cache.ts'
 import { SessionTracker } from './sessions.ts'
 
 type AnyEvent = RecordEvent | CounterEvent
 
 const RAW_CGROUP_ID = LAYOUTS.ebf_syscall_event_v1.fields['task.cgroup_id'].offset
-
-interface Resolution {
-  meta: Readonly<EventMeta>
-  /** The same with `unresolved: true`, made once. */
-  unresolvedMeta: Readonly<EventMeta>
-  complete: boolean
-  version: number
-  /** The wait ran out once for this cgroup: later events go out at once with what is known. */
-  gaveUp: boolean
-}
-
-interface Held {
-  event: AnyEvent
-  /** undefined for counter events. */
-  family: Family | undefined
-  cgroupId: number
-  deadline: number
-  session: string | undefined
-}
 
 export interface EnricherOptions {
   node: string
@@ -74,23 +61,33 @@ export interface EnricherStats {
 
 export class Enricher implements CaptureSink {
   private readonly next: CaptureSink
-  private readonly options: Required<Omit<EnricherOptions, 'pods' | 'sessions'>>
-  private readonly pods: PodIndex | undefined
+  private readonly cgroupRoot: string
+  private readonly lateMetadataMs: number
+  private readonly now: () => number
   private readonly sessions: SessionTracker | undefined
-  private readonly cache = new Map<number, Resolution>()
-  private readonly nodeMeta: Readonly<EventMeta>
-  private pending: Held[] = []
-  private timer: NodeJS.Timeout | undefined
+  private readonly cache: ResolutionCache
+  private readonly late: LateQueue
   private retryQueued = false
   private stopped = false
   private readonly stats_ = { events: 0, held: 0, resolvedLate: 0, sentUnresolved: 0 }
 
   constructor(next: CaptureSink, options: EnricherOptions) {
     this.next = next
-    this.pods = options.pods
+    this.cgroupRoot = options.cgroups.root
+    this.lateMetadataMs = options.lateMetadataMs
+    this.now = options.now ?? (() => performance.now())
     this.sessions = options.sessions
-    this.options = { retryIntervalMs: 100, now: () => performance.now(), ...options }
-    this.nodeMeta = Object.freeze({ node: options.node })
+    this.cache = new ResolutionCache({
+      node: options.node,
+      cgroups: options.cgroups,
+      ...(options.pods ? { pods: options.pods } : {}),
+      maxEntries: options.maxCachedCgroups,
+    })
+    this.late = new LateQueue({
+      maxPending: options.maxPendingEvents,
+      retryIntervalMs: options.retryIntervalMs ?? 100,
+      retry: () => this.resolveHeld(false),
+    })
   }
 
   records(events: RecordEvent[], family: Family): void {
@@ -124,11 +121,11 @@ export class Enricher implements CaptureSink {
       const t = at + RAW_CGROUP_ID
       const cgroupId = view.getUint32(t + 4, true) * 2 ** 32 + view.getUint32(t, true)
       let meta: Readonly<EventMeta>
-      if (cgroupId === 0) meta = this.nodeMeta
+      if (cgroupId === 0) meta = this.cache.nodeMeta
       else {
-        const r = this.resolve(cgroupId)
+        const r = this.cache.resolve(cgroupId)
         if (r.complete) meta = r.meta
-        else if (r.gaveUp || this.options.lateMetadataMs === 0 || this.stopped) {
+        else if (r.gaveUp || this.lateMetadataMs === 0 || this.stopped) {
           meta = r.unresolvedMeta
           this.stats_.sentUnresolved++
         } else return false
@@ -146,7 +143,7 @@ export class Enricher implements CaptureSink {
 
   /** Resolve held events again soon (the pod cache changed). */
   poke(): void {
-    if (this.retryQueued || this.pending.length === 0 || this.stopped) return
+    if (this.retryQueued || this.late.length === 0 || this.stopped) return
     this.retryQueued = true
     setImmediate(() => {
       this.retryQueued = false
@@ -155,104 +152,89 @@ export class Enricher implements CaptureSink {
   }
 
   stats(): EnricherStats {
-    return { ...this.stats_, pending: this.pending.length }
+    return { ...this.stats_, pending: this.late.length }
   }
 
   /** Sends every held event with what is known now. Call after the capture delivered its last batch. */
   stop(): void {
     this.stopped = true
-    clearInterval(this.timer)
-    this.timer = undefined
+    this.late.stopTimer()
     this.resolveHeld(true)
   }
 
   private enrich(events: AnyEvent[], family: Family | undefined): AnyEvent[] {
     const out: AnyEvent[] = []
-    const now = this.options.now()
+    const now = this.now()
     for (const event of events) {
       this.stats_.events++
       const cgroupId = 'cgroupId' in event ? event.cgroupId : 0
       if (cgroupId === 0) {
-        event.meta = this.nodeMeta
+        event.meta = this.cache.nodeMeta
         out.push(event)
         continue
       }
-      const r = this.resolve(cgroupId)
+      const r = this.cache.resolve(cgroupId)
       // Sessions follow the process tree in capture order, so before any event is held.
       const session =
         this.sessions && family === 'exec' && r.meta.containerId !== undefined
           ? this.sessions.observe(event as RecordEvent, cgroupId, () =>
-              join(this.options.cgroups.root, r.meta.cgroupPath!, 'cgroup.procs'),
+              join(this.cgroupRoot, r.meta.cgroupPath!, 'cgroup.procs'),
             )
           : undefined
       if (r.complete) {
         event.meta = withSession(r.meta, session)
         out.push(event)
-      } else if (r.gaveUp || this.options.lateMetadataMs === 0 || this.stopped) {
-        event.meta = withSession(r.unresolvedMeta, session)
-        this.stats_.sentUnresolved++
+      } else if (r.gaveUp || this.lateMetadataMs === 0 || this.stopped) {
+        this.sendUnresolved(event, r, session)
         out.push(event)
       } else {
-        this.hold({
+        this.stats_.held++
+        const evicted = this.late.hold({
           event,
           family,
           cgroupId,
-          deadline: now + this.options.lateMetadataMs,
+          deadline: now + this.lateMetadataMs,
           session,
         })
+        // Full: the oldest goes out now with what is known, rather than memory growing.
+        if (evicted) {
+          const er = this.cache.resolve(evicted.cgroupId)
+          if (er.complete) evicted.event.meta = withSession(er.meta, evicted.session)
+          else this.sendUnresolved(evicted.event, er, evicted.session)
+          this.emit([evicted])
+        }
       }
     }
     return out
   }
 
-  private hold(h: Held): void {
-    if (this.pending.length >= this.options.maxPendingEvents) {
-      // Full: the oldest goes out now with what is known, rather than memory growing.
-      const oldest = this.pending.shift()!
-      const r = this.resolve(oldest.cgroupId)
-      oldest.event.meta = withSession(r.complete ? r.meta : r.unresolvedMeta, oldest.session)
-      if (!r.complete) this.stats_.sentUnresolved++
-      this.emit([oldest])
-    }
-    this.pending.push(h)
-    this.stats_.held++
-    if (!this.timer) {
-      this.timer = setInterval(() => this.resolveHeld(false), this.options.retryIntervalMs)
-      this.timer.unref()
-    }
+  private sendUnresolved(event: AnyEvent, r: Resolution, session: string | undefined): void {
+    event.meta = withSession(r.unresolvedMeta, session)
+    this.stats_.sentUnresolved++
   }
 
   /** Resolves held events again; sends those resolved or past their wait (all when `final`). */
   resolveHeld(final = false): void {
-    if (this.pending.length === 0) return
-    const now = this.options.now()
-    const ready: Held[] = []
-    const still: Held[] = []
-    for (const h of this.pending) {
-      const r = this.resolve(h.cgroupId)
+    const now = this.now()
+    const ready = this.late.release((h) => {
+      const r = this.cache.resolve(h.cgroupId)
       if (r.complete) {
         h.event.meta = withSession(r.meta, h.session)
         this.stats_.resolvedLate++
-        ready.push(h)
-      } else if (final || now >= h.deadline) {
-        r.gaveUp = true
-        h.event.meta = withSession(r.unresolvedMeta, h.session)
-        this.stats_.sentUnresolved++
-        ready.push(h)
-      } else {
-        still.push(h)
+        return true
       }
-    }
-    this.pending = still
-    if (still.length === 0 && this.timer) {
-      clearInterval(this.timer)
-      this.timer = undefined
-    }
+      if (final || now >= h.deadline) {
+        r.gaveUp = true
+        this.sendUnresolved(h.event, r, h.session)
+        return true
+      }
+      return false
+    })
     this.emit(ready)
   }
 
   /** Hands held events on, one call per run of the same family, in the order they came. */
-  private emit(ready: Held[]): void {
+  private emit(ready: HeldEvent[]): void {
     let i = 0
     while (i < ready.length) {
       const family = ready[i]!.family
@@ -262,71 +244,6 @@ export class Enricher implements CaptureSink {
       if (family === undefined) this.next.counters(batch as CounterEvent[])
       else this.next.records(batch as RecordEvent[], family)
       i = j
-    }
-  }
-
-  private resolve(cgroupId: number): Resolution {
-    const version = this.pods?.version ?? 0
-    const cached = this.cache.get(cgroupId)
-    // A cgroup whose path was not found is looked up again each time (rate-limited by the
-    // cgroup cache); one that was found only when the pod cache changed.
-    if (cached && cached.version === version && cached.meta.cgroupPath !== undefined) return cached
-    const r = this.compute(cgroupId, version)
-    if (cached?.gaveUp) r.gaveUp = true
-    this.cache.delete(cgroupId)
-    this.cache.set(cgroupId, r)
-    if (this.cache.size > this.options.maxCachedCgroups) {
-      const oldest = this.cache.keys().next().value
-      if (oldest !== undefined) this.cache.delete(oldest)
-    }
-    return r
-  }
-
-  private compute(cgroupId: number, version: number): Resolution {
-    const ident = this.options.cgroups.resolve(cgroupId)
-    const meta: EventMeta = { node: this.options.node }
-    let complete = true
-    if (!ident) {
-      complete = false
-    } else {
-      meta.cgroupPath = ident.path
-      if (ident.systemdUnit) meta.systemdUnit = ident.systemdUnit
-      if (ident.podUid) meta.podUid = ident.podUid
-      if (ident.qosClass) meta.qosClass = ident.qosClass
-      if (ident.containerId) meta.containerId = ident.containerId
-      if (ident.runtime) meta.runtime = ident.runtime
-      if (ident.podUid && this.pods) {
-        const byContainer = ident.containerId
-          ? this.pods.byContainerId(ident.containerId)
-          : undefined
-        const pod = byContainer?.pod ?? this.pods.byUid(ident.podUid)
-        if (pod) {
-          meta.namespace = pod.namespace
-          meta.pod = pod.name
-          meta.workloadKind = pod.workloadKind
-          meta.workloadName = pod.workloadName
-          if (pod.serviceAccount) meta.serviceAccount = pod.serviceAccount
-          meta.labels = pod.labels
-          if (pod.function) meta.function = pod.function
-          if (pod.functionRevision) meta.functionRevision = pod.functionRevision
-        }
-        if (byContainer) {
-          meta.container = byContainer.container.name
-          if (byContainer.container.image) meta.image = byContainer.container.image
-          if (byContainer.container.runtime) meta.runtime = byContainer.container.runtime
-        }
-        // The pod's sandbox (pause) container never appears in its statuses: its few events
-        // wait out the delay once and then go out flagged.
-        complete =
-          pod !== undefined && (ident.containerId === undefined || byContainer !== undefined)
-      }
-    }
-    return {
-      meta: Object.freeze(meta),
-      unresolvedMeta: Object.freeze({ ...meta, unresolved: true as const }),
-      complete,
-      version,
-      gaveUp: false,
     }
   }
 }

@@ -1,7 +1,8 @@
 // Decoded events (with their enrichment meta) → rows of the ebbflow tables, and one insert
 // per table. Column names are those of infra/clickhouse/migrations.
+
+import type { CapturedEvent, DropDelta, EventMeta, TaskFields } from '@ebbflow/common/events/types'
 import { snakeNames, v1Types } from '@ebbflow/proto'
-import type { CapturedEvent, DropDelta, EventMeta, TaskFields } from '../events/types.ts'
 import type { Store } from './store.ts'
 
 /** Where a batch came from: turns boot-time timestamps into wall time and names the node. */

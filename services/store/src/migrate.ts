@@ -5,14 +5,14 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { EbbflowError } from '../errors.ts'
+import { EbbflowError } from '@ebbflow/common/errors'
 import { clusterBookkeeping, toClusterStatements } from './cluster.ts'
 import type { Store } from './store.ts'
 
 /** infra/clickhouse/migrations of this checkout. */
 export const DEFAULT_MIGRATIONS_DIR = join(
   dirname(fileURLToPath(import.meta.url)),
-  '../../../../infra/clickhouse/migrations',
+  '../../../infra/clickhouse/migrations',
 )
 
 export interface Migration {

@@ -1,10 +1,11 @@
 // Where the store lives and how long it keeps rows: the only reader of EBBFLOW_DATA_DIR,
 // EBBFLOW_CLICKHOUSE, EBBFLOW_RETENTION_DAYS, EBBFLOW_CLUSTER, EBBFLOW_KAFKA_ENGINE (and EBBFLOW_LOG_LEVEL for
 // the commands that only use the store). Every invalid value is reported at once.
+
+import { parseConfig } from '@ebbflow/common/config'
+import { ConfigError } from '@ebbflow/common/errors'
+import { LOG_LEVELS } from '@ebbflow/common/logger'
 import { z } from 'zod'
-import { parseConfig } from '../config.ts'
-import { ConfigError } from '../errors.ts'
-import { LOG_LEVELS } from '../logger.ts'
 import { CLUSTER_NAME } from './cluster.ts'
 
 export const storeConfigSchema = z.object({

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { EbbflowError } from '@ebbflow/common/errors'
 import { PROTO_DIR } from '@ebbflow/proto'
-import { EbbflowError } from '../errors.ts'
 import { BATCH_SCHEMA, type BatchSource, fileSource, sqlString } from './batch-sql.ts'
 import {
   type BatchInput,

@@ -4,7 +4,7 @@
 // applied? — and trusts that ledger, which only `migrate` writes after a migration's every
 // statement ran.
 import { readdirSync } from 'node:fs'
-import { EbbflowError } from '../errors.ts'
+import { EbbflowError } from '@ebbflow/common/errors'
 import { DEFAULT_MIGRATIONS_DIR } from './migrate.ts'
 import type { Store } from './store.ts'
 

@@ -4,7 +4,7 @@
 // every reader and writer already uses. Materialized views read and write the local tables:
 // a block inserted through the Distributed table reaches one shard's T_local, and that
 // shard's views roll it up locally.
-import { EbbflowError } from '../errors.ts'
+import { EbbflowError } from '@ebbflow/common/errors'
 
 /** Letters, digits, '_', '-', '.': a cluster name is spliced into DDL (it comes from configuration). */
 export const CLUSTER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/

@@ -18,8 +18,8 @@ import {
   insertStatement,
   sqlString,
   validationStatement,
-} from '../../src/store/batch-sql.ts'
-import { ClickHouseStore } from '../../src/store/clickhouse-store.ts'
+} from '../../src/batch-sql.ts'
+import { ClickHouseStore } from '../../src/clickhouse-store.ts'
 
 interface Captured {
   params: URLSearchParams

@@ -3,7 +3,7 @@
 // whether a retry can help (network failures and overload can; a refused value cannot).
 import { Readable } from 'node:stream'
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
-import { EbbflowError } from '../errors.ts'
+import { EbbflowError } from '@ebbflow/common/errors'
 import { BATCH_SCHEMA, type BatchSource, inputSource } from './batch-sql.ts'
 import {
   type BatchInput,
