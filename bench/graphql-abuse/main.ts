@@ -9,7 +9,7 @@
 // Usage: node bench/graphql-abuse/main.ts [--rounds N] [--before REF]
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,7 +22,7 @@ import {
   type GuardOptions,
   httpGuard,
 } from '../../services/api/src/guard.ts'
-import { SHAPES } from '../../tests/fuzz/graphql-abuse-shapes.ts'
+import { SHAPES, timedPost } from '../../tests/fuzz/graphql-abuse-shapes.ts'
 
 const { values } = parseArgs({
   options: {
@@ -71,29 +71,7 @@ try {
   }
   const variants = { before: await listen(before.httpGuard), after: await listen(httpGuard) }
 
-  const post = (url: string, bytes: Buffer) =>
-    new Promise<{ status: number; ms: number }>((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': bytes.length,
-            authorization: `Bearer ${TOKEN}`,
-          },
-        },
-        (res) => {
-          res.resume()
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }),
-          )
-        },
-      )
-      req.on('error', reject)
-      const started = performance.now()
-      req.end(bytes)
-    })
+  const post = (url: string, bytes: Buffer) => timedPost(url, bytes, TOKEN)
 
   const bodies = SHAPES.map((s) => Buffer.from(s.body()))
   const times = new Map<string, number[]>()

@@ -1,5 +1,6 @@
 // The eight abusive GraphQL requests of issue 11, shared by the abuse test
-// (graphql-abuse.test.ts) and its benchmark (bench/graphql-abuse).
+// (graphql-abuse.test.ts) and its benchmark (bench/graphql-abuse), and how both time a refusal.
+import { request } from 'node:http'
 
 export interface Shape {
   name: string
@@ -79,3 +80,45 @@ export const SHAPES: Shape[] = [
     code: /^PAGE_TOO_LARGE$/,
   },
 ]
+
+/**
+ * Posts one request and times the refusal: from the moment the request is handed to the
+ * socket to the moment the whole answer was read — what a client waits. The server answers a
+ * body over its limit from the Content-Length, before reading a byte of it (guard.ts), so the
+ * 10 MB upload is not waited for. Callers make the body into bytes once per shape, outside the
+ * timing: the client shares the server's process and its garbage collector.
+ */
+export function timedPost(
+  url: string,
+  bytes: Buffer,
+  token: string,
+): Promise<{ status: number; text: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': bytes.length,
+          authorization: `Bearer ${token}`,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            ms: performance.now() - started,
+          }),
+        )
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    const started = performance.now()
+    req.end(bytes)
+  })
+}

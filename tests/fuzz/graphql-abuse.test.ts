@@ -6,14 +6,13 @@
 // reported. The soak profile sends each shape 200 times.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createApi, startApiServer } from '@ebbflow/api'
 import { createLogger } from '@ebbflow/common'
 import { ChdbStore, migrate, type Store } from '@ebbflow/store'
-import { json, SHAPES } from './graphql-abuse-shapes.ts'
+import { json, SHAPES, timedPost } from './graphql-abuse-shapes.ts'
 import { fuzzProfile } from './profile.ts'
 
 const TOKEN = 'token-abuse-0123456789'
@@ -76,44 +75,8 @@ describe('GraphQL abuse is refused before any store query', {
     if (tmp) rmSync(tmp, { recursive: true, force: true })
   })
 
-  /**
-   * Posts one request and times the refusal: from the moment the request is handed to the
-   * socket to the moment the whole answer was read — what a client waits. The server answers
-   * a body over its limit from the Content-Length, before reading a byte of it (guard.ts), so
-   * the 10 MB upload is not waited for. The body is made into bytes once per shape, outside
-   * the timing: this client shares the server's process and its garbage collector.
-   */
-  function post(body: string | Buffer): Promise<{ status: number; text: string; ms: number }> {
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': bytes.length,
-            authorization: `Bearer ${TOKEN}`,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              text: Buffer.concat(chunks).toString('utf8'),
-              ms: performance.now() - started,
-            }),
-          )
-          res.on('error', reject)
-        },
-      )
-      req.on('error', reject)
-      const started = performance.now()
-      req.end(bytes)
-    })
-  }
+  const post = (body: string | Buffer) =>
+    timedPost(url, typeof body === 'string' ? Buffer.from(body) : body, TOKEN)
 
   it('counts the statements of a plain query (the counter works)', async () => {
     const before = count()
