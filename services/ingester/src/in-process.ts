@@ -42,6 +42,23 @@ export interface InProcessStats {
 
 const TIMEOUT: unique symbol = Symbol('timeout')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/**
+ * `p`, or TIMEOUT once `ms` passed. The timer is cleared when `p` wins: a long wait (the held
+ * bookkeeping's, up to bookkeepingMs) must not keep the process alive after the source ended.
+ */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      p,
+      new Promise<typeof TIMEOUT>((resolve) => {
+        timer = setTimeout(resolve, ms, TIMEOUT)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 export class InProcessIngester {
   readonly stats: InProcessStats = { blocks: 0, records: 0, rows: 0, deadLetters: 0 }
@@ -90,10 +107,7 @@ export class InProcessIngester {
         const r =
           records.length === 0 && since === undefined
             ? await pending
-            : await Promise.race([
-                pending,
-                sleep(Math.max(0, until - Date.now())).then((): typeof TIMEOUT => TIMEOUT),
-              ])
+            : await within(pending, Math.max(0, until - Date.now()))
         if (r === TIMEOUT) {
           if (records.length > 0) break
           await this.flushBookkeeping()
