@@ -136,7 +136,10 @@ export class AlertStore {
     // An evaluation killed after writing its transitions and before writing the state they
     // led to: its transitions are the newest truth. Without this replay the next evaluation
     // starts from the older state, finds the same alert new again and announces it a second
-    // time under another id (its activeAt is the new evaluation's time).
+    // time under another id (its activeAt is the new evaluation's time). One evaluation can
+    // move an alert twice (to pending and, with no `for`, on to firing, at the same time): the
+    // replay applies them in that order, not by the states' names ('firing' < 'pending'), or
+    // the alert would be replayed as pending and derived again.
     const orphans = await this.store.query<TransitionRow>(
       `SELECT fingerprint, toString(to_state) AS to_state, labels, annotations, value,
               toString(active_at) AS active_at, toString(time) AS at
@@ -144,7 +147,7 @@ export class AlertStore {
        WHERE rule = {rule:String}
          AND slot > (SELECT toInt64(ifNull(max(slot), -1)) FROM ebbflow.alert_state
                      WHERE rule = {rule:String})
-       ORDER BY slot, time, to_state`,
+       ORDER BY slot, time, indexOf(['inactive', 'pending', 'firing', 'resolved'], to_state)`,
       { rule },
     )
     for (const o of orphans) {
