@@ -46,14 +46,9 @@ export interface CaptureSink {
   rawSyscallWriter?(): RawSyscallWriter | undefined
 }
 
-/** Writes the syscall record at `at` of a ring batch, enriched with `meta`. */
+/** Writes the syscall record a RawSyscallTaker was given, enriched with `meta`. */
 export type RawSyscallWriter = (
-  batch: Buffer,
-  view: DataView,
-  at: number,
-  bootNs: number,
-  stringArgs: (nr: number) => readonly number[],
-  meta: Readonly<EventMeta>,
+  ...args: [...Parameters<RawSyscallTaker>, meta: Readonly<EventMeta>]
 ) => void
 
 interface ProgramSpec {
