@@ -218,7 +218,8 @@ describe('ingester validation (chDB)', () => {
   // process_events is fed by three families (exec, exit, fork): its checked insert reads the
   // block once and unnests the three into one ARRAY JOIN. Every row is the test's own event,
   // each family's columns in place and the others at their defaults; a record with one bad
-  // fork among valid events stores none of its rows, and a redelivery adds nothing.
+  // fork among valid events stores none of its rows, and a redelivery adds nothing: no row and
+  // no dead letter.
   it('stores exec, exit and fork of one block in one checked insert, each row as sent', async () => {
     const task = (pid: number) => ({ pid, tgid: pid, ppid: 1, uid: 1000, comm: `c${pid}` })
     const value = (id: string, pid: number, forkPid: number) =>
@@ -299,8 +300,21 @@ describe('ingester validation (chDB)', () => {
       ['0'],
     )
     assert.match(letters[0]!.error, /fork\[0\]: child pid 0 out of range/)
-    // The valid block again under its token: no row more.
+    // Both blocks again, as after a crash before their offsets were committed: no row more, and
+    // no second dead letter for the record refused the first time.
     await ingestor.ingestBlock(valid, 'process-1')
+    const again = await ingestor.ingestBlock(
+      block([value('p2', 12, 0), value('p4', 14, 141)]),
+      'process-2',
+    )
+    assert.equal(again.deadLetters, 1)
+    const lettersAgain = await store.query<{ offset: string }>(
+      "SELECT offset FROM ebbflow.dead_letters WHERE source = 'process'",
+    )
+    assert.deepEqual(
+      lettersAgain.map((l) => l.offset),
+      ['0'],
+    )
     const rows = await store.query<Record<string, string | number | string[]>>(
       "SELECT kind, pid, comm, filename, args, exit_code, duration_ns, child_pid FROM ebbflow.process_events WHERE node = 'node-p' ORDER BY time",
     )

@@ -152,6 +152,21 @@ export class StoreDeadLetters implements DeadLetterSink {
   async write(letters: readonly DeadLetter[]): Promise<void> {
     if (letters.length === 0) return
     const now = Date.now()
+    // A block redelivered after a crash (its offsets not yet committed) refuses the same records
+    // again: the token, made of where each letter came from, why, and its bytes, keeps one copy
+    // of them. The time column differs between the two writes, so the rows' own hash would not.
+    // The bytes are in it because offsets alone are not an identity everywhere: `ebbflow up`'s
+    // in-process queue numbers its records from 0 again after a restart.
+    const token = createHash('sha256')
+    for (const l of letters) {
+      const key = l.record.key ?? Buffer.alloc(0)
+      const value = l.record.value ?? Buffer.alloc(0)
+      token.update(
+        `${l.record.topic}\0${l.record.partition}\0${l.record.offset}\0${l.reason}\0${key.length}\0${value.length}\0`,
+      )
+      token.update(key)
+      token.update(value)
+    }
     await this.store.insert(
       'ebbflow.dead_letters',
       letters.map((l) => ({
@@ -165,6 +180,7 @@ export class StoreDeadLetters implements DeadLetterSink {
         key: l.record.key?.toString('base64') ?? '',
         value_base64: l.record.value?.toString('base64') ?? '',
       })),
+      { dedupToken: `dlq:${token.digest('hex')}` },
     )
   }
 
