@@ -5,7 +5,16 @@
 // role), docker-compose.yml, the Grafana datasource and the Dockerfile's workspace list.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 // Only for its models' field lists (see unknownFields); it is the collector's dependency, at the
@@ -347,6 +356,41 @@ describe('collector DaemonSet', () => {
     const collector = (spec.containers as Obj[]).find((c) => c.name === 'collector')!
     const env = (collector.env as Obj[]).find((e) => e.name === 'NODE_NAME')
     assert.deepEqual(env?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } })
+  })
+
+  // bin/ebbflow sets the collector's launch settings for `collect` (memory paid once per node);
+  // the DaemonSet must start it the same way. The launcher is run for real, with a module
+  // imported before the CLI that prints what Node was started with and exits.
+  it('starts the collector with the launch settings bin/ebbflow gives `collect`', () => {
+    const collector = (spec.containers as Obj[]).find((c) => c.name === 'collector')!
+    const fromManifest = new Map(
+      (collector.env as Obj[]).filter((e) => 'value' in e).map((e) => [e.name, String(e.value)]),
+    )
+    const dir = mkdtempSync(join(tmpdir(), 'ebbflow-launch-'))
+    try {
+      const probe = join(dir, 'probe.mjs')
+      writeFileSync(
+        probe,
+        `process.stdout.write(JSON.stringify({ arenas: process.env.MALLOC_ARENA_MAX, options: process.env.NODE_OPTIONS })); process.exit(0)\n`,
+      )
+      const env = { ...process.env }
+      delete env.MALLOC_ARENA_MAX
+      const run = spawnSync(join(root, 'bin/ebbflow'), ['collect'], {
+        env: { ...env, NODE_OPTIONS: `--import=${probe}` },
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+      assert.equal(run.status, 0, run.stderr)
+      const launched = JSON.parse(run.stdout) as { arenas?: string; options: string }
+      // What the launcher put before the caller's own options.
+      const own = launched.options.replace(`--import=${probe}`, '').trim()
+      assert.ok(own.length > 0, `bin/ebbflow set no NODE_OPTIONS for collect: ${launched.options}`)
+      assert.equal(fromManifest.get('NODE_OPTIONS'), own, 'NODE_OPTIONS')
+      assert.ok(launched.arenas, 'bin/ebbflow set no MALLOC_ARENA_MAX for collect')
+      assert.equal(fromManifest.get('MALLOC_ARENA_MAX'), launched.arenas, 'MALLOC_ARENA_MAX')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('runs on every node, as the collector service account', () => {
