@@ -270,9 +270,19 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     )
     assert.equal(await end(dlq), dlqBefore, 'nothing dead-lettered')
 
-    // The cause removed: the table is back (`ebbflow migrate` does not recreate a table whose
-    // migration is recorded as applied); a restarted ingester stores every exec.
-    inFolder(`await s.exec(${JSON.stringify(definition)})`)
+    // The cause removed as an operator would: `ebbflow migrate --recreate-missing` puts the
+    // table back as it was; a restarted ingester stores every exec.
+    execFileSync(
+      join(import.meta.dirname, '../../bin/ebbflow'),
+      ['migrate', '--recreate-missing', '--data-dir', wideDir],
+      { stdio: 'pipe' },
+    )
+    assert.equal(
+      inFolder(
+        `process.stdout.write((await s.query('SHOW CREATE TABLE ebbflow.process_events'))[0].statement)`,
+      ),
+      definition,
+    )
     wide = start()
     await waitFor(
       'every record committed after the migration',

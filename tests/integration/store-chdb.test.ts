@@ -6,7 +6,16 @@ import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { ChdbStore, DEFAULT_MIGRATIONS_DIR, insertEvents, migrate, TABLES } from '@ebbflow/store'
+import {
+  ChdbStore,
+  DEFAULT_MIGRATIONS_DIR,
+  insertEvents,
+  migrate,
+  migrationObjects,
+  readMigrations,
+  renderStatements,
+  TABLES,
+} from '@ebbflow/store'
 import { syntheticEvents } from './events-fixture.ts'
 
 // Rows older than the retention are gone as soon as they are written (the TTL applies at
@@ -270,6 +279,81 @@ describe('ebbflow migrate', { timeout: 180_000 }, () => {
     assert.match(
       second.stderr + second.stdout,
       new RegExp(`"applied":0,"upToDate":${files}.*schema up to date`),
+    )
+  })
+
+  // A table and a view that applied migrations created, dropped by hand (or left out of a
+  // restore): the migrator names them instead of reporting the schema up to date, and
+  // --recreate-missing brings them back as they were, later migrations' columns included.
+  it('names tables of applied migrations that are gone, and creates them again when asked', () => {
+    const dir = join(tmp, 'drift')
+    const env = { ...process.env, EBBFLOW_DATA_DIR: dir }
+    execFileSync(bin, ['migrate'], { env, stdio: 'pipe' })
+    const objects = ['ebbflow.process_events', 'ebbflow.execs_1m_mv']
+    // chDB opens a folder in one process at a time: a child reads and drops them.
+    const inFolder = (script: string): string =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { ChdbStore } from '@ebbflow/store'
+           const s = await ChdbStore.open(${JSON.stringify(dir)})
+           const out = []
+           ${script}
+           await s.close()
+           process.stdout.write(JSON.stringify(out))`,
+        ],
+        { cwd: join(import.meta.dirname, '../..'), encoding: 'utf8' },
+      )
+    const definitions = (): string[] =>
+      JSON.parse(
+        inFolder(
+          `for (const o of ${JSON.stringify(objects)}) out.push((await s.query('SHOW CREATE TABLE ' + o))[0].statement)`,
+        ),
+      ) as string[]
+    const before = definitions()
+    assert.match(before[0]!, /service_account/, 'a column a later migration added')
+    inFolder(
+      `await s.exec('DROP VIEW ebbflow.execs_1m_mv'); await s.exec('DROP TABLE ebbflow.process_events')`,
+    )
+
+    const refused = spawnSync(bin, ['migrate'], { env, encoding: 'utf8' })
+    assert.equal(refused.status, 1, refused.stderr)
+    assert.match(refused.stderr, /ebbflow\.process_events \(migration 1, initial\)/)
+    assert.match(refused.stderr, /ebbflow\.execs_1m_mv \(migration 2, /)
+    assert.match(refused.stderr, /--recreate-missing/)
+
+    const repaired = spawnSync(bin, ['migrate', '--recreate-missing'], { env, encoding: 'utf8' })
+    assert.equal(repaired.status, 0, repaired.stderr)
+    assert.match(
+      repaired.stderr + repaired.stdout,
+      /"recreated":\["ebbflow\.process_events","ebbflow\.execs_1m_mv"\]/,
+    )
+    assert.deepEqual(definitions(), before)
+    const again = spawnSync(bin, ['migrate'], { env, encoding: 'utf8' })
+    assert.equal(again.status, 0, again.stderr)
+    assert.match(again.stderr + again.stdout, /schema up to date/)
+  })
+
+  // The same check in cluster form, without a cluster: every name it looks for is one the
+  // cluster statements create.
+  it('looks in cluster form for the names the cluster statements create', () => {
+    const migrations = readMigrations()
+    const created = new Set(
+      migrations
+        .flatMap((m) => renderStatements(m, { retentionDays: 30, cluster: 'prod' }))
+        .map(
+          (st) => /^CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS (ebbflow\.\w+)/.exec(st)?.[1],
+        )
+        .filter((name) => name !== undefined),
+    )
+    const expected = [...migrationObjects(migrations, 'prod').keys()]
+    assert.ok(expected.includes('ebbflow.process_events_local'), expected.join(' '))
+    assert.ok(expected.includes('ebbflow.execs_1m_mv_local'), expected.join(' '))
+    assert.deepEqual(
+      expected.filter((name) => !created.has(name)),
+      [],
     )
   })
 

@@ -158,9 +158,13 @@ const COMMANDS: CommandSpec[] = [
     tables: async () => [await storeSettings([], 'migrate')],
     extra: [
       new Option('--print', 'print the statements instead of running them (no store needed)'),
+      new Option(
+        '--recreate-missing',
+        'create again the tables and views of applied migrations that are gone (their rows are not restored)',
+      ),
     ],
     async run(values, parsed) {
-      await migrateCommand(values, parsed.print === true)
+      await migrateCommand(values, parsed.print === true, parsed.recreateMissing === true)
     },
   },
 ]
@@ -185,7 +189,11 @@ for (const spec of COMMANDS) {
   )
 }
 
-async function migrateCommand(values: Record<string, string>, print: boolean): Promise<void> {
+async function migrateCommand(
+  values: Record<string, string>,
+  print: boolean,
+  recreateMissing: boolean,
+): Promise<void> {
   // Loaded here, not at the top: chDB is a large native library the collector never needs.
   const {
     loadStoreConfig,
@@ -237,7 +245,13 @@ async function migrateCommand(values: Record<string, string>, print: boolean): P
       onApplied: (m) => logger.info({ version: m.version, migration: m.name }, 'migration applied'),
       onRetentionChanged: (table, from, to) =>
         logger.info({ table, from, to }, 'retention changed (MODIFY TTL)'),
+      recreateMissing,
     })
+    if (result.recreated.length > 0)
+      logger.warn(
+        { recreated: result.recreated },
+        'tables and views of applied migrations were missing and are created again (empty)',
+      )
     logger.info(
       {
         store: where,

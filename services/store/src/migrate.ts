@@ -37,6 +37,14 @@ export interface MigrateOptions {
   onApplied?: (m: Migration) => void
   /** Told about each table whose TTL was changed to a new retention. */
   onRetentionChanged?: (table: string, from: number | undefined, to: number) => void
+  /**
+   * When a table or view an applied migration created is gone (dropped by hand, a restore that
+   * missed it), run every migration's statements again, in order, to create it as the files
+   * say; without it, the migrator refuses with the missing names. The statements are
+   * idempotent (`IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`, `MODIFY COLUMN` to the same type),
+   * so what exists is left as it is. The rows a dropped table held are not brought back.
+   */
+  recreateMissing?: boolean
 }
 
 export interface MigrateResult {
@@ -45,6 +53,8 @@ export interface MigrateResult {
   skipped: number[]
   /** Tables whose TTL was altered because the retention changed since the last run. */
   retentionChanged: string[]
+  /** Tables and views created again because they were missing (`recreateMissing`). */
+  recreated: string[]
 }
 
 const FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/
@@ -176,7 +186,7 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
       `refusing to migrate:\n  - ${problems.join('\n  - ')}`,
     )
   const done = new Set(applied.map((a) => Number(a.version)))
-  const result: MigrateResult = { applied: [], skipped: [], retentionChanged: [] }
+  const result: MigrateResult = { applied: [], skipped: [], retentionChanged: [], recreated: [] }
   for (const m of migrations) {
     if (done.has(m.version)) {
       result.skipped.push(m.version)
@@ -199,8 +209,85 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
     result.applied.push(m)
     options.onApplied?.(m)
   }
+  let missing = await missingObjects(store, migrations, cluster)
+  if (missing.length > 0 && options.recreateMissing) {
+    for (const m of migrations)
+      for (const statement of renderStatements(m, { retentionDays, cluster })) {
+        try {
+          await store.exec(statement)
+        } catch (err) {
+          throw new EbbflowError(
+            'MIGRATION_FAILED',
+            `re-running migration ${m.version} (${m.name}) to create ${missing.map((x) => x.name).join(', ')} failed: ${(err as Error).message}`,
+            { cause: err },
+          )
+        }
+      }
+    result.recreated = missing.map((x) => x.name)
+    missing = await missingObjects(store, migrations, cluster)
+  }
+  if (missing.length > 0)
+    throw new EbbflowError(
+      'MIGRATION_DRIFT',
+      `the store lacks what applied migrations created:\n  - ${missing
+        .map((x) => `${x.name} (migration ${x.version}, ${x.migration})`)
+        .join(
+          '\n  - ',
+        )}\nrun \`ebbflow migrate --recreate-missing\` to create them again as the migrations say (their old rows are not restored)`,
+    )
   await applyRetention(store, migrations, retentionDays, done.size === 0, result, options)
   return result
+}
+
+const CREATES = /^CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (ebbflow\.\w+)/
+const DROPS = /^DROP (?:TABLE|VIEW|DICTIONARY) (?:IF EXISTS )?(ebbflow\.\w+)/
+
+/**
+ * The tables and views the migrations leave in the database (created, and not dropped by a
+ * later statement), each with the migration that created it last.
+ */
+export function migrationObjects(
+  migrations: readonly Migration[],
+  cluster?: string,
+): Map<string, { version: number; migration: string }> {
+  const out = new Map<string, { version: number; migration: string }>()
+  for (const m of migrations)
+    for (const statement of splitStatements(m.sql)) {
+      const created = CREATES.exec(statement)
+      if (created) {
+        const from = { version: m.version, migration: m.name }
+        const [, kind, name] = created as unknown as [string, string, string]
+        // The cluster form (cluster.ts): a table is T_local on every node with a Distributed T,
+        // a materialized view V_local over the local tables.
+        if (!cluster) out.set(name, from)
+        else if (kind === 'TABLE') out.set(name, from).set(`${name}_local`, from)
+        else out.set(`${name}_local`, from)
+      }
+      const dropped = DROPS.exec(statement)
+      if (dropped) {
+        out.delete(dropped[1]!)
+        out.delete(`${dropped[1]!}_local`)
+      }
+    }
+  return out
+}
+
+async function missingObjects(
+  store: Store,
+  migrations: readonly Migration[],
+  cluster: string | undefined,
+): Promise<{ name: string; version: number; migration: string }[]> {
+  const expected = migrationObjects(migrations, cluster)
+  const present = new Set(
+    (
+      await store.query<{ name: string }>(
+        "SELECT name FROM system.tables WHERE database = 'ebbflow'",
+      )
+    ).map((t) => `ebbflow.${t.name}`),
+  )
+  return [...expected]
+    .filter(([name]) => !present.has(name))
+    .map(([name, from]) => ({ name, ...from }))
 }
 
 /**
