@@ -13,8 +13,11 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
-/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost. */
+/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost; =heap: V8's
+ * sampling heap profiler instead of the CPU one (bytes allocated by function, what the
+ * scavenger threads then spend their time on). */
 const PROFILE = process.env.EBBFLOW_BENCH_PROFILE !== '0'
+const HEAP = process.env.EBBFLOW_BENCH_PROFILE === 'heap'
 /** EBBFLOW_BENCH_RAW=0: every syscall record decoded into an event object, as before the
  * collector wrote them from the ring's bytes (the A side of a side-by-side run). */
 const RAW = process.env.EBBFLOW_BENCH_RAW !== '0'
@@ -44,6 +47,12 @@ function threadCpu(): Map<string, number> {
     out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
   }
   return out
+}
+
+interface HeapNode {
+  callFrame: ProfileNode['callFrame']
+  selfSize: number
+  children: HeapNode[]
 }
 
 interface ProfileNode {
@@ -91,7 +100,15 @@ try {
   await new Promise((r) => setTimeout(r, 2000)) // start scan done, producer connected
   const session = new Session()
   session.connect()
-  if (PROFILE) {
+  if (HEAP) {
+    await session.post('HeapProfiler.enable')
+    // Every 4 KiB allocated on average, objects collected since included: the garbage is the point.
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
+  } else if (PROFILE) {
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval: 200 })
     await session.post('Profiler.start')
@@ -123,7 +140,10 @@ try {
     const d = s - (threads0.get(name) ?? 0)
     if (d > 0) threads[name] = Math.round(d * 100) / 100
   }
-  const { profile } = PROFILE
+  const heap = HEAP
+    ? ((await session.post('HeapProfiler.stopSampling')) as { profile: { head: HeapNode } }).profile
+    : undefined
+  const { profile } = PROFILE && !HEAP
     ? ((await session.post('Profiler.stop')) as {
         profile: { nodes: ProfileNode[]; samples: number[] }
       })
@@ -141,6 +161,19 @@ try {
       : ''
     const key = `${f.functionName || '(anonymous)'} ${where}`
     self.set(key, (self.get(key) ?? 0) + hits)
+  }
+  if (heap) {
+    const walk = (n: HeapNode) => {
+      const f = n.callFrame
+      const where = f.url
+        ? `${f.url.replace(/^.*\/(node_modules|services)\//, '')}:${f.lineNumber + 1}`
+        : ''
+      const key = `${f.functionName || '(anonymous)'} ${where}`
+      self.set(key, (self.get(key) ?? 0) + n.selfSize)
+      total += n.selfSize
+      for (const c of n.children) walk(c)
+    }
+    walk(heap.head)
   }
   const top = [...self]
     .sort((a, b) => b[1] - a[1])
@@ -177,6 +210,7 @@ try {
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
       threadCpuSeconds: threads,
+      ...(heap ? { sampledBytesPerEvent: Math.round((total / stats.publishedEvents) * 10) / 10 } : {}),
       usPerEvent: {
         mainThread: perEventUs(threads.MainThread ?? 0),
         v8Workers: perEventUs(sumThreads((n) => n.startsWith('V8'))),
