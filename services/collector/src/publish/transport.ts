@@ -19,6 +19,9 @@ export interface Transport {
    * (the caller keeps them and retries). */
   send(records: OutRecord[]): Promise<void>
   close(): Promise<void>
+  /** True when the records' bytes are no longer read once send() settled (the transport
+   * copied them into its requests): the publisher may then reuse their buffers. */
+  readonly copiesRecords?: boolean
 }
 
 export interface KafkaTransportOptions {
@@ -36,6 +39,8 @@ export interface KafkaTransportOptions {
 
 /** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
 export class KafkaTransport implements Transport {
+  /** kafkajs encodes each message's value into its request before sending. */
+  readonly copiesRecords = true
   private readonly kafka: Kafka
   private producer: Producer | undefined
   private readonly compression: CompressionTypes
