@@ -312,10 +312,12 @@ export class Publisher implements CaptureSink {
     let backoff = 100
     let outage = false
     while (this.queue.length > 0) {
-      // Up to 1 MiB of queued batches per request: fewer round trips when catching up.
+      // Several queued batches per request, as many as the transport takes: fewer round trips
+      // when catching up.
+      const cap = this.out.requestMaxBytes ?? 1 << 20
       let n = 0
       let bytes = 0
-      while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.value.length <= 1 << 20)) {
+      while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.value.length <= cap)) {
         bytes += this.queue[n]!.value.length
         n++
       }
