@@ -6,7 +6,15 @@
 // broker acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,9 +32,8 @@ const RAW = process.env.EBBFLOW_BENCH_RAW !== '0'
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 
-const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } = await import(
-  '@ebbflow/collector'
-)
+const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector, TOPICS } =
+  await import('@ebbflow/collector')
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
 const { freePort } = await import('../../tests/support/kafka-broker.ts')
@@ -47,6 +54,17 @@ function threadCpu(): Map<string, number> {
     out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
   }
   return out
+}
+
+/** Bytes of a topic's log segments in the broker's data folder. */
+function topicBytes(dataDir: string, topic: string): number {
+  let total = 0
+  for (const entry of readdirSync(dataDir)) {
+    if (!entry.startsWith(`${topic}-`)) continue
+    for (const f of readdirSync(join(dataDir, entry)))
+      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
+  }
+  return total
 }
 
 interface HeapNode {
@@ -143,11 +161,12 @@ try {
   const heap = HEAP
     ? ((await session.post('HeapProfiler.stopSampling')) as { profile: { head: HeapNode } }).profile
     : undefined
-  const { profile } = PROFILE && !HEAP
-    ? ((await session.post('Profiler.stop')) as {
-        profile: { nodes: ProfileNode[]; samples: number[] }
-      })
-    : { profile: { nodes: [] as ProfileNode[], samples: [] } }
+  const { profile } =
+    PROFILE && !HEAP
+      ? ((await session.post('Profiler.stop')) as {
+          profile: { nodes: ProfileNode[]; samples: number[] }
+        })
+      : { profile: { nodes: [] as ProfileNode[], samples: [] } }
   session.disconnect()
   const cpuSeconds = (cpu.user + cpu.system) / 1e6
   const self = new Map<string, number>()
@@ -202,6 +221,10 @@ try {
       // Left in the queue when close() gave up waiting, and dropped past the queue budget.
       unpublishedEvents: stats.queuedEvents,
       publisherDropped: stats.droppedEvents.syscall,
+      // On the broker, record batch headers included (the syscall topic also holds the few
+      // drop records, none in a run without drops).
+      syscallBytesPerEvent:
+        Math.round((topicBytes(join(dir, 'data'), TOPICS.syscall) / captured) * 100) / 100,
       // While the storm ran: what the broker acknowledged, the longest the event loop waited.
       stormSeconds,
       publishedDuringStorm,
@@ -210,7 +233,9 @@ try {
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
       threadCpuSeconds: threads,
-      ...(heap ? { sampledBytesPerEvent: Math.round((total / stats.publishedEvents) * 10) / 10 } : {}),
+      ...(heap
+        ? { sampledBytesPerEvent: Math.round((total / stats.publishedEvents) * 10) / 10 }
+        : {}),
       usPerEvent: {
         mainThread: perEventUs(threads.MainThread ?? 0),
         v8Workers: perEventUs(sumThreads((n) => n.startsWith('V8'))),
