@@ -6,23 +6,34 @@
 // broker acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
-/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost. */
+/** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost; =heap: V8's
+ * sampling heap profiler instead of the CPU one (bytes allocated by function, what the
+ * scavenger threads then spend their time on). */
 const PROFILE = process.env.EBBFLOW_BENCH_PROFILE !== '0'
+const HEAP = process.env.EBBFLOW_BENCH_PROFILE === 'heap'
 /** EBBFLOW_BENCH_RAW=0: every syscall record decoded into an event object, as before the
  * collector wrote them from the ring's bytes (the A side of a side-by-side run). */
 const RAW = process.env.EBBFLOW_BENCH_RAW !== '0'
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
 
-const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } = await import(
-  '@ebbflow/collector'
-)
+const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector, TOPICS } =
+  await import('@ebbflow/collector')
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
 const { freePort } = await import('../../tests/support/kafka-broker.ts')
@@ -45,6 +56,23 @@ function threadCpu(): Map<string, number> {
   return out
 }
 
+/** Bytes of a topic's log segments in the broker's data folder. */
+function topicBytes(dataDir: string, topic: string): number {
+  let total = 0
+  for (const entry of readdirSync(dataDir)) {
+    if (!entry.startsWith(`${topic}-`)) continue
+    for (const f of readdirSync(join(dataDir, entry)))
+      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
+  }
+  return total
+}
+
+interface HeapNode {
+  callFrame: ProfileNode['callFrame']
+  selfSize: number
+  children: HeapNode[]
+}
+
 interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number }
@@ -59,9 +87,18 @@ try {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim()
+  // The environment is passed on (it was not: EBBFLOW_QUEUE_BUDGET_BYTES and the other
+  // publisher settings were ignored). The queue holds the whole storm unless told otherwise:
+  // this bench measures CPU per acknowledged event, and a flood outruns the broker while the
+  // JavaScript thread is busy decoding (see bench/RESULTS.md), so a smaller budget drops.
   const config = loadCollectorConfig(
-    { kafkaBrokers: brokers, output: 'kafka', securitySyscalls: 'getppid' },
-    {},
+    {
+      kafkaBrokers: brokers,
+      output: 'kafka',
+      securitySyscalls: 'getppid',
+      queueBudgetBytes: process.env.EBBFLOW_QUEUE_BUDGET_BYTES ?? String(256 << 20),
+    },
+    process.env,
   )
   const logger = createLogger('bench', 'warn')
   const publisher = new KafkaPublisher(config, logger)
@@ -81,7 +118,15 @@ try {
   await new Promise((r) => setTimeout(r, 2000)) // start scan done, producer connected
   const session = new Session()
   session.connect()
-  if (PROFILE) {
+  if (HEAP) {
+    await session.post('HeapProfiler.enable')
+    // Every 4 KiB allocated on average, objects collected since included: the garbage is the point.
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
+  } else if (PROFILE) {
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval: 200 })
     await session.post('Profiler.start')
@@ -90,6 +135,10 @@ try {
   const cpu0 = process.cpuUsage()
   const threads0 = threadCpu()
   const t0 = performance.now()
+  // How long the event loop went without a turn: the publisher's sends and their
+  // acknowledgements need turns, so a starved loop shows up as a queue that only grows.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
   const recordsBefore = collector.capture.stats().perFamily.syscall.records
   const droppedBefore = collector.capture.stats().perFamily.syscall.dropped
   try {
@@ -98,6 +147,9 @@ try {
   } finally {
     await cg.remove()
   }
+  loopDelay.disable()
+  const stormSeconds = (performance.now() - t0) / 1000
+  const publishedDuringStorm = publisher.stats().publishedEvents
   await collector.stop()
   const stats = await publisher.close()
   const cpu = process.cpuUsage(cpu0)
@@ -106,11 +158,15 @@ try {
     const d = s - (threads0.get(name) ?? 0)
     if (d > 0) threads[name] = Math.round(d * 100) / 100
   }
-  const { profile } = PROFILE
-    ? ((await session.post('Profiler.stop')) as {
-        profile: { nodes: ProfileNode[]; samples: number[] }
-      })
-    : { profile: { nodes: [] as ProfileNode[], samples: [] } }
+  const heap = HEAP
+    ? ((await session.post('HeapProfiler.stopSampling')) as { profile: { head: HeapNode } }).profile
+    : undefined
+  const { profile } =
+    PROFILE && !HEAP
+      ? ((await session.post('Profiler.stop')) as {
+          profile: { nodes: ProfileNode[]; samples: number[] }
+        })
+      : { profile: { nodes: [] as ProfileNode[], samples: [] } }
   session.disconnect()
   const cpuSeconds = (cpu.user + cpu.system) / 1e6
   const self = new Map<string, number>()
@@ -124,6 +180,19 @@ try {
       : ''
     const key = `${f.functionName || '(anonymous)'} ${where}`
     self.set(key, (self.get(key) ?? 0) + hits)
+  }
+  if (heap) {
+    const walk = (n: HeapNode) => {
+      const f = n.callFrame
+      const where = f.url
+        ? `${f.url.replace(/^.*\/(node_modules|services)\//, '')}:${f.lineNumber + 1}`
+        : ''
+      const key = `${f.functionName || '(anonymous)'} ${where}`
+      self.set(key, (self.get(key) ?? 0) + n.selfSize)
+      total += n.selfSize
+      for (const c of n.children) walk(c)
+    }
+    walk(heap.head)
   }
   const top = [...self]
     .sort((a, b) => b[1] - a[1])
@@ -144,16 +213,29 @@ try {
       storm: STORM,
       raw: RAW,
       loadAverage: loadavg().map((l) => Math.round(l * 10) / 10),
+      compression: config.kafkaCompression,
+      queueBudgetBytes: config.queueBudgetBytes,
       capturedSyscallRecords: captured,
       kernelDropped,
       publishedEvents: stats.publishedEvents,
       // Left in the queue when close() gave up waiting, and dropped past the queue budget.
       unpublishedEvents: stats.queuedEvents,
       publisherDropped: stats.droppedEvents.syscall,
+      // On the broker, record batch headers included (the syscall topic also holds the few
+      // drop records, none in a run without drops).
+      syscallBytesPerEvent:
+        Math.round((topicBytes(join(dir, 'data'), TOPICS.syscall) / captured) * 100) / 100,
+      // While the storm ran: what the broker acknowledged, the longest the event loop waited.
+      stormSeconds,
+      publishedDuringStorm,
+      eventLoopDelayMaxMs: Math.round(loopDelay.max / 1e5) / 10,
       cpuSeconds,
       wallSeconds: (performance.now() - t0) / 1000,
       publishedPerCpuSecond: stats.publishedEvents / cpuSeconds,
       threadCpuSeconds: threads,
+      ...(heap
+        ? { sampledBytesPerEvent: Math.round((total / stats.publishedEvents) * 10) / 10 }
+        : {}),
       usPerEvent: {
         mainThread: perEventUs(threads.MainThread ?? 0),
         v8Workers: perEventUs(sumThreads((n) => n.startsWith('V8'))),

@@ -3,7 +3,7 @@
 // the memory budget's drop accounting.
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,12 +13,14 @@ import {
   type DecodedBatch,
   decodeEventBatch,
   familyOf,
+  KafkaTransport,
+  Publisher,
   TOPICS,
   type WallClock,
 } from '@ebbflow/collector'
 import type { CapturedEvent, CounterEvent, Family, RecordEvent } from '@ebbflow/common'
 import { ensureTopics } from '@ebbflow/common/kafka'
-import { Kafka, logLevel } from 'kafkajs'
+import kafkajs, { Kafka, logLevel } from 'kafkajs'
 import { isRoot, startCapture } from '../support/capture.ts'
 import { freePort, testPublisher as publisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
@@ -319,6 +321,73 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
             codecs.add(log.readInt16BE(at + 21) & 7)
         }
     assert.ok(codecs.has(4), `codecs in the log: ${[...codecs].join(', ')}`)
+  })
+
+  it('compressed, several batches go in one request; once the broker refuses one as too large, each request carries one batch and nothing is lost', {
+    timeout: 60_000,
+  }, async () => {
+    // The exec topic takes record batches of at most 150,000 bytes (compressed) for this case.
+    const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING })
+    const admin = kafka.admin()
+    await admin.connect()
+    const limit = (value: string) =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: kafkajs.ConfigResourceTypes.TOPIC,
+            name: TOPICS.exec,
+            configEntries: [{ name: 'max.message.bytes', value }],
+          },
+        ],
+      })
+    try {
+      await ensureTopics(admin, [TOPICS.exec])
+      await limit('150000')
+      // Random argv barely compresses: a 100 KiB batch stays under the limit alone, ten of
+      // them in one request (the transport's 4 MiB) do not.
+      const events: CapturedEvent[] = Array.from({ length: 2500 }, (_, i) => ({
+        kind: 'exec',
+        bootNs: 1_000_000 + i,
+        cgroupId: 1,
+        pid: i + 1,
+        tgid: i + 1,
+        ppid: 1,
+        uid: 0,
+        gid: 0,
+        pidnsIno: 1,
+        mntnsIno: 1,
+        comm: 'x',
+        parentComm: 'y',
+        filename: '/bin/x',
+        args: ['/bin/x', randomBytes(300).toString('base64')],
+        argsTotalBytes: 410,
+        argsTruncated: false,
+        filenameTruncated: false,
+        argsReadFailed: false,
+      }))
+      const transport = new KafkaTransport({ brokers, compression: 'gzip' })
+      assert.equal(transport.requestMaxBytes, 4 << 20)
+      const { options } = publisher(brokers, { batchMaxBytes: 100 * 1024, batchMaxEvents: 10_000 })
+      const p = new Publisher(transport, options)
+      p.publish(events)
+      const stats = await p.close(30_000)
+      assert.equal(stats.publishedEvents, events.length)
+      assert.ok(stats.failedSends >= 1, 'the broker refused no request')
+      assert.equal(transport.requestMaxBytes, 0)
+      const received = await consume(
+        brokers,
+        options.instanceId!,
+        options.clock,
+        (b) => eventCount(b) >= events.length,
+      )
+      const args = (list: CapturedEvent[] | undefined) =>
+        (list ?? []).map((e) => (e.kind === 'exec' ? e.args[1] : undefined))
+      assert.deepEqual(args(byKind(received).get('exec')), args(events))
+    } finally {
+      await limit('1048588').catch(() => {})
+      await admin.disconnect()
+    }
   })
 
   it('an idle connected producer arms no timers (kafkajs 2.2.4 looped every 1 ms per connection; patches/)', {

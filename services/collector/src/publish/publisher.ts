@@ -67,6 +67,7 @@ interface Pending {
 
 interface QueuedBatch {
   family: Family
+  /** The batch's bytes: the start of a buffer that may be reused once they are sent. */
   value: Buffer
   /** Events in the batch (its own queue_full record not included). */
   events: number
@@ -98,6 +99,8 @@ export class Publisher implements CaptureSink {
   /** Batches (sequence numbers) dropped and not yet reported by a batch. */
   private readonly unsentBatches: Record<Family, number> = { exec: 0, net: 0, syscall: 0, file: 0 }
   private readonly queue: QueuedBatch[] = []
+  /** Buffers of batches acknowledged or dropped, for the next batches (see takeBuffer). */
+  private readonly spare: ArrayBuffer[] = []
   private inFlight = 0
   private queuedBytes = 0
   private readonly stats_: PublisherStats
@@ -238,7 +241,9 @@ export class Publisher implements CaptureSink {
     // Fields of one message may come in any order and repeated ones concatenate: the header
     // followed by the events written one by one is one EventBatch.
     const body = p.writer.finish()
-    const value = Buffer.concat([head, body])
+    const value = this.takeBuffer(head.length + body.length)
+    value.set(head, 0)
+    value.set(body, head.length)
     p.writer.reset() // after the copy above
     this.enqueue({ family, value, events: p.events, carriedDrops, carriedBatches })
   }
@@ -251,6 +256,7 @@ export class Publisher implements CaptureSink {
       const [dropped] = this.queue.splice(this.inFlight, 1)
       if (!dropped) break
       this.queuedBytes -= dropped.value.length
+      this.giveBack(dropped.value)
       const lost = dropped.events
       this.stats_.droppedEvents[dropped.family] += lost
       this.stats_.droppedBatches++
@@ -258,6 +264,39 @@ export class Publisher implements CaptureSink {
       this.unsentBatches[dropped.family] += 1 + dropped.carriedBatches
     }
     this.kick()
+  }
+
+  /**
+   * A buffer for a batch of `n` bytes: a spare one if one fits without holding more than twice
+   * that, else a new one. Under load every batch is ~batchMaxBytes, and a new 512 KiB buffer
+   * per batch was external memory that kept V8 running full collections (bench/RESULTS.md,
+   * "collector cost"). The transport copies the bytes into its request, so a batch's buffer is
+   * free once it is acknowledged.
+   */
+  private takeBuffer(n: number): Buffer {
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      const b = this.spare[i]!
+      if (b.byteLength >= n && b.byteLength <= 2 * n) {
+        this.spare.splice(i, 1)
+        return Buffer.from(b, 0, n)
+      }
+    }
+    // Not from Node's shared pool: a pooled slice would keep its whole pool alive and cannot
+    // be handed back.
+    return Buffer.from(new ArrayBuffer(n), 0, n)
+  }
+
+  /** A few large buffers are kept: enough for the batches sent while the next ones fill. Only
+   * when the transport copied the bytes: the in-process one hands them on to its reader. */
+  private giveBack(value: Buffer): void {
+    if (
+      !this.out.copiesRecords ||
+      value.byteOffset !== 0 ||
+      value.buffer.byteLength < 64 * 1024 ||
+      this.spare.length >= 4
+    )
+      return
+    this.spare.push(value.buffer as ArrayBuffer)
   }
 
   private kick(): void {
@@ -273,10 +312,12 @@ export class Publisher implements CaptureSink {
     let backoff = 100
     let outage = false
     while (this.queue.length > 0) {
-      // Up to 1 MiB of queued batches per request: fewer round trips when catching up.
+      // Several queued batches per request, as many as the transport takes: fewer round trips
+      // when catching up.
+      const cap = this.out.requestMaxBytes ?? 1 << 20
       let n = 0
       let bytes = 0
-      while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.value.length <= 1 << 20)) {
+      while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.value.length <= cap)) {
         bytes += this.queue[n]!.value.length
         n++
       }
@@ -290,6 +331,7 @@ export class Publisher implements CaptureSink {
         this.inFlight = 0
         for (const b of sending) {
           this.queuedBytes -= b.value.length
+          this.giveBack(b.value)
           this.stats_.publishedBatches++
           this.stats_.publishedEvents += b.events
         }

@@ -19,6 +19,25 @@ export interface Transport {
    * (the caller keeps them and retries). */
   send(records: OutRecord[]): Promise<void>
   close(): Promise<void>
+  /** True when the records' bytes are no longer read once send() settled (the transport
+   * copied them into its requests): the publisher may then reuse their buffers. */
+  readonly copiesRecords?: boolean
+  /** Bytes of records (before compression) one send() should carry, about; at least one
+   * record always goes. Default: 1 MiB. Read before each send: a transport may lower it. */
+  readonly requestMaxBytes?: number
+}
+
+/** Kafka's default limit on one partition's record batch (message.max.bytes), about. */
+const KAFKA_MESSAGE_MAX = 1 << 20
+
+/** Whether kafkajs failed a send because the broker refused a record batch as too large
+ * (the error comes wrapped by its retrier; its cause or its list of errors holds the code). */
+function tooLarge(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 4) return false
+  const e = err as { type?: unknown; cause?: unknown; errors?: unknown }
+  if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true
+  if (Array.isArray(e.errors) && e.errors.some((x) => tooLarge(x, depth + 1))) return true
+  return tooLarge(e.cause, depth + 1)
 }
 
 export interface KafkaTransportOptions {
@@ -36,9 +55,21 @@ export interface KafkaTransportOptions {
 
 /** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
 export class KafkaTransport implements Transport {
+  /** kafkajs encodes each message's value into its request before sending. */
+  readonly copiesRecords = true
   private readonly kafka: Kafka
   private producer: Producer | undefined
   private readonly compression: CompressionTypes
+  /**
+   * Compressed, several batches go in one request: kafkajs compresses a request's records of
+   * one partition into one record batch, and the broker limits that batch's compressed size
+   * (1 MiB by default), so uncompressed a request stays at one batch of 512 KiB. One 512 KiB
+   * batch per request made the broker path ~140,000 events/s to acknowledgement;
+   * 4 MiB, ~240,000 (bench/RESULTS.md, "collector cost"). Records that compress badly could
+   * still pass the broker's limit: after the first such refusal every request carries a
+   * single batch.
+   */
+  requestMaxBytes: number
 
   constructor(options: KafkaTransportOptions) {
     this.compression = {
@@ -47,6 +78,8 @@ export class KafkaTransport implements Transport {
       lz4: CompressionTypes.LZ4,
       zstd: CompressionTypes.ZSTD,
     }[options.compression ?? 'gzip']
+    this.requestMaxBytes =
+      this.compression === CompressionTypes.None ? KAFKA_MESSAGE_MAX : 4 * KAFKA_MESSAGE_MAX
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'ebbflow-collector',
       brokers: options.brokers,
@@ -89,6 +122,7 @@ export class KafkaTransport implements Transport {
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       })
     } catch (err) {
+      if (tooLarge(err)) this.requestMaxBytes = 0
       const producer = this.producer
       this.producer = undefined
       await producer.disconnect().catch(() => {})
