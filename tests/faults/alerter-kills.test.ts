@@ -144,7 +144,12 @@ describe('alerter SIGKILLed mid-evaluation', { timeout: SOAK ? 600_000 : 90_000 
       if (start !== prevEnd) gaps.push(`slot ${done[i]!.slot}: starts ${start - prevEnd} ms off`)
     }
     assert.deepEqual(gaps, [], 'every finished window starts where the last one ended')
-    assert.ok(done.length >= KILLS, `${done.length} evaluations finished`)
+    // Every killed run had at least started an evaluation (each ran over a second boundary);
+    // on a loaded machine some are killed before they finish one.
+    assert.ok(
+      done.length + claimedOnly.size >= KILLS,
+      `${done.length} evaluations finished and ${claimedOnly.size} interrupted for ${KILLS} kills`,
+    )
 
     // Notifications: the receiver's own record.
     const byId = new Map<string, Received[]>()
