@@ -175,18 +175,27 @@ void Drain::finish(Napi::Env env, std::optional<Napi::Error> *first_error) {
   if (thread.joinable()) thread.join();
 }
 
-// The thread-safe function's call_js: empties the queue. A throwing onBatch becomes an
-// 'uncaughtException', as a throwing event listener would; the rest waits for the next wake.
+// The thread-safe function's call_js: delivers what is queued, unless a continuation already
+// will. A throwing onBatch becomes an 'uncaughtException', as a throwing event listener would;
+// the rest waits for the next wake.
 void Drain::on_wake(napi_env raw_env, napi_value js_callback, void *context, void *) {
   if (raw_env == nullptr) return;  // Node is shutting down
-  auto *d = static_cast<std::shared_ptr<Drain> *>(context)->get();
+  const auto &self = *static_cast<std::shared_ptr<Drain> *>(context);
+  Drain *d = self.get();
   {
     std::lock_guard<std::mutex> lock(d->mu);
     d->wake_scheduled = false;
   }
-  if (d->torn_down) return;
-  Napi::Env env(raw_env);
-  Napi::Function callback(raw_env, js_callback);
+  if (d->torn_down || d->continuation_scheduled) return;
+  deliver_some(Napi::Env(raw_env), Napi::Function(raw_env, js_callback), self);
+}
+
+// Delivers queued batches for up to kMaxDeliverMs; what is left then goes on from setImmediate,
+// after the event loop has run its timers and sockets. Node runs a thread-safe function's calls
+// in one loop (up to 1,000 of them), so a second wake would not let it turn.
+void Drain::deliver_some(Napi::Env env, Napi::Function callback, const std::shared_ptr<Drain> &self) {
+  Drain *d = self.get();
+  uint64_t until = now_ms() + kMaxDeliverMs;
   while (Batch *b = d->pop()) {
     try {
       deliver(env, callback, b);
@@ -200,10 +209,37 @@ void Drain::on_wake(napi_env raw_env, napi_value js_callback, void *context, voi
       if (again) napi_call_threadsafe_function(d->tsfn, nullptr, napi_tsfn_nonblocking);
       // Not left pending: Node would only warn (DEP0168) and drop it for addons built for
       // a stable Node-API version.
-      napi_fatal_exception(raw_env, e.Value());
+      napi_fatal_exception(env, e.Value());
+      return;
+    }
+    if (now_ms() >= until) {
+      bool more;
+      {
+        std::lock_guard<std::mutex> lock(d->mu);
+        more = !d->queue.empty();
+      }
+      if (more) continue_later(env, self);
       return;
     }
   }
+}
+
+void Drain::continue_later(Napi::Env env, const std::shared_ptr<Drain> &self) {
+  if (self->continuation_scheduled) return;
+  self->continuation_scheduled = true;
+  std::shared_ptr<Drain> keep = self;  // the Drain outlives close() until this has run
+  Napi::Function next = Napi::Function::New(
+      env,
+      [keep](const Napi::CallbackInfo &info) {
+        Drain *d = keep.get();
+        d->continuation_scheduled = false;
+        if (d->torn_down || d->callback == nullptr) return;
+        napi_value cb;
+        if (napi_get_reference_value(info.Env(), d->callback, &cb) != napi_ok || cb == nullptr) return;
+        deliver_some(info.Env(), Napi::Function(info.Env(), cb), keep);
+      },
+      "ebbflowDrainContinue");
+  env.Global().Get("setImmediate").As<Napi::Function>().Call({next});
 }
 
 void Drain::on_tsfn_finalize(napi_env, void *data, void *) { delete static_cast<std::shared_ptr<Drain> *>(data); }

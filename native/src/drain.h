@@ -13,6 +13,10 @@
 // it waits for them, where a thread blocked in a thread-safe function's own full queue would
 // wait for the very thread that is joining it.
 //
+// A wake delivers for at most kMaxDeliverMs, then the rest continues from setImmediate: under a
+// flood the drain thread refills the queue as fast as JavaScript empties it, and a wake that
+// emptied the queue held the event loop (timers, the producer's sockets) for up to a second.
+//
 // Memory: a full batch's block is handed to JavaScript as is (an external Buffer that frees
 // it, no copy). A batch cut short by flushMs and using under a quarter of its block is copied
 // once, on the drain thread, into a block of its exact size, and the large block is reused:
@@ -54,6 +58,8 @@ constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
 constexpr size_t kMaxPending = 64;
 // Longest a drain thread sleeps in poll: bounds how long close() waits for it to notice.
 constexpr int kMaxPollMs = 100;
+// Longest one wake delivers batches before it lets the event loop turn (see deliver_some).
+constexpr uint64_t kMaxDeliverMs = 10;
 
 struct Drain {
   // Set before the thread starts, then read-only.
@@ -64,6 +70,7 @@ struct Drain {
   napi_ref callback = nullptr;  // JavaScript thread only: close() delivers through it
   std::thread thread;
   bool torn_down = false;  // JavaScript thread only
+  bool continuation_scheduled = false;  // JavaScript thread only: a setImmediate will deliver
 
   // The batch being filled: drain thread only (batch_bytes set before the thread starts).
   Framer framer{kDefaultBatchBytes};
@@ -114,6 +121,8 @@ struct Drain {
   void hand_over(Batch *b);
   void push(Batch *b);
   static void on_wake(napi_env raw_env, napi_value js_callback, void *context, void *);
+  static void deliver_some(Napi::Env env, Napi::Function callback, const std::shared_ptr<Drain> &self);
+  static void continue_later(Napi::Env env, const std::shared_ptr<Drain> &self);
   static void on_tsfn_finalize(napi_env, void *data, void *);
   static void on_env_teardown(void *arg);
 };

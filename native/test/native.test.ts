@@ -403,6 +403,40 @@ describe('native addon', { skip }, () => {
     }
   })
 
+  // Under a flood the drain thread refills the queue as fast as JavaScript empties it: a wake
+  // that delivered until the queue was empty held the event loop (the producer's sockets,
+  // timers) for as long as the flood lasted. A wake now lets the loop turn after ~10 ms.
+  test('a wake lets the event loop turn while batches are still queued', async () => {
+    const N = 3000
+    // A 4 KiB ring (128 records): the kernel counts the rest, so the test takes well under 1 s.
+    const o = openCounter((obj) => obj.setMaxEntries('ring', 4096))
+    let delivered = 0
+    let atTimer = -1
+    try {
+      // batchBytes 1: a batch per record; each takes onBatch 2 ms, so 64 queued take 128 ms.
+      o.openRingBuffer('ring', { batchBytes: 1 }, () => {
+        if (delivered++ === 0)
+          setTimeout(() => {
+            atTimer = delivered
+          }, 0)
+        const until = performance.now() + 2
+        while (performance.now() < until) {}
+      })
+      getppidTimes(N) // JavaScript busy: the queue fills (64 batches) before the first wake
+      await waitFor('the timer set in the first batch fired', () => atTimer >= 0, 30_000)
+      await waitFor(
+        'every record delivered or counted as dropped',
+        () => BigInt(delivered) + perCpuSum(o, 'percpu_counts', 1) === BigInt(N),
+        30_000,
+      )
+      assert.ok(delivered >= 64, `only ${delivered} delivered: the queue never filled`)
+      // 10 ms of 2 ms batches per turn; a few turns before the timers phase comes round.
+      assert.ok(atTimer < 32, `the timer waited for ${atTimer} batches`)
+    } finally {
+      o.close()
+    }
+  })
+
   test('the hand-off queue is bounded by bytes too: 4 MiB of large batches, the kernel counts the rest', async () => {
     const N = 500_000
     // 1 MiB of ring: 32,768 records of 24 bytes (+8 of ring header); framed, each takes 28.
