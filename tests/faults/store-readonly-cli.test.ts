@@ -20,10 +20,11 @@ import { after, before, describe, it } from 'node:test'
 import { TOPICS } from '@ebbflow/common/wire'
 import type { Admin, Producer } from 'kafkajs'
 import { isRoot } from '../support/capture.ts'
-import { startBroker, type TestBroker } from '../support/kafka-broker.ts'
+import { freePort, startBroker, type TestBroker } from '../support/kafka-broker.ts'
 import {
   baseTimeNs,
-  type Cli,
+  bin,
+  Cli,
   createTopics,
   execBatch,
   ingest,
@@ -303,5 +304,67 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     assert.deepEqual([...repeated(stored).keys()], [], 'none stored twice')
     assert.equal(stored.length, published.length, 'nothing else stored')
     assert.equal(await end(dlq), dlqBefore, 'still nothing dead-lettered')
+  })
+
+  // The same store error under `ebbflow up --kafka` (capture, ingester, API in one process):
+  // its ingester gives up as `ebbflow ingest` does, and `up` exits with status 1 instead of
+  // running on with a stopped ingester.
+  it('ends `ebbflow up --kafka` with status 1 when its store cannot take any block', async () => {
+    const upDir = join(tmp, 'up')
+    const upGroup = `readonly-up-${process.pid}`
+    execFileSync(bin, ['migrate', '--data-dir', upDir], { stdio: 'pipe' })
+    execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { ChdbStore } from '@ebbflow/store'
+         const s = await ChdbStore.open(${JSON.stringify(upDir)})
+         await s.exec('DROP TABLE ebbflow.process_events')
+         await s.close()`,
+      ],
+      { cwd: join(import.meta.dirname, '../..'), stdio: 'pipe' },
+    )
+    const b = execBatch('node-ro-up', `boot-up-${process.pid}`, 0, 1, 10, baseTimeNs())
+    await producer.send({ topic: TOPICS.exec, acks: -1, messages: [{ value: b.value }] })
+    const exitMs = 3000
+    const up = new Cli(
+      [
+        'up',
+        '--kafka',
+        broker.bootstrap,
+        '--data-dir',
+        upDir,
+        '--port',
+        String(await freePort()),
+        '--migrate',
+        'false',
+      ],
+      {
+        EBBFLOW_GROUP_ID: upGroup,
+        EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS: String(exitMs),
+        EBBFLOW_INGEST_SESSION_TIMEOUT_MS: '6000',
+        EBBFLOW_LOG_LEVEL: 'info',
+      },
+    )
+    try {
+      await up.waitForLine(/ebbflow is up/, 120_000)
+      const cause = /the store cannot take any block and no retry cures it/
+      await up.waitForLine(cause, 90_000)
+      const exited = await Promise.race([
+        up.exited,
+        new Promise<'running'>((r) => setTimeout(() => r('running'), exitMs + 60_000)),
+      ])
+      assert.notEqual(exited, 'running', `up still running:\n${up.lines.slice(-10).join('\n')}`)
+      assert.equal((exited as { code: number | null }).code, 1, up.lines.slice(-10).join('\n'))
+      assert.equal(up.matching(/giving up on the store; exiting for a restart/).length, 1)
+      assert.equal(up.matching(cause).length, 1, 'one error line, not one per retry')
+      const [t] = await admin.fetchOffsets({ groupId: upGroup, topics: [TOPICS.exec] })
+      const offset = t!.partitions.find((p) => p.partition === 0)!.offset
+      assert.ok(['-1', '0'].includes(offset), `committed ${offset}: nothing past the first block`)
+    } finally {
+      up.kill()
+      await up.exited
+    }
   })
 })

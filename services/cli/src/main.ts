@@ -135,8 +135,13 @@ const COMMANDS: CommandSpec[] = [
       const { startUp } = await import('./up.ts')
       const status = parsed.status === undefined ? {} : { status: String(parsed.status) }
       const up = await startUp(values, options, status)
-      await waitForSignal()
+      const ended = await Promise.race([
+        waitForSignal().then((signal) => ({ signal })),
+        ...(up.failed ? [up.failed.then((error) => ({ error }))] : []),
+      ])
       await up.stop()
+      // Nothing past the stored blocks is committed: a restarted `up` takes them up again.
+      if ('error' in ended) throw ended.error
     },
   },
   {

@@ -62,6 +62,13 @@ function liveTap(
 
 export interface Up {
   apiUrl: string
+  /**
+   * Resolves when the ingester gave up on a store error no retry cures (with --kafka, after
+   * storeFailureExitMs, as `ebbflow ingest` does): the caller stops everything and exits
+   * non-zero for its supervisor to restart it. Absent for the in-process queue, whose records
+   * live only in this process: it keeps retrying rather than lose them.
+   */
+  failed?: Promise<Error>
   stop(): Promise<void>
 }
 
@@ -200,7 +207,11 @@ export async function startUp(
     )
     const status = startStatus(up, collector.collector.capture, ingester.metrics, logger)
     stops.rest.push(async () => status())
-    return { apiUrl: api.url, stop: stopAll }
+    const failed = ingester.failed?.then((err) => {
+      logger.error({ err }, 'giving up on the store; exiting for a restart')
+      return err
+    })
+    return { apiUrl: api.url, stop: stopAll, ...(failed ? { failed } : {}) }
   } catch (err) {
     await stopAll()
     throw err
