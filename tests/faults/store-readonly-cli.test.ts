@@ -67,7 +67,11 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     admin = kafka(broker.bootstrap).admin()
     await admin.connect()
   })
+  /** Processes of the later cases, ended whatever their assertions did. */
+  const running: Cli[] = []
   after(async () => {
+    for (const p of running) p.kill()
+    await Promise.all(running.map((p) => p.exited))
     if (mounted) spawnSync('umount', [dataDir])
     cli?.kill()
     await cli?.exited
@@ -303,6 +307,91 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     )
     assert.deepEqual([...repeated(stored).keys()], [], 'none stored twice')
     assert.equal(stored.length, published.length, 'nothing else stored')
+    assert.equal(await end(dlq), dlqBefore, 'still nothing dead-lettered')
+  })
+
+  // An error that is neither a record's nor on the list of store-wide codes: the ledger's
+  // batch_id column made a number under the ingester, so every block's bookkeeping insert fails
+  // (its rows were stored first). It used to be retried every 5 s for ever with a warning
+  // each time; it is now said once as an error, nothing is committed, the ingester exits 1, and
+  // once the column is back a restarted ingester stores every exec once (the rows already in
+  // went in under the same tokens).
+  it('gives up on an error the store repeats for every block, then stores every exec once', async () => {
+    const dir = join(tmp, 'ledger')
+    const ledgerGroup = `readonly-ledger-${process.pid}`
+    const node = 'node-ro-ledger'
+    execFileSync(bin, ['migrate', '--data-dir', dir], { stdio: 'pipe' })
+    const inFolder = (sql: string) =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { ChdbStore } from '@ebbflow/store'
+           const s = await ChdbStore.open(${JSON.stringify(dir)})
+           await s.exec(${JSON.stringify(sql)})
+           await s.close()`,
+        ],
+        { cwd: join(import.meta.dirname, '../..'), stdio: 'pipe' },
+      )
+    inFolder('ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id UInt64')
+    const start = (env: Record<string, string> = {}) =>
+      ingest(broker.bootstrap, dir, ledgerGroup, {
+        EBBFLOW_DLQ_TOPIC: dlq,
+        EBBFLOW_INGEST_MAX_WAIT_MS: '100',
+        EBBFLOW_MIGRATE: 'false',
+        ...env,
+      })
+    const ledgerCommitted = async (): Promise<string> => {
+      const [t] = await admin.fetchOffsets({ groupId: ledgerGroup, topics: [TOPICS.exec] })
+      return t!.partitions.find((p) => p.partition === 0)!.offset
+    }
+    const dlqBefore = await end(dlq)
+    const before = await end(TOPICS.exec)
+    const published: string[] = []
+    const t0 = baseTimeNs()
+    for (let r = 0; r < 3; r++) {
+      const b = execBatch(node, `boot-ledger-${process.pid}`, r, 1 + 10 * r, 10, t0)
+      await producer.send({ topic: TOPICS.exec, acks: -1, messages: [{ value: b.value }] })
+      published.push(...b.ids)
+    }
+    const topicEnd = await end(TOPICS.exec)
+    const exitMs = 3000
+    const failing = start({ EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS: String(exitMs) })
+    running.push(failing)
+    const cause = /the store cannot take any block and no retry cures it/
+    const first = JSON.parse(await failing.waitForLine(cause, 90_000)) as { code: string }
+    assert.match(first.code, /^CLICKHOUSE_\d+$/, 'the log names the store error')
+    const exited = await failing.exited
+    assert.equal(exited.code, 1, failing.lines.slice(-5).join('\n'))
+    assert.equal(failing.matching(cause).length, 1, 'one error line, not one per retry')
+    assert.equal(failing.matching(/retrying"/).length, 0, 'no warning per retry')
+    const committedThen = await ledgerCommitted()
+    assert.ok(
+      BigInt(committedThen) <= BigInt(before),
+      `committed ${committedThen}: nothing of the failing blocks (they start at ${before})`,
+    )
+    assert.equal(await end(dlq), dlqBefore, 'nothing dead-lettered')
+
+    inFolder('ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id String')
+    const again = start()
+    running.push(again)
+    try {
+      await waitFor(
+        'every record committed',
+        async () => (await ledgerCommitted()) === topicEnd,
+        90_000,
+      )
+    } finally {
+      await again.stop()
+    }
+    const stored = storedExecIds(dir, node)
+    assert.deepEqual(
+      published.filter((id) => !stored.includes(id)),
+      [],
+      'every published exec stored',
+    )
+    assert.deepEqual([...repeated(stored).keys()], [], 'none stored twice')
     assert.equal(await end(dlq), dlqBefore, 'still nothing dead-lettered')
   })
 

@@ -377,7 +377,7 @@ export class KafkaIngester {
             waiting = true
             this.setPaused(+1)
           }
-          if (storeWide(err)) {
+          if (incurable(err)) {
             const now = performance.now()
             if (!wide) {
               wide = { since: now, code: codeOf(err) }
@@ -413,7 +413,7 @@ export class KafkaIngester {
     }
   }
 
-  /** Says a store-wide error once per episode (until a block is stored again), not per retry. */
+  /** Says an incurable error once per episode (until a block is stored again), not per retry. */
   private reportStoreWide(err: unknown, token: string): void {
     const code = codeOf(err)
     if (this.storeWideSaid.has(code)) {
@@ -436,4 +436,22 @@ export class KafkaIngester {
     this.pausedCount += delta
     this.metrics.paused.set(this.pausedCount)
   }
+}
+
+/**
+ * Errors no retry of the same block cures: store-wide ones (`storeWide`: a missing table,
+ * refused credentials), and any other error the store marks as not retriable or that is not
+ * the store's at all (a bookkeeping insert the store refuses whatever the block, a bug): the
+ * records were already tried one by one where a record could be at fault (`Ingestor`), so
+ * what escapes is not theirs. They get the store-wide treatment: one error line, the metric,
+ * nothing committed, and an exit after storeFailureExitMs for a supervisor to restart (and an
+ * operator to see). KafkaJS's errors (a dead-letter topic while the broker is away) and the
+ * store's retriable ones (unreachable, too many parts) are retried with backoff for as long
+ * as they last.
+ */
+function incurable(err: unknown): boolean {
+  if (storeWide(err)) return true
+  const e = err as { name?: unknown; retriable?: unknown } | undefined
+  if (typeof e?.name === 'string' && e.name.startsWith('KafkaJS')) return false
+  return e?.retriable !== true
 }
