@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   ConfigError,
+  commaList,
   DEFAULT_FAMILIES,
   DEFAULT_SECURITY_SYSCALLS,
   FAMILIES,
@@ -19,12 +20,7 @@ import { z } from 'zod'
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../..')
 
-const list = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0),
-)
+const list = commaList
 
 const powerOfTwo = (min: number) =>
   z.coerce

@@ -3,15 +3,10 @@
 // (NODE_NAME, read once) and startEnrichment takes it from there, so the name on the Kafka key,
 // on the events and in the pod watch's field selector is one value.
 import { existsSync } from 'node:fs'
-import { ConfigError, parseConfig } from '@ebbflow/common'
+import { ConfigError, commaList, parseConfig } from '@ebbflow/common'
 import { z } from 'zod'
 
-const list = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0),
-)
+const list = commaList
 
 const ms = (max: number) => z.coerce.number().int().min(0).max(max)
 
