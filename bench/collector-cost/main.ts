@@ -78,14 +78,14 @@ async function child(input: ChildInput) {
       kafkaBrokers: input.brokers,
       output: 'kafka',
       securitySyscalls: 'getppid',
+      // The pod watch selects this node's pods by the collector's node name.
+      ...(input.kubeconfig ? { nodeName: NODE } : {}),
       ...input.overrides,
     },
     {},
   )
   const enrichConfig = loadEnrichConfig(
-    input.kubeconfig
-      ? { kubernetes: 'on', kubeconfig: input.kubeconfig, nodeName: NODE }
-      : { kubernetes: 'off' },
+    input.kubeconfig ? { kubernetes: 'on', kubeconfig: input.kubeconfig } : { kubernetes: 'off' },
     {},
   )
   const logger = createLogger('bench', 'warn')

@@ -72,13 +72,14 @@ async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what
 
 const EXECS = `query($from: DateTime!, $after: String) {
   execEvents(filter: { from: $from }, first: 500, after: $after) {
-    edges { node { comm filename args exitCode durationNs pid } }
+    edges { node { time comm filename args exitCode durationNs pid } }
     pageInfo { hasNextPage endCursor }
   }
 }`
 
 async function markedExecs(url: string, from: string, marker: string) {
   const out: {
+    time: string
     filename: string
     args: string[]
     exitCode: number | null
@@ -90,6 +91,7 @@ async function markedExecs(url: string, from: string, marker: string) {
       execEvents: {
         edges: {
           node: {
+            time: string
             filename: string
             args: string[]
             exitCode: number | null
@@ -157,7 +159,9 @@ describe('ebbflow up (as a new user runs it)', {
     let up = await startUp(dataDir, port)
     try {
       // An exec that fails, a TCP exchange of 5 bytes each way, 20,000 reads and writes.
+      const startedMs = Date.now()
       assert.equal((await cg.run(['/bin/sh', '-c', 'exit 3', marker])).code, 3)
+      const exitedMs = Date.now()
       const tcp = await cg.run([
         '/bin/bash',
         '-c',
@@ -187,6 +191,15 @@ describe('ebbflow up (as a new user runs it)', {
       assert.ok(sh, JSON.stringify(execs))
       assert.equal(sh.exitCode, 3)
       assert.ok((sh.durationNs ?? 0) > 0)
+      // The exec's time, stamped once by the collector and carried through the store, is
+      // when this test ran it (its clock and the collector's are the same host's; 5 ms of
+      // slack for the offset taken at the collector's start).
+      const execMs = Date.parse(sh.time)
+      assert.match(sh.time, /\.\d{9}Z$/)
+      assert.ok(
+        execMs >= startedMs - 5 && execMs <= exitedMs + 5,
+        `exec time ${sh.time} not within ${new Date(startedMs).toISOString()}..${new Date(exitedMs).toISOString()}`,
+      )
       assert.ok(
         execs.some((e) => e.args[2]?.startsWith('dd ') === true),
         JSON.stringify(execs),

@@ -39,10 +39,10 @@ function containerId(): string {
 
 function enrich(kubeconfig: string): Enrichment {
   const config = loadEnrichConfig(
-    { kubeconfig, nodeName: NODE, kubeBackoffMs: '100', deletedPodGraceMs: '60000' },
+    { kubeconfig, kubeBackoffMs: '100', deletedPodGraceMs: '60000' },
     {},
   )
-  return startEnrichment(config, new RecordingSink(), logger)
+  return startEnrichment(config, new RecordingSink(), logger, { nodeName: NODE })
 }
 
 /** Pod list requests the server answered (its own counter; it restarts with the server). */
@@ -318,7 +318,6 @@ describe('exec events named after a pod of the real API server (real kernel capt
       loadEnrichConfig(
         {
           kubeconfig,
-          nodeName: NODE,
           kubeBackoffMs: '50',
           cgroupRescanMinMs: '0',
           deletedPodGraceMs: '1000',
@@ -328,6 +327,7 @@ describe('exec events named after a pod of the real API server (real kernel capt
       ),
       sink,
       logger,
+      { nodeName: NODE },
     )
     capture = KernelCapture.start(
       loadCollectorConfig({ families: 'exec', flushMs: '10', counterIntervalMs: '3600000' }, {}),

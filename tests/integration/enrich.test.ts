@@ -29,10 +29,7 @@ async function until(what: string, predicate: () => boolean, timeoutMs = 10_000)
 }
 
 function enrichConfig(kubeconfig: string, extra: Record<string, string> = {}) {
-  return loadEnrichConfig(
-    { kubeconfig, nodeName: NODE, kubeBackoffMs: '50', cgroupRescanMinMs: '0', ...extra },
-    {},
-  )
+  return loadEnrichConfig({ kubeconfig, kubeBackoffMs: '50', cgroupRescanMinMs: '0', ...extra }, {})
 }
 
 function deploymentPod(uid: string, containerId: string, labels: Record<string, string> = {}) {
@@ -70,7 +67,7 @@ describe('pod list+watch through the thin Kubernetes client', () => {
           containers: [{ name: 'x', id: randomBytes(32).toString('hex'), image: 'x' }],
         }),
       )
-      enrichment = startEnrichment(enrichConfig(api.kubeconfig()), sink, logger)
+      enrichment = startEnrichment(enrichConfig(api.kubeconfig()), sink, logger, { nodeName: NODE })
       const pods = enrichment.pods!
       await until('the first list', () => pods.size > 0)
       assert.equal(pods.size, 1, 'the other node’s pod is not listed')
@@ -148,7 +145,7 @@ describe('pod list+watch through the thin Kubernetes client', () => {
       // biome-ignore lint/suspicious/noExplicitAny: reaching the server to close it alone
       ;(probe as any).server.close(() => resolve())
     })
-    const enrichment = startEnrichment(enrichConfig(kubeconfig), sink, logger)
+    const enrichment = startEnrichment(enrichConfig(kubeconfig), sink, logger, { nodeName: NODE })
     let api: FakeKubeApi | undefined
     try {
       await until(
@@ -172,11 +169,9 @@ describe('pod list+watch through the thin Kubernetes client', () => {
 describe('host mode', () => {
   it('starts without Kubernetes and names the systemd unit or the container', () => {
     const sink = new RecordingSink()
-    const enrichment = startEnrichment(
-      loadEnrichConfig({ kubernetes: 'off', nodeName: NODE }, {}),
-      sink,
-      logger,
-    )
+    const enrichment = startEnrichment(loadEnrichConfig({ kubernetes: 'off' }, {}), sink, logger, {
+      nodeName: NODE,
+    })
     try {
       assert.equal(enrichment.mode, 'host')
       enrichment.enricher.counters([

@@ -68,8 +68,11 @@ async function podWithContainer() {
 
 function collector(kubeconfig: string, sink: RecordingSink): Collector {
   return startCollector(
-    loadCollectorConfig({ families: 'exec', flushMs: '10', counterIntervalMs: '3600000' }, {}),
-    loadEnrichConfig({ kubeconfig, nodeName: NODE, kubeBackoffMs: '50' }, {}),
+    loadCollectorConfig(
+      { families: 'exec', nodeName: NODE, flushMs: '10', counterIntervalMs: '3600000' },
+      {},
+    ),
+    loadEnrichConfig({ kubeconfig, kubeBackoffMs: '50' }, {}),
     sink,
     logger,
   )

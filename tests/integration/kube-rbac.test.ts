@@ -85,9 +85,10 @@ describe('the collector’s ServiceAccount against a real API server', {
     try {
       const kubeconfig = kube.kubeconfigWithToken(token, 'collector.kubeconfig')
       enrichment = startEnrichment(
-        loadEnrichConfig({ kubeconfig, nodeName: NODE, kubeBackoffMs: '100' }, {}),
+        loadEnrichConfig({ kubeconfig, kubeBackoffMs: '100' }, {}),
         new RecordingSink(),
         logger,
+        { nodeName: NODE },
       )
       const pods = enrichment.pods!
       await until('the listed pod', () => pods.byContainerId(pod.containers[0]!.id) !== undefined)

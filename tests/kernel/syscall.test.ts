@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { syscallNumber } from '@ebbflow/common'
-import { isRoot, startCapture } from '../support/capture.ts'
+import { isRoot, kernelSyscallSlot, startCapture } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
 
 const skip = isRoot() ? false : 'needs root to load BPF programs'
@@ -53,7 +53,8 @@ describe('syscall capture', { skip, timeout: 120_000 }, () => {
       const first = await cg.run(['perl', '-e', 'getppid() for 1..10000'])
       assert.equal(first.code, 0, first.stderr)
       capture.pollCounters()
-      assert.ok(capture.syscallSlots().has(cg.id), 'the busy cgroup got a slot')
+      assert.ok(kernelSyscallSlot(cg.id), 'the busy cgroup got a slot')
+      assert.equal(kernelSyscallSlot(other.id), false, 'a cgroup with no calls has no slot')
       const afterFirst = counted(cg.id)
       assert.ok(afterFirst >= 10_000 && afterFirst < 10_100, `first count ${afterFirst}`)
       // Then on the slot, while another cgroup (no slot yet) is still counted in the hash.

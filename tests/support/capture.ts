@@ -1,5 +1,7 @@
 // Runs the real kernel capture for a test and keeps everything it hands over.
 
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import {
   type CaptureSink,
   type CollectorConfigInput,
@@ -76,4 +78,41 @@ export function startCapture(input: CollectorConfigInput): {
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0
+}
+
+/**
+ * Whether the kernel's cgroup → slot map of this process's syscall capture holds `cgroupId`:
+ * read from the kernel (the map among this process's own BPF map fds, by bpftool), not from
+ * the collector's bookkeeping, and not from another process's capture.
+ */
+export function kernelSyscallSlot(cgroupId: number): boolean {
+  const key = Buffer.alloc(8)
+  key.writeBigUInt64LE(BigInt(cgroupId))
+  const keyBytes = [...key].map(String)
+  let found = false
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let link: string
+    try {
+      link = readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      continue
+    }
+    if (link !== 'anon_inode:bpf-map') continue
+    const id = /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]
+    if (!id) continue
+    const shown = JSON.parse(
+      execFileSync('bpftool', ['-j', 'map', 'show', 'id', id], { encoding: 'utf8' }),
+    ) as { name?: string }
+    // Kernel map names keep 15 characters of syscall_cgroup_slots.
+    if (shown.name !== 'syscall_cgroup_') continue
+    found = true
+    try {
+      execFileSync('bpftool', ['map', 'lookup', 'id', id, 'key', ...keyBytes], { stdio: 'pipe' })
+      return true
+    } catch {
+      // Not in this map; a capture of an earlier test may still hold another.
+    }
+  }
+  if (!found) throw new Error('this process has no syscall_cgroup_slots map open')
+  return false
 }

@@ -5,6 +5,7 @@
 // Nothing is decoded while nobody is subscribed.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
+import { eventWallNs } from '@ebbflow/common/event-time'
 import { ensureTopics, zstdCodec } from '@ebbflow/common/kafka'
 import { batchEvents, decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
 import kafkaCodecs, { type Consumer, Kafka, logLevel as kafkaLogLevel } from 'kafkajs'
@@ -68,7 +69,7 @@ export class KafkaLiveSource implements LiveSource {
           }
           events = batchEvents(batch).map((event) => ({
             event,
-            timeNs: batch.offsetNs + BigInt(Math.round(event.bootNs)),
+            timeNs: eventWallNs(batch.offsetNs, event.bootNs),
           })) as LiveEvent[]
         } catch {
           this.undecodable++

@@ -1,6 +1,7 @@
 // Timestamps cross the API as RFC 3339 strings with up to nine fraction digits, because the
 // store keeps nanoseconds and a JavaScript Date would round them away. Inside, they are the
 // text ClickHouse binds to DateTime64(9, 'UTC'): "YYYY-MM-DD hh:mm:ss.nnnnnnnnn".
+import { nsToTime } from '@ebbflow/common/event-time'
 import { GraphQLScalarType, Kind } from 'graphql'
 import { userError } from './errors.ts'
 
@@ -32,13 +33,8 @@ export function timeToNs(chTime: string): bigint {
   return seconds * 1_000_000_000n + BigInt(frac.padEnd(9, '0').slice(0, 9) || '0')
 }
 
-/** Nanoseconds since the epoch → ClickHouse DateTime64(9) text. */
-export function nsToTime(ns: bigint): string {
-  const seconds = ns / 1_000_000_000n
-  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0')
-  const iso = new Date(Number(seconds) * 1000).toISOString()
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`
-}
+/** Nanoseconds since the epoch → ClickHouse DateTime64(9) text (event-time.ts owns it). */
+export { nsToTime }
 
 function parseOrThrow(value: unknown): string {
   if (typeof value !== 'string')

@@ -92,7 +92,6 @@ export async function enrichSettings(): Promise<SettingsTable> {
         description: 'kubeconfig of the API server',
         defaultText: 'the in-cluster service account when present',
       },
-      nodeName: { value: 'name', description: 'this node', defaultText: 'the host name' },
       lateMetadataMs: {
         value: 'ms',
         description: 'longest an event waits for its pod before it is sent unresolved',

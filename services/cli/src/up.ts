@@ -14,6 +14,7 @@ import {
   type Logger,
   type RecordEvent,
 } from '@ebbflow/common'
+import { eventWallNs } from '@ebbflow/common/event-time'
 import type { IngesterConfig, IngestMetrics } from '@ebbflow/ingester'
 import { type GeneratedOption, withDefaults } from './options.ts'
 
@@ -47,13 +48,12 @@ function liveTap(
 ): CaptureSink {
   const publish = (events: readonly (RecordEvent | CounterEvent)[]) => {
     if (live.subscriberCount === 0) return
-    for (const event of events)
-      live.publish({ event, timeNs: offsetNs + BigInt(Math.round(event.bootNs)) })
+    for (const event of events) live.publish({ event, timeNs: eventWallNs(offsetNs, event.bootNs) })
   }
   return {
     records: (events) => {
       const first = events[0]
-      if (first) delivered(offsetNs + BigInt(Math.round(first.bootNs)))
+      if (first) delivered(eventWallNs(offsetNs, first.bootNs))
       publish(events)
     },
     counters: publish,

@@ -89,7 +89,10 @@ export function startCollector(
 ): Collector {
   // Before enrichment, which may hold events while it waits for their pod.
   const redactor = Redactor.fromConfig(config)
-  const enrichment = startEnrichment(enrichConfig, sink, logger, { cgroupRoot: config.cgroupRoot })
+  const enrichment = startEnrichment(enrichConfig, sink, logger, {
+    nodeName: config.nodeName,
+    cgroupRoot: config.cgroupRoot,
+  })
   const dedup = new StartScanDedup(redactingSink(enrichment.enricher, redactor))
   let capture: KernelCapture | undefined
   let procScan: ProcScanStats | undefined

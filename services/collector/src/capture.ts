@@ -466,11 +466,6 @@ export class KernelCapture {
     return out
   }
 
-  /** cgroup id → slot of the cgroups whose syscalls are counted on the fast path. */
-  syscallSlots(): ReadonlyMap<number, number> {
-    return this.states.find((s) => s.family === 'syscall')?.slots?.assigned ?? new Map()
-  }
-
   stats(): CaptureStats {
     return structuredClone(this.stats_)
   }

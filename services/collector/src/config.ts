@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   ConfigError,
+  commaList,
   DEFAULT_FAMILIES,
   DEFAULT_SECURITY_SYSCALLS,
   FAMILIES,
@@ -19,12 +20,7 @@ import { z } from 'zod'
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../..')
 
-const list = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0),
-)
+const list = commaList
 
 const powerOfTwo = (min: number) =>
   z.coerce
@@ -48,8 +44,9 @@ export const collectorConfigSchema = z.object({
   kafkaBrokers: list
     .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')))
     .prefault(''),
-  /** This node's name: the Kafka key and EventBatch.node. Default: NODE_NAME, else the host
-   * name. */
+  /** This node's name: the Kafka key, EventBatch.node, the events' node and the pod watch's
+   * `spec.nodeName` selector (enrichment takes it from here; nothing else reads NODE_NAME).
+   * Default: NODE_NAME, else the host name. */
   nodeName: z.string().min(1).default(hostname()),
   /** Memory held by batches waiting for the broker; past it the oldest are dropped (and
    * counted). Default: 16 MiB: the collector is paid once per node, and at 200,000 events/s

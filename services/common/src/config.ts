@@ -1,7 +1,15 @@
 // The one way every service reads its configuration: explicit values (CLI flags) first, then
 // the environment variables named for each setting, then the schema's defaults. Every problem
 // the schema finds is reported, named by setting and variable, together.
-import type { z } from 'zod'
+import { z } from 'zod'
+
+/** A comma-separated setting as its trimmed, non-empty items. */
+export const commaList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+)
 
 export interface ParsedConfig<T> {
   /** Present when the schema accepted the values (cross-field checks are the caller's). */

@@ -5,6 +5,7 @@
 
 import { Long, type pb, v1, v1Types } from '@ebbflow/proto'
 import { BatchWriter } from './batch-writer.ts'
+import { wallOffsetNs } from './event-time.ts'
 import { LAYOUTS } from './events/layout.generated.ts'
 import { syscallName } from './events/syscalls.ts'
 import type {
@@ -215,7 +216,7 @@ export class WallClock {
 
   /** The offset now: `Date.now()` against the given CLOCK_BOOTTIME reading. */
   static fromBootTime(bootNowNs: number): WallClock {
-    return new WallClock(BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(bootNowNs)))
+    return new WallClock(wallOffsetNs(bootNowNs))
   }
 
   toWall(bootNs: number): Long {

@@ -1,17 +1,12 @@
 // Configuration of the enrichment stage. It reads process.env only through loadEnrichConfig's
-// default argument; services/collector/src/config.ts is to absorb this schema (and its
-// environment names) so that it stays the only reader of the environment.
+// default argument. The node's name is not here: the collector's configuration owns it
+// (NODE_NAME, read once) and startEnrichment takes it from there, so the name on the Kafka key,
+// on the events and in the pod watch's field selector is one value.
 import { existsSync } from 'node:fs'
-import { hostname } from 'node:os'
-import { ConfigError, parseConfig } from '@ebbflow/common'
+import { ConfigError, commaList, parseConfig } from '@ebbflow/common'
 import { z } from 'zod'
 
-const list = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0),
-)
+const list = commaList
 
 const ms = (max: number) => z.coerce.number().int().min(0).max(max)
 
@@ -25,9 +20,6 @@ export const enrichConfigSchema = z.object({
    * ~/.kube/config is deliberately not read in auto mode: on a laptop it names a remote
    * cluster whose pods are not on this machine. */
   kubeconfig: z.string().min(1).optional(),
-  /** This node's name, for `fieldSelector=spec.nodeName=…` and the `node` field (NODE_NAME).
-   * Default: the host name. */
-  nodeName: z.string().min(1).default(hostname()),
   /** Longest an event from a container whose pod is not yet known waits for it before it is
    * sent with what is known and `unresolved`. Default: 2000 ms. */
   lateMetadataMs: ms(60_000).default(2000),
@@ -61,7 +53,6 @@ export type EnrichConfigInput = { [K in keyof z.input<typeof enrichConfigSchema>
 export const enrichEnvNames: Readonly<Record<keyof EnrichConfigInput, string>> = {
   kubernetes: 'EBBFLOW_KUBERNETES',
   kubeconfig: 'KUBECONFIG',
-  nodeName: 'NODE_NAME',
   lateMetadataMs: 'EBBFLOW_LATE_METADATA_MS',
   deletedPodGraceMs: 'EBBFLOW_DELETED_POD_GRACE_MS',
   maxPods: 'EBBFLOW_MAX_PODS',
@@ -81,7 +72,7 @@ export function loadEnrichConfig(
   explicit: EnrichConfigInput = {},
   env: NodeJS.ProcessEnv = process.env,
 ): EnrichConfig {
-  // An empty KUBECONFIG or NODE_NAME (as a manifest may set) means unset here.
+  // An empty KUBECONFIG (as a manifest may set) means unset here.
   const { data, problems } = parseConfig(enrichConfigSchema, enrichEnvNames, explicit, env, {
     emptyIsUnset: true,
   })

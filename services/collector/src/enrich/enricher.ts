@@ -283,7 +283,7 @@ export function startEnrichment(
   config: EnrichConfig,
   next: CaptureSink,
   logger: Logger,
-  options: { cgroupRoot?: string; kubeAccess?: KubeAccess } = {},
+  options: { nodeName: string; cgroupRoot?: string; kubeAccess?: KubeAccess },
 ): Enrichment {
   const cgroups = new CgroupPathCache({
     root: options.cgroupRoot ?? findCgroup2Mount(),
@@ -306,7 +306,7 @@ export function startEnrichment(
       new KubeClient(access),
       pods,
       {
-        nodeName: config.nodeName,
+        nodeName: options.nodeName,
         backoffMinMs: config.kubeBackoffMs,
         backoffMaxMs: 30_000,
         sweepIntervalMs: Math.max(1000, Math.min(config.deletedPodGraceMs, 30_000)),
@@ -315,7 +315,7 @@ export function startEnrichment(
     )
   }
   const enricher = new Enricher(next, {
-    node: config.nodeName,
+    node: options.nodeName,
     cgroups,
     ...(pods ? { pods } : {}),
     sessions: new SessionTracker({
@@ -331,7 +331,7 @@ export function startEnrichment(
     watcher.start()
   }
   const mode = watcher ? 'kubernetes' : 'host'
-  logger.info({ mode, node: config.nodeName }, 'enrichment started')
+  logger.info({ mode, node: options.nodeName }, 'enrichment started')
   return {
     enricher,
     ...(watcher ? { watcher } : {}),

@@ -1,7 +1,7 @@
 // The publishers the collector's config asks for: Kafka (distributed) or in-process (embedded).
 import type { Logger } from '@ebbflow/common'
-import { WallClock } from '@ebbflow/common/wire'
 import { bootTimeNs } from '@ebbflow/native'
+import { collectorClock } from '../clock.ts'
 import type { CollectorConfig } from '../config.ts'
 import { Publisher } from './publisher.ts'
 import { InProcessTransport, KafkaTransport } from './transport.ts'
@@ -14,7 +14,8 @@ type PublishConfig = Pick<
 function options(config: PublishConfig, logger: Logger | undefined, instanceId?: string) {
   return {
     node: config.nodeName,
-    clock: WallClock.fromBootTime(bootTimeNs()),
+    // The collector's one offset to wall time: the JSON lines and the live tail use it too.
+    clock: collectorClock(),
     bootNow: bootTimeNs,
     queueBudgetBytes: config.queueBudgetBytes,
     batchMaxEvents: config.batchMaxEvents,

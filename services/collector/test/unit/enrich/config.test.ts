@@ -6,10 +6,9 @@ import { loadEnrichConfig } from '../../../src/enrich/config.ts'
 
 describe('loadEnrichConfig', () => {
   it('has documented defaults and host mode without a kubeconfig', () => {
-    const c = loadEnrichConfig({}, { NODE_NAME: 'node-a' })
+    const c = loadEnrichConfig({}, {})
     assert.equal(c.kubernetes, 'auto')
     assert.equal(c.kubeconfig, undefined)
-    assert.equal(c.nodeName, 'node-a')
     assert.equal(c.lateMetadataMs, 2000)
     assert.deepEqual(c.labelAllowlist, [])
     assert.deepEqual(c.functionLabels, [])

@@ -1,0 +1,31 @@
+// Event time: the one place CLOCK_BOOTTIME stamps become wall-clock time and wall-clock time
+// becomes text. The kernel stamps records with CLOCK_BOOTTIME (monotonic across suspend, not
+// stepped by NTP); the collector takes one offset to the epoch per process (collector clock.ts)
+// and every reader of an event's time (the JSON lines, the wire record, `up`'s live tail, the
+// API's Kafka live tail) adds that offset here, so one event has one time everywhere.
+
+/** Wall-clock ns since the epoch of an event stamped `bootNs` under a clock whose offset is
+ * `offsetNs` (wall ns − boot ns). */
+export function eventWallNs(offsetNs: bigint, bootNs: number): bigint {
+  return offsetNs + BigInt(Math.round(bootNs))
+}
+
+/** The wall offset now: `Date.now()` against a CLOCK_BOOTTIME reading taken at the same time. */
+export function wallOffsetNs(bootNowNs: number): bigint {
+  return BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(bootNowNs))
+}
+
+/** Wall-clock ns since the epoch → ClickHouse DateTime64(9) text in UTC,
+ * "YYYY-MM-DD hh:mm:ss.nnnnnnnnn" (the store's and the API's inner form). */
+export function nsToTime(ns: bigint): string {
+  const seconds = ns / 1_000_000_000n
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0')
+  const iso = new Date(Number(seconds) * 1000).toISOString()
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`
+}
+
+/** Wall-clock ns since the epoch → RFC 3339 in UTC with nine fraction digits (what the API
+ * answers and `collect --output json` prints). */
+export function formatEventTime(ns: bigint): string {
+  return `${nsToTime(ns).replace(' ', 'T')}Z`
+}
