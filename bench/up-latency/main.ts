@@ -15,7 +15,8 @@
 //
 // Reports p50/p99/max overall and per 10 s window of stamps, markers never seen (a bound of
 // EBBFLOW_BENCH_DRAIN_S after the load, default 60), the kernel drops, and `up`'s CPU seconds
-// during the load and until the last marker showed. Prints one JSON report and writes it to
+// during the load and until the last marker showed, with the blocks `up` stored meanwhile and
+// their mean insert time (its /metrics). Prints one JSON report and writes it to
 // bench/reports/up-latency.json (EBBFLOW_BENCH_REPORT names another file).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -66,6 +67,17 @@ async function scrapeStages(url: string): Promise<Buckets> {
     out.set(m[2]!, stage.set(le, Number(m[3])))
   }
   return out
+}
+
+/** Blocks inserted so far and their insert seconds (`ebbflow_ingest_insert_duration_seconds`). */
+async function scrapeInserts(url: string): Promise<{ blocks: number; seconds: number }> {
+  const text = await (await fetch(url)).text()
+  const value = (name: string) =>
+    Number(
+      new RegExp(`^ebbflow_ingest_insert_duration_seconds_${name} (\\S+)`, 'm').exec(text)?.[1] ??
+        0,
+    )
+  return { blocks: value('count'), seconds: value('sum') }
 }
 
 /**
@@ -191,6 +203,7 @@ async function main() {
       }
       print "n $n\\n";`
     const stagesBefore = await scrapeStages(up.metrics)
+    const insertsBefore = await scrapeInserts(up.metrics)
     const cpu0 = processCpu(upPid)
     const started = Date.now()
     const workload = cg.start(['perl', '-e', producer])
@@ -240,6 +253,8 @@ async function main() {
     const lastSeenAt = Math.max(...seen.values())
     const cpuAtDrained = processCpu(upPid)
     const stages = stageQuantiles(stagesBefore, await scrapeStages(up.metrics))
+    const insertsAfter = await scrapeInserts(up.metrics)
+    const blocks = insertsAfter.blocks - insertsBefore.blocks
     const latencies: { k: number; at: number; s: number }[] = []
     for (const [k, stamp] of stamps) {
       const at = seen.get(k)
@@ -284,6 +299,11 @@ async function main() {
       // Age of each record's oldest event at each hand-off inside `up` (its own stamps, from
       // the load's start to the drain): every record of the machine, not only the markers.
       stages,
+      // Blocks the ingester stored from the load's start to the drain, and their mean insert
+      // time: says whether the per-block cost is paid more often (smaller blocks) or costs more.
+      blocks,
+      insertSecondsPerBlock:
+        blocks > 0 ? round3((insertsAfter.seconds - insertsBefore.seconds) / blocks) : null,
       kernelDrops: statuses.at(-1)?.drops ?? null,
       upCpuSecondsDuringLoad: round3(cpuAtLoadEnd - cpu0),
       upCpuPerLoadSecond: round3((cpuAtLoadEnd - cpu0) / loadSeconds),
