@@ -27,6 +27,7 @@ import {
   Cli,
   createTopics,
   execBatch,
+  execFolder,
   ingest,
   kafka,
   repeated,
@@ -321,20 +322,7 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     const ledgerGroup = `readonly-ledger-${process.pid}`
     const node = 'node-ro-ledger'
     execFileSync(bin, ['migrate', '--data-dir', dir], { stdio: 'pipe' })
-    const inFolder = (sql: string) =>
-      execFileSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `import { ChdbStore } from '@ebbflow/store'
-           const s = await ChdbStore.open(${JSON.stringify(dir)})
-           await s.exec(${JSON.stringify(sql)})
-           await s.close()`,
-        ],
-        { cwd: join(import.meta.dirname, '../..'), stdio: 'pipe' },
-      )
-    inFolder('ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id UInt64')
+    execFolder(dir, 'ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id UInt64')
     const start = (env: Record<string, string> = {}) =>
       ingest(broker.bootstrap, dir, ledgerGroup, {
         EBBFLOW_DLQ_TOPIC: dlq,
@@ -373,7 +361,7 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     )
     assert.equal(await end(dlq), dlqBefore, 'nothing dead-lettered')
 
-    inFolder('ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id String')
+    execFolder(dir, 'ALTER TABLE ebbflow.batch_ledger MODIFY COLUMN batch_id String')
     const again = start()
     running.push(again)
     try {
@@ -402,18 +390,7 @@ describe('store that cannot write, through `ebbflow ingest` and a real broker', 
     const upDir = join(tmp, 'up')
     const upGroup = `readonly-up-${process.pid}`
     execFileSync(bin, ['migrate', '--data-dir', upDir], { stdio: 'pipe' })
-    execFileSync(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `import { ChdbStore } from '@ebbflow/store'
-         const s = await ChdbStore.open(${JSON.stringify(upDir)})
-         await s.exec('DROP TABLE ebbflow.process_events')
-         await s.close()`,
-      ],
-      { cwd: join(import.meta.dirname, '../..'), stdio: 'pipe' },
-    )
+    execFolder(upDir, 'DROP TABLE ebbflow.process_events')
     const b = execBatch('node-ro-up', `boot-up-${process.pid}`, 0, 1, 10, baseTimeNs())
     await producer.send({ topic: TOPICS.exec, acks: -1, messages: [{ value: b.value }] })
     const exitMs = 3000

@@ -201,6 +201,15 @@ export function rng(seed: number): () => number {
   }
 }
 
+/** Runs `statements` on a chDB folder no process holds open (in a child process). */
+export function execFolder(dataDir: string, ...statements: string[]): void {
+  execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, 'read-query.ts'), dataDir, '--exec', ...statements],
+    { stdio: 'pipe' },
+  )
+}
+
 /** The rows of `sql` over a chDB folder no process holds open (read in a child process). */
 export function queryFolder<T>(dataDir: string, sql: string): T[] {
   const out = execFileSync(

@@ -16,6 +16,7 @@ import {
   renderStatements,
   TABLES,
 } from '@ebbflow/store'
+import { execFolder, queryFolder } from '../faults/support.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 // Rows older than the retention are gone as soon as they are written (the TTL applies at
@@ -291,32 +292,13 @@ describe('ebbflow migrate', { timeout: 180_000 }, () => {
     execFileSync(bin, ['migrate'], { env, stdio: 'pipe' })
     const objects = ['ebbflow.process_events', 'ebbflow.execs_1m_mv']
     // chDB opens a folder in one process at a time: a child reads and drops them.
-    const inFolder = (script: string): string =>
-      execFileSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `import { ChdbStore } from '@ebbflow/store'
-           const s = await ChdbStore.open(${JSON.stringify(dir)})
-           const out = []
-           ${script}
-           await s.close()
-           process.stdout.write(JSON.stringify(out))`,
-        ],
-        { cwd: join(import.meta.dirname, '../..'), encoding: 'utf8' },
-      )
     const definitions = (): string[] =>
-      JSON.parse(
-        inFolder(
-          `for (const o of ${JSON.stringify(objects)}) out.push((await s.query('SHOW CREATE TABLE ' + o))[0].statement)`,
-        ),
-      ) as string[]
+      objects.map(
+        (o) => queryFolder<{ statement: string }>(dir, `SHOW CREATE TABLE ${o}`)[0]!.statement,
+      )
     const before = definitions()
     assert.match(before[0]!, /service_account/, 'a column a later migration added')
-    inFolder(
-      `await s.exec('DROP VIEW ebbflow.execs_1m_mv'); await s.exec('DROP TABLE ebbflow.process_events')`,
-    )
+    execFolder(dir, 'DROP VIEW ebbflow.execs_1m_mv', 'DROP TABLE ebbflow.process_events')
 
     const refused = spawnSync(bin, ['migrate'], { env, encoding: 'utf8' })
     assert.equal(refused.status, 1, refused.stderr)

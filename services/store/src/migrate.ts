@@ -186,23 +186,24 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
       `refusing to migrate:\n  - ${problems.join('\n  - ')}`,
     )
   const done = new Set(applied.map((a) => Number(a.version)))
+  const runMigration = async (m: Migration, what: string) => {
+    for (const statement of renderStatements(m, { retentionDays, cluster })) {
+      try {
+        await store.exec(statement)
+      } catch (err) {
+        throw new EbbflowError('MIGRATION_FAILED', `${what} failed: ${(err as Error).message}`, {
+          cause: err,
+        })
+      }
+    }
+  }
   const result: MigrateResult = { applied: [], skipped: [], retentionChanged: [], recreated: [] }
   for (const m of migrations) {
     if (done.has(m.version)) {
       result.skipped.push(m.version)
       continue
     }
-    for (const statement of renderStatements(m, { retentionDays, cluster })) {
-      try {
-        await store.exec(statement)
-      } catch (err) {
-        throw new EbbflowError(
-          'MIGRATION_FAILED',
-          `migration ${m.version} (${m.name}) failed: ${(err as Error).message}`,
-          { cause: err },
-        )
-      }
-    }
+    await runMigration(m, `migration ${m.version} (${m.name})`)
     await store.insert('ebbflow.schema_migrations', [
       { version: m.version, name: m.name, checksum: m.checksum },
     ])
@@ -211,18 +212,9 @@ export async function migrate(store: Store, options: MigrateOptions = {}): Promi
   }
   let missing = await missingObjects(store, migrations, cluster)
   if (missing.length > 0 && options.recreateMissing) {
+    const names = missing.map((x) => x.name).join(', ')
     for (const m of migrations)
-      for (const statement of renderStatements(m, { retentionDays, cluster })) {
-        try {
-          await store.exec(statement)
-        } catch (err) {
-          throw new EbbflowError(
-            'MIGRATION_FAILED',
-            `re-running migration ${m.version} (${m.name}) to create ${missing.map((x) => x.name).join(', ')} failed: ${(err as Error).message}`,
-            { cause: err },
-          )
-        }
-      }
+      await runMigration(m, `re-running migration ${m.version} (${m.name}) to create ${names}`)
     result.recreated = missing.map((x) => x.name)
     missing = await missingObjects(store, migrations, cluster)
   }
