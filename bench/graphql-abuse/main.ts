@@ -5,7 +5,9 @@
 // alternating round by round. Times as the abuse test takes them: from handing the request
 // to the socket to the whole answer read. CPU: the process's user+system time per request
 // (client and server share the process, as in the test; the client's share is the same for
-// both). Prints one JSON report and writes it to bench/reports/graphql-abuse.json.
+// both). For what the socket-level guard answers itself (the 10 MB body), also the server's own
+// time from the request's headers to the answer written.
+// Prints one JSON report and writes it to bench/reports/graphql-abuse.json.
 // Usage: node bench/graphql-abuse/main.ts [--rounds N] [--before REF]
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -57,19 +59,35 @@ try {
     logger: createLogger('bench', 'silent'),
   })
 
-  const listen = async (make: Guard) => {
+  // In the server: from its request's headers to the guard's answer written, for the shape
+  // being sent (requests go one at a time). The client's figure also holds its own writing of
+  // the body: client and server share this process. (Not from the connection's accept: the
+  // client's agent keeps connections alive, so a request may come on an old one.)
+  let sending = ''
+  const serverTimes = new Map<string, number[]>()
+  const listen = async (make: Guard, variant: string) => {
     const guard = make(
       { corsOrigins: [], allowedHosts: [], maxBodyBytes: DEFAULT_MAX_BODY_BYTES },
       '127.0.0.1',
       () => (server.address() as AddressInfo).port,
     )
     const server = createServer((req, res) => {
-      if (!guard(req, res)) void api(req, res)
+      const headersAt = performance.now()
+      if (!guard(req, res)) {
+        void api(req, res)
+        return
+      }
+      const done = performance.now()
+      const key = `${sending}|${variant}`
+      serverTimes.set(key, [...(serverTimes.get(key) ?? []), done - headersAt])
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql` }
   }
-  const variants = { before: await listen(before.httpGuard), after: await listen(httpGuard) }
+  const variants = {
+    before: await listen(before.httpGuard, 'before'),
+    after: await listen(httpGuard, 'after'),
+  }
 
   const post = (url: string, bytes: Buffer) => timedPost(url, bytes, TOKEN)
 
@@ -83,6 +101,7 @@ try {
     for (const [i, shape] of SHAPES.entries())
       for (const v of order) {
         const c0 = process.cpuUsage()
+        sending = shape.name
         const r = await post(variants[v].url, bodies[i]!)
         const c = process.cpuUsage(c0)
         if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
@@ -104,6 +123,7 @@ try {
         Object.fromEntries(
           (['before', 'after'] as const).map((v) => {
             const xs = [...times.get(`${s.name}|${v}`)!].sort((a, b) => a - b)
+            const server = serverTimes.get(`${s.name}|${v}`)
             return [
               v,
               {
@@ -111,6 +131,21 @@ try {
                 p99: +pct(xs, 99).toFixed(2),
                 max: +xs.at(-1)!.toFixed(2),
                 cpuMsPerRequest: +(cpu.get(`${s.name}|${v}`)! / xs.length).toFixed(2),
+                // Only for the shapes the socket-level guard answers itself.
+                ...(server
+                  ? {
+                      serverFromHeadersMs: {
+                        p50: +pct(
+                          [...server].sort((a, b) => a - b),
+                          50,
+                        ).toFixed(3),
+                        p99: +pct(
+                          [...server].sort((a, b) => a - b),
+                          99,
+                        ).toFixed(3),
+                      },
+                    }
+                  : {}),
               },
             ]
           }),
