@@ -7,9 +7,12 @@
 // (client and server share the process, as in the test; the client's share is the same for
 // both). For what the socket-level guard answers itself (the 10 MB body), also the server's own
 // time from the request's headers to the answer written.
+// `--client process` (the default) sends the requests from a child process (client.ts), so the
+// server's times and CPU are not the client's; `--client same` keeps client and server in one
+// process, as the abuse test does.
 // Prints one JSON report and writes it to bench/reports/graphql-abuse.json.
-// Usage: node bench/graphql-abuse/main.ts [--rounds N] [--before REF]
-import { execFileSync } from 'node:child_process'
+// Usage: node bench/graphql-abuse/main.ts [--rounds N] [--before REF] [--client process|same]
+import { execFile, execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -30,8 +33,11 @@ const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '200' },
     before: { type: 'string', default: 'main' },
+    client: { type: 'string', default: 'process' },
   },
 })
+if (values.client !== 'process' && values.client !== 'same')
+  throw new Error(`--client must be process or same, not ${values.client}`)
 const rounds = Number(values.rounds)
 const root = join(import.meta.dirname, '../..')
 const TOKEN = 'token-abuse-bench-0123456789'
@@ -78,7 +84,11 @@ try {
         return
       }
       const done = performance.now()
-      const key = `${sending}|${variant}`
+      // With the client in another process the server does not know the shape being sent;
+      // the guard's own refusals are told apart by their status (only the 10 MB body's is 413).
+      const shape =
+        values.client === 'same' ? sending : SHAPES.find((s) => s.status === res.statusCode)?.name
+      const key = `${shape}|${variant}`
       serverTimes.set(key, [...(serverTimes.get(key) ?? []), done - headersAt])
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -89,33 +99,64 @@ try {
     after: await listen(httpGuard, 'after'),
   }
 
-  const post = (url: string, bytes: Buffer) => timedPost(url, bytes, TOKEN)
-
-  const bodies = SHAPES.map((s) => Buffer.from(s.body()))
   const times = new Map<string, number[]>()
   const cpu = new Map<string, number>()
-  for (let round = 0; round < rounds; round++) {
-    const order = (
-      round % 2 === 0 ? ['before', 'after'] : ['after', 'before']
-    ) as (keyof typeof variants)[]
-    for (const [i, shape] of SHAPES.entries())
-      for (const v of order) {
-        const c0 = process.cpuUsage()
-        sending = shape.name
-        const r = await post(variants[v].url, bodies[i]!)
-        const c = process.cpuUsage(c0)
-        if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
-        const key = `${shape.name}|${v}`
-        times.set(key, [...(times.get(key) ?? []), r.ms])
-        cpu.set(key, (cpu.get(key) ?? 0) + (c.user + c.system) / 1000)
-      }
+  const serverCpu0 = process.cpuUsage()
+  if (values.client === 'process') {
+    // The child alternates the variants' order round by round, as below.
+    const urls = Object.fromEntries(Object.entries(variants).map(([v, x]) => [v, x.url]))
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [join(import.meta.dirname, 'client.ts'), JSON.stringify({ urls, rounds, token: TOKEN })],
+        { maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      ),
+    )
+    const child = JSON.parse(out) as {
+      times: Record<string, number[]>
+      cpuMs: Record<string, number>
+    }
+    for (const [k, xs] of Object.entries(child.times)) times.set(k, xs)
+    for (const [k, ms] of Object.entries(child.cpuMs)) cpu.set(k, ms)
+  } else {
+    const bodies = SHAPES.map((s) => Buffer.from(s.body()))
+    for (let round = 0; round < rounds; round++) {
+      const order = (
+        round % 2 === 0 ? ['before', 'after'] : ['after', 'before']
+      ) as (keyof typeof variants)[]
+      for (const [i, shape] of SHAPES.entries())
+        for (const v of order) {
+          const c0 = process.cpuUsage()
+          sending = shape.name
+          const r = await timedPost(variants[v].url, bodies[i]!, TOKEN)
+          const c = process.cpuUsage(c0)
+          if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
+          const key = `${shape.name}|${v}`
+          times.set(key, [...(times.get(key) ?? []), r.ms])
+          cpu.set(key, (cpu.get(key) ?? 0) + (c.user + c.system) / 1000)
+        }
+    }
   }
+  const serverCpu = process.cpuUsage(serverCpu0)
   const pct = (xs: number[], p: number) =>
     xs[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!
   const report = {
     bench: 'graphql-abuse',
     rounds,
     before: values.before,
+    client: values.client,
+    // With the client in its own process: the server process's CPU over every request sent
+    // (all shapes, both variants), per request.
+    ...(values.client === 'process'
+      ? {
+          serverCpuMsPerRequest: +(
+            (serverCpu.user + serverCpu.system) /
+            1000 /
+            (rounds * SHAPES.length * 2)
+          ).toFixed(2),
+        }
+      : {}),
     loadAverage: loadavg().map((l) => +l.toFixed(2)),
     shapes: Object.fromEntries(
       SHAPES.map((s) => [
@@ -130,6 +171,7 @@ try {
                 p50: +pct(xs, 50).toFixed(2),
                 p99: +pct(xs, 99).toFixed(2),
                 max: +xs.at(-1)!.toFixed(2),
+                // The client's process alone with --client process; client and server with same.
                 cpuMsPerRequest: +(cpu.get(`${s.name}|${v}`)! / xs.length).toFixed(2),
                 // Only for the shapes the socket-level guard answers itself.
                 ...(server

@@ -86,7 +86,9 @@ export const SHAPES: Shape[] = [
  * socket to the moment the whole answer was read — what a client waits. The server answers a
  * body over its limit from the Content-Length, before reading a byte of it (guard.ts), so the
  * 10 MB upload is not waited for. Callers make the body into bytes once per shape, outside the
- * timing: the client shares the server's process and its garbage collector.
+ * timing: the client shares the server's process and its garbage collector. Resolves once the
+ * request is also closed (a refused upload still goes on after its answer, read and dropped by
+ * the server), so that the next request timed does not run beside this one's upload.
  */
 export function timedPost(
   url: string,
@@ -94,6 +96,11 @@ export function timedPost(
   token: string,
 ): Promise<{ status: number; text: string; ms: number }> {
   return new Promise((resolve, reject) => {
+    let answer: { status: number; text: string; ms: number } | undefined
+    let closed = false
+    const settle = () => {
+      if (answer && closed) resolve(answer)
+    }
     const req = request(
       url,
       {
@@ -107,17 +114,26 @@ export function timedPost(
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () =>
-          resolve({
+        res.on('end', () => {
+          answer = {
             status: res.statusCode ?? 0,
             text: Buffer.concat(chunks).toString('utf8'),
             ms: performance.now() - started,
-          }),
-        )
+          }
+          settle()
+        })
         res.on('error', reject)
       },
     )
-    req.on('error', reject)
+    req.on('error', (err) => {
+      // After the answer, the server may end a refused upload's connection under it.
+      if (answer) return
+      reject(err)
+    })
+    req.on('close', () => {
+      closed = true
+      settle()
+    })
     const started = performance.now()
     req.end(bytes)
   })

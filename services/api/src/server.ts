@@ -1,5 +1,5 @@
 // Listens: the API built by app.ts on a Node HTTP server.
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Api } from './app.ts'
 import { consoleHandler } from './console.ts'
@@ -36,10 +36,22 @@ export async function startApiServer(options: {
   const serveConsole =
     options.console === false ? undefined : consoleHandler(options.console ?? undefined)
   // The guard (Host header, body size) comes first, for the console's files as for GraphQL.
-  const server = createServer((req, res) => {
-    if (guard(req, res)) return
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     if (serveConsole) serveConsole(req, res, () => api(req, res))
     else void api(req, res)
+  }
+  const server = createServer((req, res) => {
+    if (guard(req, res)) return
+    serve(req, res)
+  })
+  // A client that asks before uploading (`Expect: 100-continue`: curl does for bodies over
+  // 1 MB) is told to go on only when the guard lets the request through; a refused one gets
+  // its answer instead of "100 Continue" and never sends its body. Node's default sends the
+  // 100 before any handler sees the headers.
+  server.on('checkContinue', (req, res) => {
+    if (guard(req, res)) return
+    res.writeContinue()
+    serve(req, res)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -245,6 +246,42 @@ describe('body size', () => {
       query: `{ syscallCounts(filter: {}) { syscall } }${' '.repeat(60 * 1024)}`,
     })
     assert.equal((await send('POST', '/graphql', json, fits)).status, 200)
+  })
+
+  it('answers a client that asks before uploading (Expect: 100-continue) without its body', async () => {
+    // Raw bytes, so the test sees exactly what the server says before any body is sent.
+    const ask = (length: number, body?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1')
+        let text = ''
+        let sent = false
+        socket.setEncoding('utf8')
+        socket.on('data', (d: string) => {
+          text += d
+          // Told to go on: send the body, as a client does after "100 Continue".
+          if (body !== undefined && /^HTTP\/1\.1 100 /.test(text) && !sent) {
+            sent = true
+            socket.write(body)
+          }
+        })
+        socket.on('end', () => resolve(text))
+        socket.on('error', reject)
+        socket.write(
+          `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+        )
+      })
+    const refused = await ask(10 * 1024 * 1024)
+    assert.match(refused, /^HTTP\/1\.1 413 /, refused.slice(0, 200))
+    assert.doesNotMatch(refused, /100 Continue/)
+    assert.match(refused, /BODY_TOO_LARGE/)
+    const accepted = await ask(Buffer.byteLength(QUERY), QUERY)
+    assert.match(
+      accepted,
+      /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /,
+      accepted.slice(0, 200),
+    )
+    assert.match(accepted, /"syscallCounts"/)
   })
 
   it('answers 411 to a chunked body, whose size is known only once read', async () => {
