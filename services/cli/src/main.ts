@@ -3,6 +3,7 @@
 // reads them) and calls their start. The flags are generated from the configuration schemas
 // (options.ts, settings.ts); only the subcommand run loads its services.
 
+import { readFileSync } from 'node:fs'
 import { ConfigError, ConfigProblems, createLogger, EbbflowError } from '@ebbflow/common'
 import { Command, Option } from 'commander'
 import {
@@ -177,6 +178,13 @@ const COMMANDS: CommandSpec[] = [
 const program = new Command('ebbflow')
   .description(
     'eBPF capture of execs, TCP connections and syscalls, named after pod, container and function',
+  )
+  .version(
+    (
+      JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+        version: string
+      }
+    ).version,
   )
   .showHelpAfterError()
 
