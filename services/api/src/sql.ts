@@ -167,6 +167,15 @@ function translate(err: unknown, logger: Logger | undefined): Error {
       'QUERY_TIMEOUT',
       'the query ran longer than the server allows; narrow the filter (time window, namespace, pod)',
     )
+  if (code === 'CLICKHOUSE_81' || code === 'CLICKHOUSE_60') {
+    // The API never migrates (the schema and its retention are the ingester's or `migrate`'s):
+    // a store it reaches before either has run has no tables to read.
+    logger?.error({ err }, 'the store has no ebbflow schema: run `ebbflow migrate` against it')
+    return userError(
+      'UNAVAILABLE',
+      'the store has no ebbflow schema yet: run `ebbflow migrate` against it (or start `ebbflow ingest`, which migrates at start)',
+    )
+  }
   logger?.error({ err }, 'store query failed')
   return err instanceof Error ? err : new Error(String(err))
 }
