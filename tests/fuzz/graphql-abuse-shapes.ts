@@ -86,9 +86,10 @@ export const SHAPES: Shape[] = [
  * socket to the moment the whole answer was read — what a client waits. The server answers a
  * body over its limit from the Content-Length, before reading a byte of it (guard.ts), so the
  * 10 MB upload is not waited for. Callers make the body into bytes once per shape, outside the
- * timing: the client shares the server's process and its garbage collector. Resolves once the
- * request is also closed (a refused upload still goes on after its answer, read and dropped by
- * the server), so that the next request timed does not run beside this one's upload.
+ * timing: the client shares the server's process and its garbage collector. A refused upload
+ * is stopped once its answer is read, as curl and browsers stop on an early error answer (the
+ * server reads no more of it and would hold it until it cuts the connection); resolves once the
+ * request is closed, so that the next request timed does not run beside this one's upload.
  */
 export function timedPost(
   url: string,
@@ -120,6 +121,7 @@ export function timedPost(
             text: Buffer.concat(chunks).toString('utf8'),
             ms: performance.now() - started,
           }
+          if (answer.status >= 400 && !req.writableFinished) req.destroy()
           settle()
         })
         res.on('error', reject)
