@@ -20,7 +20,12 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
-const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? 500_000)
+/** EBBFLOW_BENCH_STORM_KIND=exec: EBBFLOW_BENCH_STORM × /bin/true from sh (default 3,000)
+ * instead of the getppid storm: where the collector's time goes per exec (each a fork, an
+ * exec and an exit record). */
+const EXEC_STORM = process.env.EBBFLOW_BENCH_STORM_KIND === 'exec'
+const STORM = Number(process.env.EBBFLOW_BENCH_STORM ?? (EXEC_STORM ? 3_000 : 500_000))
+const FAMILY = EXEC_STORM ? 'exec' : 'syscall'
 /** EBBFLOW_BENCH_PROFILE=0: CPU figures only, without the profiler's own cost; =heap: V8's
  * sampling heap profiler instead of the CPU one (bytes allocated by function, what the
  * scavenger threads then spend their time on). */
@@ -139,10 +144,14 @@ try {
   // acknowledgements need turns, so a starved loop shows up as a queue that only grows.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
   loopDelay.enable()
-  const recordsBefore = collector.capture.stats().perFamily.syscall.records
-  const droppedBefore = collector.capture.stats().perFamily.syscall.dropped
+  const recordsBefore = collector.capture.stats().perFamily[FAMILY].records
+  const droppedBefore = collector.capture.stats().perFamily[FAMILY].dropped
   try {
-    const r = await cg.run(['perl', '-e', `getppid() for 1..${STORM};`])
+    const r = await cg.run(
+      EXEC_STORM
+        ? ['/bin/sh', '-c', `i=0; while [ $i -lt ${STORM} ]; do /bin/true; i=$((i+1)); done`]
+        : ['perl', '-e', `getppid() for 1..${STORM};`],
+    )
     if (r.code !== 0) throw new Error(r.stderr)
   } finally {
     await cg.remove()
@@ -201,8 +210,8 @@ try {
   const reports = join(import.meta.dirname, '../reports')
   mkdirSync(reports, { recursive: true })
   if (PROFILE) writeFileSync(join(reports, 'collector-profile.cpuprofile'), JSON.stringify(profile))
-  const captured = collector.capture.stats().perFamily.syscall.records - recordsBefore
-  const kernelDropped = collector.capture.stats().perFamily.syscall.dropped - droppedBefore
+  const captured = collector.capture.stats().perFamily[FAMILY].records - recordsBefore
+  const kernelDropped = collector.capture.stats().perFamily[FAMILY].dropped - droppedBefore
   const perEventUs = (seconds: number) => Math.round((seconds / stats.publishedEvents) * 1e7) / 10
   const sumThreads = (match: (name: string) => boolean) =>
     Object.entries(threads)
@@ -211,16 +220,18 @@ try {
   process.stdout.write(
     `${JSON.stringify({
       storm: STORM,
+      stormKind: EXEC_STORM ? 'exec' : 'getppid',
       raw: RAW,
       loadAverage: loadavg().map((l) => Math.round(l * 10) / 10),
       compression: config.kafkaCompression,
       queueBudgetBytes: config.queueBudgetBytes,
-      capturedSyscallRecords: captured,
+      // Records of the storm's family (syscall, or exec: forks, execs and exits).
+      capturedRecords: captured,
       kernelDropped,
       publishedEvents: stats.publishedEvents,
       // Left in the queue when close() gave up waiting, and dropped past the queue budget.
       unpublishedEvents: stats.queuedEvents,
-      publisherDropped: stats.droppedEvents.syscall,
+      publisherDropped: stats.droppedEvents[FAMILY],
       // On the broker, record batch headers included (the syscall topic also holds the few
       // drop records, none in a run without drops).
       syscallBytesPerEvent:

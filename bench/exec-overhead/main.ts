@@ -8,7 +8,8 @@
 //     beside collect in the same rounds: what turning the file family on costs an exec storm;
 //   - up: `ebbflow up`, capture + ingest + chDB + API in one process (embedded mode).
 // Each tool is a fresh process started before the storm and stopped after it; the storm starts
-// once the tool says it is attached, plus the same settling pause for all. The tools' own
+// once the tool says it is attached, plus the same settling pause for all, plus 2 s in which
+// the tool's CPU at rest is measured. The tools' own
 // counts (bpftrace's printed lines, the collector's exec records) show they saw the storm.
 // Without bpftrace (scripts/setup.sh installs it) its rows are skipped and said so.
 // EBBFLOW_BENCH_TOOLS (default bpftrace,collect,collectFile,up) picks the tools to run.
@@ -54,14 +55,34 @@ const cpuCost: Record<string, number[]> = {
   collectFile: [],
   up: [],
 }
+// The sum split in two: the storm's cgroup (the workload, and the BPF programs that run in its
+// tasks: the kernel-side cost) and the tool's process (its userspace work), and the tool's CPU
+// per second at rest, measured just before the storm (its timers, polls and flushes, which
+// the storm's window also holds).
+const stormCpu: Record<string, number[]> = {}
+const toolCpu: Record<string, number[]> = {}
+const idleCpuPerSecond: Record<string, number[]> = {}
+const IDLE_MS = 2000
 async function timed(tool?: Tool, name = 'bare'): Promise<number> {
+  if (tool) {
+    const i0 = processCpu(tool.child.pid!)
+    await new Promise((r) => setTimeout(r, IDLE_MS))
+    idleCpuPerSecond[name] = [
+      ...(idleCpuPerSecond[name] ?? []),
+      (processCpu(tool.child.pid!) - i0) / (IDLE_MS / 1000),
+    ]
+  }
   const c0 = cgroupCpu()
   const p0 = tool ? processCpu(tool.child.pid!) : 0
   const t0 = process.hrtime.bigint()
   const r = await cg.run(storm)
   if (r.code !== 0) throw new Error(`workload failed: ${r.stderr}`)
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  cpuCost[name]!.push(cgroupCpu() - c0 + (tool ? processCpu(tool.child.pid!) - p0 : 0))
+  const inStorm = cgroupCpu() - c0
+  const inTool = tool ? processCpu(tool.child.pid!) - p0 : 0
+  cpuCost[name]!.push(inStorm + inTool)
+  stormCpu[name] = [...(stormCpu[name] ?? []), inStorm]
+  toolCpu[name] = [...(toolCpu[name] ?? []), inTool]
   return seconds
 }
 
@@ -125,6 +146,8 @@ const load: number[] = []
 try {
   await timed() // warm caches
   cpuCost.bare = []
+  stormCpu.bare = []
+  toolCpu.bare = []
   for (let i = 0; i < ROUNDS; i++) {
     load.push(loadavg()[0]!)
     rows.bare!.push(await timed())
@@ -199,6 +222,20 @@ const report = {
       k,
       cpuCost[k]!.length ? (median(cpuCost[k]!) / median(cpuCost.bare!) - 1) * 100 : null,
     ]),
+  ),
+  // Medians of the split: CPU seconds in the storm's cgroup (workload + BPF programs) and in
+  // the tool's process during the storm, and the tool's CPU per second at rest before it.
+  cpuSplitSeconds: Object.fromEntries(
+    Object.keys(cpuCost)
+      .filter((k) => cpuCost[k]!.length)
+      .map((k) => [
+        k,
+        {
+          stormCgroup: median(stormCpu[k] ?? [0]),
+          toolProcess: median(toolCpu[k] ?? [0]),
+          ...(idleCpuPerSecond[k] ? { toolAtRestPerSecond: median(idleCpuPerSecond[k]!) } : {}),
+        },
+      ]),
   ),
   targets: { collect: 'at most half of bpftrace', up: 'at most bpftrace' },
   // bpftrace: lines printed for /bin/true (EXECS per storm); collect and up: exec records the
