@@ -3,12 +3,19 @@
 // --tokens-file`. chDB locks its folder to one process, so the ingester hands the folder to the
 // API once it has stored everything the collectors published (with a ClickHouse server both
 // would run at once). The forced loss is a second, short collector with one-page ring buffers.
+// The main collector compresses with zstd and the loss collector with gzip (the default): one
+// ingester reads both, and the broker's log is checked to hold both codecs.
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { TOPICS } from '@ebbflow/common/wire'
 import { Kafka, logLevel } from 'kafkajs'
 import { isRoot } from '../support/capture.ts'
-import { brokerUnavailable, startBroker, type TestBroker } from '../support/kafka-broker.ts'
+import {
+  brokerUnavailable,
+  logCodecs,
+  startBroker,
+  type TestBroker,
+} from '../support/kafka-broker.ts'
 import {
   acceptanceSuite,
   bin,
@@ -90,7 +97,11 @@ acceptanceSuite({
         '--metrics-port',
         '-1',
       ])
-      const collect = command(w, ['collect', '--kafka', bootstrap], w.collectorEnv())
+      const collect = command(
+        w,
+        ['collect', '--kafka', bootstrap, '--kafka-compression', 'zstd'],
+        w.collectorEnv(),
+      )
       const loss = command(
         w,
         [
@@ -129,6 +140,15 @@ acceptanceSuite({
           await stopped(collect, 'ebbflow collect')
           await drained(bootstrap, groupId)
           await stopped(ingest, 'ebbflow ingest')
+          // What went over the wire: zstd batches from the main collector, gzip from the loss
+          // collector (a container broker's log is not readable here).
+          if (broker?.dir) {
+            const codecs = logCodecs(join(broker.dir, 'data'), [TOPICS.exec])
+            if (!codecs.has(4) || !codecs.has(1))
+              throw new Error(
+                `the exec topic's batches should be zstd (4) and gzip (1), found ${[...codecs].join(', ')}`,
+              )
+          }
           // As a CronJob runs it: one pass of the built-in shell rule over what was stored (a
           // window of 10 minutes covers the scenario), state and history kept in the store.
           const alert = command(w, [

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -22,7 +22,7 @@ import type { CapturedEvent, CounterEvent, Family, RecordEvent } from '@ebbflow/
 import { ensureTopics } from '@ebbflow/common/kafka'
 import kafkajs, { Kafka, logLevel } from 'kafkajs'
 import { isRoot, startCapture } from '../support/capture.ts'
-import { freePort, testPublisher as publisher } from '../support/kafka-broker.ts'
+import { freePort, logCodecs, testPublisher as publisher } from '../support/kafka-broker.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const repo = join(import.meta.dirname, '../..')
@@ -312,14 +312,7 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     )
     assert.deepEqual(byKind(received), expectedByKind(events))
     // The record batches' codec, from the broker's own log (attributes & 7; zstd is 4).
-    const codecs = new Set<number>()
-    for (const topic of Object.values(TOPICS))
-      for (const part of readdirSync(join(dir, 'data')).filter((d) => d.startsWith(`${topic}-`)))
-        for (const f of readdirSync(join(dir, 'data', part)).filter((n) => n.endsWith('.log'))) {
-          const log = readFileSync(join(dir, 'data', part, f))
-          for (let at = 0; at + 23 <= log.length; at += 12 + log.readInt32BE(at + 8))
-            codecs.add(log.readInt16BE(at + 21) & 7)
-        }
+    const codecs = logCodecs(join(dir, 'data'), Object.values(TOPICS))
     assert.ok(codecs.has(4), `codecs in the log: ${[...codecs].join(', ')}`)
   })
 

@@ -3,7 +3,7 @@
 // Both run the same Kafka version (KAFKA_VERSION below, infra/kafka/pom.xml, docker-compose.yml).
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,6 +30,23 @@ export interface TestBroker {
   /** The local broker only: starts it again on the same port and folder (its topics, records
    * and committed offsets kept). */
   resume?(): Promise<void>
+}
+
+/**
+ * The compression codecs of the record batches a local broker holds for these topics, read
+ * from its own log segments (each batch's attributes & 7: 0 none, 1 gzip, 2 snappy, 3 lz4,
+ * 4 zstd), so a test sees what went over the wire rather than what a client was asked for.
+ */
+export function logCodecs(dataDir: string, topics: readonly string[]): Set<number> {
+  const codecs = new Set<number>()
+  for (const topic of topics)
+    for (const part of readdirSync(dataDir).filter((d) => d.startsWith(`${topic}-`)))
+      for (const f of readdirSync(join(dataDir, part)).filter((n) => n.endsWith('.log'))) {
+        const log = readFileSync(join(dataDir, part, f))
+        for (let at = 0; at + 23 <= log.length; at += 12 + log.readInt32BE(at + 8))
+          codecs.add(log.readInt16BE(at + 21) & 7)
+      }
+  return codecs
 }
 
 export function freePort(): Promise<number> {
