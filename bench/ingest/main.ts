@@ -31,9 +31,10 @@ import {
   StoreDeadLetters,
 } from '@ebbflow/ingester'
 import { v1 } from '@ebbflow/proto'
-import { ChdbStore, migrate, TABLES, type Table, toJsonEachRow, toRows } from '@ebbflow/store'
+import { ChdbStore, migrate, TABLES, type Table, toJsonEachRow } from '@ebbflow/store'
 import protobuf from 'protobufjs'
 import { createCgroup } from '../../tests/support/cgroup.ts'
+import { toRows } from '../../tests/support/rows.ts'
 import { ownParse, throughBroker } from './broker.ts'
 import { pieces } from './pieces.ts'
 

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { CapturedEvent } from '@ebbflow/common'
 import { type LedgerEntry, recordBatches } from '@ebbflow/ingester'
-import { ChdbStore, insertRows, migrate, toRows } from '@ebbflow/store'
+import { ChdbStore, migrate } from '@ebbflow/store'
+import { insertRows, toRows } from '../../tests/support/rows.ts'
 
 const env = process.env
 const ROUNDS = Number(env.EBBFLOW_BENCH_ROUNDS ?? 8)

@@ -19,10 +19,11 @@ import {
 } from '@ebbflow/common'
 import { TOPICS } from '@ebbflow/common/wire'
 import { IngestMetrics, Ingestor, KafkaDeadLetters, KafkaIngester } from '@ebbflow/ingester'
-import { ChdbStore, migrate, wallTime } from '@ebbflow/store'
+import { ChdbStore, migrate } from '@ebbflow/store'
 import { isRoot, RecordingSink } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { wallTime } from '../support/rows.ts'
 
 const hasJava = spawnSync('java', ['-version']).status === 0
 const skip = !isRoot()

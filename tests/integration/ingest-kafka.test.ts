@@ -20,9 +20,10 @@ import {
   KafkaIngester,
 } from '@ebbflow/ingester'
 import { v1 } from '@ebbflow/proto'
-import { ChdbStore, migrate, type RowsByTable, TABLES, type Table, toRows } from '@ebbflow/store'
+import { ChdbStore, migrate, TABLES, type Table } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { type RowsByTable, toRows } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const hasJava = spawnSync('java', ['-version']).status === 0

@@ -22,10 +22,10 @@ import {
   kafkaEngineStatements,
   migrate,
   type Table,
-  toRows,
 } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { toRows } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const hasJava = spawnSync('java', ['-version']).status === 0

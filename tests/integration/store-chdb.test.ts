@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test'
 import {
   ChdbStore,
   DEFAULT_MIGRATIONS_DIR,
-  insertEvents,
   migrate,
   migrationObjects,
   readMigrations,
@@ -17,6 +16,7 @@ import {
   TABLES,
 } from '@ebbflow/store'
 import { execFolder, queryFolder } from '../faults/support.ts'
+import { insertEvents } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 // Rows older than the retention are gone as soon as they are written (the TTL applies at

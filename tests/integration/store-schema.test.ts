@@ -11,13 +11,13 @@ import type { CapturedEvent, EventMeta } from '@ebbflow/common'
 import {
   ChdbStore,
   ClickHouseStore,
-  insertEvents,
   migrate,
   readMigrations,
   renderStatements,
   type Store,
 } from '@ebbflow/store'
 import { dockerAvailable } from '../support/kafka-broker.ts'
+import { insertEvents } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const NOW_NS = BigInt(Date.now()) * 1_000_000n

@@ -1,7 +1,7 @@
 // The GraphQL `Metadata` type and its columns, both following the proto's Metadata message
 // (through the store's META_COLUMNS): a field added to the proto is served here with nothing
 // to edit, and the test that walks Metadata proves it reaches the answer.
-import { META_COLUMNS } from '@ebbflow/store/rows'
+import { META_COLUMNS } from '@ebbflow/store/tables'
 
 const GRAPHQL_TYPE = { string: 'String', bool: 'Boolean!', map: 'JSON' } as const
 

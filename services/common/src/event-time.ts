@@ -24,6 +24,12 @@ export function nsToTime(ns: bigint): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`
 }
 
+/** Wall-clock ns since the epoch → "seconds.nanoseconds": the text ClickHouse reads into a
+ * DateTime64(9) exactly, whatever the server's time zone (the ingester's bookkeeping rows). */
+export function nsToEpochText(ns: bigint): string {
+  return `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}`
+}
+
 /** Wall-clock ns since the epoch → RFC 3339 in UTC with nine fraction digits (what the API
  * answers and `collect --output json` prints). */
 export function formatEventTime(ns: bigint): string {

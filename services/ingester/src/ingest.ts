@@ -6,6 +6,7 @@
 // the same token adds no rows, which is what makes redelivery harmless.
 import { EbbflowError, type Logger } from '@ebbflow/common'
 import type { BatchHeader } from '@ebbflow/common/batch-header'
+import { nsToEpochText } from '@ebbflow/common/event-time'
 import { TOPICS } from '@ebbflow/common/wire'
 import { v1Types } from '@ebbflow/proto'
 import {
@@ -18,7 +19,6 @@ import {
   TABLES,
   type Table,
   validationStatement,
-  wallTime,
 } from '@ebbflow/store'
 import type { DeadLetter, DeadLetterSink } from './dead-letters.ts'
 import { type FaultPoint, type Faults, NO_FAULTS } from './faults.ts'
@@ -409,7 +409,7 @@ export class Ingestor {
       .map((g) => {
         const lagNs = nowNs - g.header.lastTimeNs
         return {
-          time: wallTime(0, nowNs),
+          time: nsToEpochText(nowNs),
           node: g.header.node,
           boot_id: g.header.bootId,
           metric: 'ingest_lag_ms',

@@ -4,7 +4,8 @@
 // one call site hands it the headers of the batches a block stored, after their rows.
 
 import type { BatchHeader } from '@ebbflow/common/batch-header'
-import { type Store, wallTime } from '@ebbflow/store'
+import { nsToEpochText } from '@ebbflow/common/event-time'
+import type { Store } from '@ebbflow/store'
 
 export const LEDGER_TABLE = 'ebbflow.batch_ledger'
 
@@ -36,8 +37,8 @@ export async function recordBatches(
     batch_id: h.batchId,
     // A batch of drop records alone has no event time: 0 (ClickHouse reads "0.000000000"
     // as a malformed date, not as the epoch).
-    first_time: h.firstTimeNs > 0n ? wallTime(0, h.firstTimeNs) : 0,
-    last_time: h.lastTimeNs > 0n ? wallTime(0, h.lastTimeNs) : 0,
+    first_time: h.firstTimeNs > 0n ? nsToEpochText(h.firstTimeNs) : 0,
+    last_time: h.lastTimeNs > 0n ? nsToEpochText(h.lastTimeNs) : 0,
     // Events of the batch, its drop records not included.
     events: h.total - (h.events.drops ?? 0),
     dropped_batches: h.droppedBatches,

@@ -10,7 +10,7 @@
 // (`file()` of a tmpfs file for chDB, `input()` over the HTTP body for a server).
 import { loadSchemaRoot } from '@ebbflow/proto'
 import type protobuf from 'protobufjs'
-import { META_COLUMNS, type Table } from './rows.ts'
+import { META_COLUMNS, type Table } from './tables.ts'
 
 /** The message ClickHouse reads each record as, relative to the proto folder. */
 export const BATCH_SCHEMA = 'ebbflow/v1/events.proto:EventBatch'

@@ -1,9 +1,12 @@
-// Decoded events (with their enrichment meta) → rows of the ebbflow tables, and one insert
-// per table. Column names are those of infra/clickhouse/migrations.
+// Decoded events (with their enrichment meta) → rows of the ebbflow tables as JSONEachRow, and
+// one insert per table: the tests' own reference mapping and fixture writer. Production stores
+// the collector's protobuf batches as they are (ClickHouse's Protobuf format, ingest.ts and
+// batch-sql.ts); this older path written in TypeScript is kept here as an independent oracle to
+// compare what the production path stored with, and to fill a store for tests of the readers.
 
+import { eventWallNs, nsToEpochText } from '@ebbflow/common/event-time'
 import type { CapturedEvent, DropDelta, EventMeta, TaskFields } from '@ebbflow/common/events/types'
-import { snakeNames, v1Types } from '@ebbflow/proto'
-import type { Store } from './store.ts'
+import { META_COLUMNS, type Store, TABLES, type Table } from '@ebbflow/store'
 
 /** Where a batch came from: turns boot-time timestamps into wall time and names the node. */
 export interface RowContext {
@@ -19,56 +22,12 @@ export interface RowContext {
 export type StoredDrops = Omit<DropDelta, 'reason'> & { reason: string }
 export type StorableEvent = CapturedEvent | StoredDrops
 
-export type Table =
-  | 'process_events'
-  | 'tcp_connections'
-  | 'traffic'
-  | 'syscall_counts'
-  | 'syscall_events'
-  | 'file_accesses'
-  | 'collector_stats'
-
-export const TABLES: readonly Table[] = [
-  'process_events',
-  'tcp_connections',
-  'traffic',
-  'syscall_counts',
-  'syscall_events',
-  'file_accesses',
-  'collector_stats',
-]
-
 export type Row = Record<string, unknown>
 export type RowsByTable = Record<Table, Row[]>
 
-const NS_PER_S = 1_000_000_000n
-
 /** DateTime64(9) as JSONEachRow reads it exactly: "seconds.nanoseconds". */
 export function wallTime(bootNs: number, offsetNs: bigint): string {
-  const ns = offsetNs + BigInt(Math.round(bootNs))
-  return `${ns / NS_PER_S}.${(ns % NS_PER_S).toString().padStart(9, '0')}`
-}
-
-/**
- * Metadata's columns, one per proto field with the field's own snake_case name: a field added
- * to the proto needs its column (a migration) and nothing here. The test that walks Metadata
- * proves every field reaches its column.
- */
-export const META_COLUMNS: readonly MetaColumn[] = v1Types.Metadata.fieldsArray.map((f) => ({
-  field: f.name as keyof EventMeta,
-  column: snakeNames.Metadata.get(f.name)!,
-  type: f.map ? 'map' : f.type === 'bool' ? 'bool' : 'string',
-  empty: f.map ? {} : f.type === 'bool' ? false : '',
-}))
-
-export interface MetaColumn {
-  /** The field's name in EventMeta (the proto's camelCase name). */
-  field: keyof EventMeta
-  /** The column on every event table (the proto's snake_case name). */
-  column: string
-  type: 'string' | 'bool' | 'map'
-  /** The column's default: what an absent field is stored as. */
-  empty: unknown
+  return nsToEpochText(eventWallNs(offsetNs, bootNs))
 }
 
 function metaColumns(m: EventMeta | undefined, ctx: RowContext): Row {
