@@ -247,7 +247,11 @@ async function formats(store: ChdbStore) {
       const to = Math.floor((body.length * (i + 1)) / 10)
       const start = i === 0 ? 0 : body.indexOf(10, from) + 1
       const end = i === 9 ? body.length : body.indexOf(10, to) + 1
-      await store.insertEncoded('ebbflow.syscall_counts', body.subarray(start, end), format)
+      // The body inline after FORMAT: the statement's text is the only raw-body route the
+      // store offers (the product inserts protobuf through file(), JSON through insert()).
+      await store.exec(
+        `INSERT INTO ebbflow.syscall_counts SETTINGS deduplicate_insert = 'disable' FORMAT ${format}\n${body.subarray(start, end).toString('utf8')}`,
+      )
     }
     const t2 = performance.now()
     const [c] = await store.query<{ n: string }>('SELECT count() AS n FROM ebbflow.syscall_counts')

@@ -50,11 +50,6 @@ export class SyscallSlots {
     for (let s = slots - 1; s >= 0; s--) this.free.push(s)
   }
 
-  /** Slots in use (for tests and stats). */
-  get assigned(): ReadonlyMap<number, number> {
-    return new Map([...this.owned].map(([cgroupId, o]) => [cgroupId, o.slot]))
-  }
-
   /** The slot's counters summed over CPUs, by syscall number. */
   private totals(slot: number): Float64Array {
     const out = new Float64Array(NR_MAX)

@@ -258,18 +258,6 @@ export class ChdbStore implements Store {
     return this.insertBody(table, Buffer.from(toJsonEachRow(rows)), 'JSONEachRow', settings)
   }
 
-  /**
-   * Inserts an already encoded body in any ClickHouse input format (the format comparison of
-   * bench/ingest); no deduplication.
-   */
-  insertEncoded(
-    table: string,
-    body: Buffer,
-    format: 'JSONEachRow' | 'JSONCompactEachRow' | 'TabSeparated',
-  ): Promise<void> {
-    return this.insertBody(table, body, format, { deduplicate_insert: 'disable' })
-  }
-
   private insertBody(
     table: string,
     body: Buffer,
