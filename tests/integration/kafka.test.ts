@@ -23,6 +23,7 @@ import { ensureTopics } from '@ebbflow/common/kafka'
 import kafkajs, { Kafka, logLevel } from 'kafkajs'
 import { isRoot, startCapture } from '../support/capture.ts'
 import { freePort, logCodecs, testPublisher as publisher } from '../support/kafka-broker.ts'
+import { syntheticExec } from '../support/synthetic-exec.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const repo = join(import.meta.dirname, '../..')
@@ -339,26 +340,9 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
       await limit('150000')
       // Random argv barely compresses: a 100 KiB batch stays under the limit alone, ten of
       // them in one request (the transport's 4 MiB) do not.
-      const events: CapturedEvent[] = Array.from({ length: 2500 }, (_, i) => ({
-        kind: 'exec',
-        bootNs: 1_000_000 + i,
-        cgroupId: 1,
-        pid: i + 1,
-        tgid: i + 1,
-        ppid: 1,
-        uid: 0,
-        gid: 0,
-        pidnsIno: 1,
-        mntnsIno: 1,
-        comm: 'x',
-        parentComm: 'y',
-        filename: '/bin/x',
-        args: ['/bin/x', randomBytes(300).toString('base64')],
-        argsTotalBytes: 410,
-        argsTruncated: false,
-        filenameTruncated: false,
-        argsReadFailed: false,
-      }))
+      const events: CapturedEvent[] = Array.from({ length: 2500 }, (_, i) =>
+        syntheticExec(i, randomBytes(300).toString('base64')),
+      )
       const transport = new KafkaTransport({ brokers, compression: 'gzip' })
       assert.equal(transport.requestMaxBytes, 4 << 20)
       const { options } = publisher(brokers, { batchMaxBytes: 100 * 1024, batchMaxEvents: 10_000 })

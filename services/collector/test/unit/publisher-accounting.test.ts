@@ -6,31 +6,13 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CapturedEvent } from '@ebbflow/common'
 import { decodeEventBatch, TOPICS, WallClock } from '@ebbflow/common/wire'
+import { syntheticExec } from '../../../../tests/support/synthetic-exec.ts'
 import { InProcessTransport, Publisher } from '../../src/publish/index.ts'
 
 const E = 10
 
 function execs(from: number): CapturedEvent[] {
-  return Array.from({ length: E }, (_, k) => ({
-    kind: 'exec' as const,
-    bootNs: 1_000_000 + from + k,
-    cgroupId: 1,
-    pid: from + k + 1,
-    tgid: from + k + 1,
-    ppid: 1,
-    uid: 0,
-    gid: 0,
-    pidnsIno: 1,
-    mntnsIno: 1,
-    comm: 'x',
-    parentComm: 'y',
-    filename: '/bin/x',
-    args: ['/bin/x', 'y'.repeat(100)],
-    argsTotalBytes: 110,
-    argsTruncated: false,
-    filenameTruncated: false,
-    argsReadFailed: false,
-  }))
+  return Array.from({ length: E }, (_, k) => syntheticExec(from + k, 'y'.repeat(100)))
 }
 
 describe('publisher: dropped batches are counted by sequence number', () => {

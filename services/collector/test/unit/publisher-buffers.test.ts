@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CapturedEvent } from '@ebbflow/common'
 import { decodeEventBatch, WallClock } from '@ebbflow/common/wire'
+import { syntheticExec } from '../../../../tests/support/synthetic-exec.ts'
 import {
   InProcessTransport,
   type OutRecord,
@@ -15,29 +16,9 @@ import {
 
 const EVENTS = 4000
 
-function exec(i: number): CapturedEvent {
-  return {
-    kind: 'exec',
-    bootNs: 1_000_000 + i,
-    cgroupId: 1,
-    pid: i + 1,
-    tgid: i + 1,
-    ppid: 1,
-    uid: 0,
-    gid: 0,
-    pidnsIno: 1,
-    mntnsIno: 1,
-    comm: 'x',
-    parentComm: 'y',
-    filename: '/bin/x',
-    // Different bytes per event, so a batch written over another's shows.
-    args: ['/bin/x', `arg-${i}-`.padEnd(150, String.fromCharCode(97 + (i % 26)))],
-    argsTotalBytes: 160,
-    argsTruncated: false,
-    filenameTruncated: false,
-    argsReadFailed: false,
-  }
-}
+// Different bytes per event, so a batch written over another's shows.
+const exec = (i: number): CapturedEvent =>
+  syntheticExec(i, `arg-${i}-`.padEnd(150, String.fromCharCode(97 + (i % 26))))
 
 const options = {
   node: 'n',
