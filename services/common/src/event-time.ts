@@ -3,6 +3,9 @@
 // stepped by NTP); the collector takes one offset to the epoch per process (collector clock.ts)
 // and every reader of an event's time (the JSON lines, the wire record, `up`'s live tail, the
 // API's Kafka live tail) adds that offset here, so one event has one time everywhere.
+// Events keep the number and not a bigint wall time stamped at capture: a bigint per event cost
+// 128 ns more per event to make and write (bench/RESULTS.md, issue 18, "one time"), 6 % of an
+// event's budget at the collector's throughput target.
 
 /** Wall-clock ns since the epoch of an event stamped `bootNs` under a clock whose offset is
  * `offsetNs` (wall ns − boot ns). */
