@@ -94,6 +94,7 @@ export async function start(
           source: 'in-process',
           faults,
           deferBookkeeping: config.bookkeepingMs > 0,
+          ownCapture: !config.checkOwnCapture,
         }),
         logger,
         {
