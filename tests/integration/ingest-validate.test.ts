@@ -215,57 +215,6 @@ describe('ingester validation (chDB)', () => {
     assert.deepEqual(await rowsOf(), [1, 2, 3, 4, 6])
   })
 
-  // `ebbflow up`'s own capture is not range-checked before its insert (ownCapture): a record
-  // ClickHouse cannot take is still found, by bisection, and dead-lettered; the others stored.
-  it('own capture: no check before the insert, and a record the store refuses still goes to the dead letters', async () => {
-    const syscall = (nr: number) => ({
-      timeNs: at(100 + nr),
-      task: { pid: 11, tgid: 11, comm: 'o' },
-      syscallNr: nr,
-      syscall: 'getpgid',
-      args: [Long.fromNumber(nr, true)],
-    })
-    const values = [
-      batch('o1', { node: 'node-own', syscall: [syscall(1), syscall(2)] } as never),
-      // Wire type 7 inside an exec: the header reads, ClickHouse's parser does not.
-      Buffer.concat([
-        batch('o2', { node: 'node-own', syscall: [syscall(3)] } as never),
-        Buffer.from([0x42, 0x03, 0x0f, 0x01, 0x02]),
-      ]),
-      batch('o3', { node: 'node-own', syscall: [syscall(4)] } as never),
-    ]
-    const ingestor = new Ingestor({
-      store,
-      deadLetters: new StoreDeadLetters(store),
-      metrics: new IngestMetrics(),
-      logger: createLogger('test', 'silent'),
-      source: 'own',
-      ownCapture: true,
-    })
-    const r = await ingestor.ingestBlock(
-      values.map((value, i) => ({
-        topic: TOPICS.syscall,
-        partition: 0,
-        offset: String(i),
-        key: null,
-        value,
-      })),
-      'own-1',
-    )
-    assert.equal(r.deadLetters, 1)
-    const stored = await store.query<{ nr: string }>(
-      "SELECT toString(args[1]) AS nr FROM ebbflow.syscall_events WHERE node = 'node-own' ORDER BY args[1]",
-    )
-    assert.deepEqual(
-      stored.map((x) => Number(x.nr)),
-      [1, 2, 4],
-    )
-    const letters = await store.query<{ offset: string; reason: string }>(
-      "SELECT offset, reason FROM ebbflow.dead_letters WHERE source = 'own'",
-    )
-    assert.deepEqual(letters, [{ offset: '1', reason: 'store_rejected' }])
-  })
-
   // process_events is fed by three families (exec, exit, fork): its checked insert reads the
   // block once and unnests the three into one ARRAY JOIN. Every row is the test's own event,
   // each family's columns in place and the others at their defaults; a record with one bad

@@ -168,11 +168,6 @@ export async function ingesterSettings(omit: readonly string[] = []): Promise<Se
         value: 'ms',
         description: 'in-process: longest ledger and lag rows are held to be written together',
       },
-      checkOwnCapture: {
-        value: 'bool',
-        description:
-          "in-process: check the ranges of up's own captured events too (Kafka's always are)",
-      },
       slowInsertMs: { value: 'ms', description: 'an insert slower than this is logged' },
       concurrency: { value: 'n', description: 'partitions processed at once' },
       sessionTimeoutMs: {

@@ -94,7 +94,6 @@ export async function start(
           source: 'in-process',
           faults,
           deferBookkeeping: config.bookkeepingMs > 0,
-          ownCapture: !config.checkOwnCapture,
         }),
         logger,
         {

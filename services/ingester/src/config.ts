@@ -38,14 +38,6 @@ export const ingesterConfigSchema = z.object({
    * per block); 0 writes them with each block. A crash loses at most this long of ledger rows.
    * Default: 1000 ms. */
   bookkeepingMs: z.coerce.number().int().min(0).max(60_000).default(1000),
-  /** `ebbflow up`'s in-process queue only: check its records' event ranges before the insert,
-   * as every Kafka record is. They come from the same process's capture, so by default they
-   * are not: the check costs about a third of a block's insert (bench/RESULTS.md, "up
-   * latency"); a record the store refuses is still found and dead-lettered. Default: false. */
-  checkOwnCapture: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
   /** An insert slower than this is logged as slow; it is back-pressure, never a pause. Default: 2000 ms. */
   slowInsertMs: z.coerce.number().int().min(1).default(2000),
   /** Partitions processed at once. Default: 2. */
@@ -100,7 +92,6 @@ const ENV: Record<keyof z.input<typeof ingesterConfigSchema>, string> = {
   maxBytes: 'EBBFLOW_INGEST_MAX_BYTES',
   maxWaitMs: 'EBBFLOW_INGEST_MAX_WAIT_MS',
   bookkeepingMs: 'EBBFLOW_INGEST_BOOKKEEPING_MS',
-  checkOwnCapture: 'EBBFLOW_INGEST_CHECK_OWN_CAPTURE',
   slowInsertMs: 'EBBFLOW_SLOW_INSERT_MS',
   sessionTimeoutMs: 'EBBFLOW_INGEST_SESSION_TIMEOUT_MS',
   storeFailureExitMs: 'EBBFLOW_INGEST_STORE_FAILURE_EXIT_MS',

@@ -53,14 +53,6 @@ export interface IngestorOptions {
    * though stored), where the queue itself loses everything it held. Default: false.
    */
   deferBookkeeping?: boolean
-  /**
-   * Records made by this very process's capture (the in-process queue of `ebbflow up`): their
-   * events are not checked against the ranges before the insert (the check is there for what
-   * other producers write to Kafka, and costs about a third of a block's insert: bench/RESULTS.md,
-   * "up latency"). A record the store still refuses is found by bisection and dead-lettered as
-   * before. Default: false.
-   */
-  ownCapture?: boolean
 }
 
 interface Bookkeeping {
@@ -247,10 +239,9 @@ export class Ingestor {
       // block once, checks every record first and throws before writing when one fails. Only then
       // does the separate check pass run, to say which records fail and why.
       const all = rowsOf(good)
-      let checked =
-        input.checkedInsert && !this.o.ownCapture
-          ? TABLES.find((t) => all[t] > 0 && CHECKED_TABLES.has(t) && !done.has(t))
-          : undefined
+      let checked = input.checkedInsert
+        ? TABLES.find((t) => all[t] > 0 && CHECKED_TABLES.has(t) && !done.has(t))
+        : undefined
       const stop = this.o.metrics.insertSeconds.startTimer()
       const present = FAMILY_ROUTES.filter((r) =>
         good.some((g) => (g.header.events[r.field] ?? 0) > 0),
@@ -270,7 +261,7 @@ export class Ingestor {
       }
       const letters: DeadLetter[] = []
       let keep = good
-      if (!checked && !this.o.ownCapture) {
+      if (!checked) {
         stage = 'check'
         const bad = await input.query<{ record: string; untimed: string; problems: string[] }>(
           validationStatement,
