@@ -232,10 +232,10 @@ try {
       // Left in the queue when close() gave up waiting, and dropped past the queue budget.
       unpublishedEvents: stats.queuedEvents,
       publisherDropped: stats.droppedEvents[FAMILY],
-      // On the broker, record batch headers included (the syscall topic also holds the few
-      // drop records, none in a run without drops).
-      syscallBytesPerEvent:
-        Math.round((topicBytes(join(dir, 'data'), TOPICS.syscall) / captured) * 100) / 100,
+      // On the broker, record batch headers included, of the storm family's topic (it also
+      // holds the few drop records, none in a run without drops).
+      [`${FAMILY}BytesPerEvent`]:
+        Math.round((topicBytes(join(dir, 'data'), TOPICS[FAMILY]) / captured) * 100) / 100,
       // While the storm ran: what the broker acknowledged, the longest the event loop waited.
       stormSeconds,
       publishedDuringStorm,
