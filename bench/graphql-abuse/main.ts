@@ -27,7 +27,7 @@ import {
   type GuardOptions,
   httpGuard,
 } from '../../services/api/src/guard.ts'
-import { SHAPES, timedPost } from '../../tests/fuzz/graphql-abuse-shapes.ts'
+import { SHAPES, sendRounds } from '../../tests/fuzz/graphql-abuse-shapes.ts'
 
 const { values } = parseArgs({
   options: {
@@ -99,45 +99,28 @@ try {
     after: await listen(httpGuard, 'after'),
   }
 
-  const times = new Map<string, number[]>()
-  const cpu = new Map<string, number>()
   const serverCpu0 = process.cpuUsage()
-  if (values.client === 'process') {
-    // The child alternates the variants' order round by round, as below.
-    const urls = Object.fromEntries(Object.entries(variants).map(([v, x]) => [v, x.url]))
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        process.execPath,
-        [join(import.meta.dirname, 'client.ts'), JSON.stringify({ urls, rounds, token: TOKEN })],
-        { maxBuffer: 64 * 1024 * 1024 },
-        (err, stdout) => (err ? reject(err) : resolve(stdout)),
-      ),
-    )
-    const child = JSON.parse(out) as {
-      times: Record<string, number[]>
-      cpuMs: Record<string, number>
-    }
-    for (const [k, xs] of Object.entries(child.times)) times.set(k, xs)
-    for (const [k, ms] of Object.entries(child.cpuMs)) cpu.set(k, ms)
-  } else {
-    const bodies = SHAPES.map((s) => Buffer.from(s.body()))
-    for (let round = 0; round < rounds; round++) {
-      const order = (
-        round % 2 === 0 ? ['before', 'after'] : ['after', 'before']
-      ) as (keyof typeof variants)[]
-      for (const [i, shape] of SHAPES.entries())
-        for (const v of order) {
-          const c0 = process.cpuUsage()
-          sending = shape.name
-          const r = await timedPost(variants[v].url, bodies[i]!, TOKEN)
-          const c = process.cpuUsage(c0)
-          if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
-          const key = `${shape.name}|${v}`
-          times.set(key, [...(times.get(key) ?? []), r.ms])
-          cpu.set(key, (cpu.get(key) ?? 0) + (c.user + c.system) / 1000)
-        }
-    }
-  }
+  const urls = Object.fromEntries(Object.entries(variants).map(([v, x]) => [v, x.url]))
+  const sent: Awaited<ReturnType<typeof sendRounds>> =
+    values.client === 'process'
+      ? JSON.parse(
+          await new Promise<string>((resolve, reject) =>
+            execFile(
+              process.execPath,
+              [
+                join(import.meta.dirname, 'client.ts'),
+                JSON.stringify({ urls, rounds, token: TOKEN }),
+              ],
+              { maxBuffer: 64 * 1024 * 1024 },
+              (err, stdout) => (err ? reject(err) : resolve(stdout)),
+            ),
+          ),
+        )
+      : await sendRounds(urls, rounds, TOKEN, (shape) => {
+          sending = shape
+        })
+  const times = new Map(Object.entries(sent.times))
+  const cpu = new Map(Object.entries(sent.cpuMs))
   const serverCpu = process.cpuUsage(serverCpu0)
   const pct = (xs: number[], p: number) =>
     xs[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!

@@ -140,3 +140,35 @@ export function timedPost(
     req.end(bytes)
   })
 }
+
+/**
+ * Sends every shape once to each of `urls` per round, the order of the variants alternating
+ * round by round, and checks each refusal's status. `sending` is told the shape before each
+ * request. Returns the times and the caller's process CPU (ms) per "shape|variant".
+ */
+export async function sendRounds(
+  urls: Readonly<Record<string, string>>,
+  rounds: number,
+  token: string,
+  sending: (shape: string) => void = () => {},
+): Promise<{ times: Record<string, number[]>; cpuMs: Record<string, number> }> {
+  const variants = Object.keys(urls)
+  const bodies = SHAPES.map((s) => Buffer.from(s.body()))
+  const times: Record<string, number[]> = {}
+  const cpuMs: Record<string, number> = {}
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse()
+    for (const [i, shape] of SHAPES.entries())
+      for (const v of order) {
+        const c0 = process.cpuUsage()
+        sending(shape.name)
+        const r = await timedPost(urls[v]!, bodies[i]!, token)
+        const c = process.cpuUsage(c0)
+        if (r.status !== shape.status) throw new Error(`${v} ${shape.name}: status ${r.status}`)
+        const key = `${shape.name}|${v}`
+        times[key] = [...(times[key] ?? []), r.ms]
+        cpuMs[key] = (cpuMs[key] ?? 0) + (c.user + c.system) / 1000
+      }
+  }
+  return { times, cpuMs }
+}
