@@ -16,7 +16,7 @@ import {
   MemoryLiveSource,
 } from '@ebbflow/api/live'
 import type { EventFilter, Scope } from '@ebbflow/api/sql'
-import type { CapturedEvent, Family } from '@ebbflow/common'
+import type { Family } from '@ebbflow/common'
 import {
   createPubSub,
   pipe,
@@ -145,9 +145,9 @@ const VARIANTS: Variant[] = [
 
 const scope: Scope = { all: false, namespaces: ['shop'] }
 function event(i: number): LiveEvent {
-  const e: CapturedEvent = {
+  return {
     kind: 'exec',
-    bootNs: i,
+    timeNs: 1_700_000_000_000_000_000n + BigInt(i),
     pid: i,
     tgid: i,
     ppid: 1,
@@ -166,8 +166,7 @@ function event(i: number): LiveEvent {
     argsReadFailed: false,
     // Every other event is another namespace's: the filter has work to do.
     meta: { node: 'n1', namespace: i % 2 === 0 ? 'shop' : 'bank', pod: 'web-1', labels: {} },
-  } as CapturedEvent
-  return { event: e, timeNs: 1_700_000_000_000_000_000n + BigInt(i) }
+  }
 }
 
 /**

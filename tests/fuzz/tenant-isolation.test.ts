@@ -395,7 +395,7 @@ describe('tenant isolation and injection, generated queries', {
 
   it(`live tail: ${LIVE_CASES} generated subscriptions by A aimed at B receive none of B's events`, async () => {
     const events = published.flatMap((r) => batchEvents(decodeEventBatch(r.value!)))
-    const exec = events.find((e) => e.kind === 'exec') as CapturedEvent & { args: string[] }
+    const exec = events.find((e) => e.kind === 'exec')!
     await fc.assert(
       fc.asyncProperty(filter, async (f) => {
         live = new MemoryLiveSource()
@@ -443,7 +443,7 @@ describe('tenant isolation and injection, generated queries', {
         } else {
           await until(() => live.subscriberCount > 0 || ended, 'subscription')
           assert.ok(!ended, `live tail ended early: ${text.slice(0, 300)}`)
-          for (const e of events) live.publish({ event: e as CapturedEvent })
+          for (const e of events) live.publish(e)
           // Then one event of A that matches the filter: once it arrives, every B event
           // published before it has had its chance to leak.
           const labels: Record<string, string> = {}
@@ -459,7 +459,7 @@ describe('tenant isolation and injection, generated queries', {
               labels: { ...A.meta.labels, ...labels },
             },
           }
-          live.publish({ event: sentinel as CapturedEvent })
+          live.publish(sentinel)
           await until(() => text.includes('sentinel-mark'), 'sentinel event')
         }
         live.close()

@@ -54,7 +54,7 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
     if (tmp) rmSync(tmp, { recursive: true, force: true })
   })
 
-  it('streams published exec events that pass the filter', async () => {
+  it('streams published exec events that pass the filter, each at the time its collector stamped', async () => {
     const server = await startApi(
       loadApiConfig({
         port: '0',
@@ -64,7 +64,7 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
         dataDir: join(tmp, 'data'),
       }),
     )
-    const { publisher } = testPublisher([broker.bootstrap], { node: 'live-node' })
+    const { publisher, options } = testPublisher([broker.bootstrap], { node: 'live-node' })
     const controller = new AbortController()
     let publishing: NodeJS.Timeout | undefined
     try {
@@ -74,22 +74,35 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
         headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify({
           query: `subscription { events(filter: { pod: "web-0" }, families: [EXEC]) {
-            family kind node namespace pod data } }`,
+            family kind time node namespace pod data } }`,
         }),
       })
       assert.equal(res.status, 200)
       // The tail starts at the topics' end once its consumer has joined: publish until the
       // events come through. Only exec events of pod web-0 may pass the filter.
       const events: CapturedEvent[] = syntheticEvents(90)
+      // The times the collector stamped the passing events with: its clock's offset (this test
+      // made the publisher) plus each event's boot time, as RFC 3339 with nine digits.
+      const stamped = new Set(
+        events
+          .filter((e) => e.kind === 'exec' && e.meta?.pod === 'web-0')
+          .map((e) => {
+            const ns = options.clock.offsetNs + BigInt(e.bootNs)
+            const s = new Date(Number(ns / 1_000_000n)).toISOString().slice(0, 19)
+            return `${s}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}Z`
+          }),
+      )
+      assert.equal(stamped.size, 1)
       publishing = setInterval(() => publisher.publish(events), 300)
       const got = (await readEvents(res, 3, 60_000)) as {
         data: {
           events: {
             family: string
             kind: string
+            time: string
             pod: string
             namespace: string
-            data: { filename: string }
+            data: Record<string, unknown>
           }
         }
       }[]
@@ -99,6 +112,9 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
         assert.equal(g.data.events.pod, 'web-0')
         assert.equal(g.data.events.namespace, 'default')
         assert.equal(g.data.events.data.filename, '/usr/bin/python3')
+        assert.ok(stamped.has(g.data.events.time), `${g.data.events.time} was never stamped`)
+        // The collector's boot clock stays on its node: the time above is the event's one time.
+        assert.ok(!('bootNs' in g.data.events.data) && !('timeNs' in g.data.events.data))
       }
     } finally {
       clearInterval(publishing)

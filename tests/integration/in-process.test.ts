@@ -41,7 +41,7 @@ describe('in-process transport', () => {
     for (const topic of Object.values(TOPICS)) {
       const seqs = read
         .filter((r) => r.topic === topic)
-        .map((r) => decodeEventBatch(r.value, o.clock))
+        .map((r) => decodeEventBatch(r.value))
         .map((b) => {
           n += b.exec.length + b.exit.length + b.fork.length + b.tcp.length + b.traffic.length
           n += b.syscall.length + b.syscallCount.length + b.drops.length

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildSchema, createApi } from '@ebbflow/api'
-import { InProcessTransport, KafkaTransport, Publisher, WallClock } from '@ebbflow/collector'
-import { type CapturedEvent, createLogger } from '@ebbflow/common'
+import { InProcessTransport, KafkaTransport, Publisher, type WallClock } from '@ebbflow/collector'
+import { createLogger } from '@ebbflow/common'
 import { batchEvents, decodeEventBatch, TOPICS, toWire } from '@ebbflow/common/wire'
 import {
   IngestMetrics,
@@ -33,6 +33,7 @@ import {
   type MessageName,
 } from '../support/full-records.ts'
 import { brokerUnavailable, startBroker, type TestBroker } from '../support/kafka-broker.ts'
+import { clockOf, onClock } from '../support/wire-read.ts'
 
 const logger = createLogger('test', 'silent')
 type Obj = Record<string, unknown>
@@ -107,14 +108,14 @@ const isDefault = (v: unknown) =>
 describe('one definition: every proto field through the wire layer', () => {
   const baseNs = BigInt(Date.now()) * 1_000_000n
   const wire = fullBatch(baseNs, 0)
-  const decoded = decodeEventBatch(v1.EventBatch.encode(wire).finish())
-  const clock = new WallClock(decoded.offsetNs)
-  const events = batchEvents(decoded)
+  const decoded = batchEvents(decodeEventBatch(v1.EventBatch.encode(wire).finish()))
+  const clock = clockOf(decoded)
+  const events = decoded.map((e) => onClock(e, clock))
 
   for (const [list, msg] of Object.entries(EVENT_MESSAGES) as [string, MessageName][]) {
     const kind = list === 'syscallCount' ? 'syscall_count' : list
     const original = (wire[list] as Obj[])[0]!
-    const event = events.find((e) => e.kind === kind) as CapturedEvent
+    const event = events.find((e) => e.kind === kind)!
 
     it(`${msg}: decoded and encoded again, every field is what was sent`, () => {
       const again = v1Types[msg].encode(toWire(event, clock) as Obj).finish()
@@ -270,9 +271,10 @@ describe('one definition: every proto field the whole way to GraphQL', { timeout
 
   /** The batch's events, decoded, published again by a real collector publisher. */
   function republish(wire: Obj, publisher: (clock: WallClock) => Publisher): Promise<unknown> {
-    const decoded = decodeEventBatch(v1.EventBatch.encode(wire).finish())
-    const p = publisher(new WallClock(decoded.offsetNs))
-    p.publish(batchEvents(decoded) as CapturedEvent[])
+    const decoded = batchEvents(decodeEventBatch(v1.EventBatch.encode(wire).finish()))
+    const clock = clockOf(decoded)
+    const p = publisher(clock)
+    p.publish(decoded.map((e) => onClock(e, clock)))
     return p.close()
   }
 

@@ -5,7 +5,6 @@
 // Nothing is decoded while nobody is subscribed.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
-import { eventWallNs } from '@ebbflow/common/event-time'
 import { ensureTopics, zstdCodec } from '@ebbflow/common/kafka'
 import { batchEvents, decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
 import kafkaCodecs, { type Consumer, Kafka, logLevel as kafkaLogLevel } from 'kafkajs'
@@ -67,10 +66,7 @@ export class KafkaLiveSource implements LiveSource {
             )
             return
           }
-          events = batchEvents(batch).map((event) => ({
-            event,
-            timeNs: eventWallNs(batch.offsetNs, event.bootNs),
-          })) as LiveEvent[]
+          events = batchEvents(batch)
         } catch {
           this.undecodable++
           return

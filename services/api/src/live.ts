@@ -2,16 +2,16 @@
 // mode, or Kafka) is wired in by whoever starts the API; the API only needs something it can
 // subscribe to, and filters each event by the request's filter and the caller's namespaces.
 import type { CapturedEvent, Family } from '@ebbflow/common'
-import { familyOf as wireFamilyOf } from '@ebbflow/common/wire'
+import { type Decoded, type WireDrops, familyOf as wireFamilyOf } from '@ebbflow/common/wire'
 import type { EventFilter, Scope } from './sql.ts'
 import { nsToTime } from './time.ts'
 
-export interface LiveEvent {
-  /** The decoded event with its enrichment meta (namespace, pod, labels…). */
-  event: CapturedEvent
-  /** Wall-clock time, ns since the epoch, when the transport knows it. */
-  timeNs?: bigint
-}
+/**
+ * An event as it crossed the transport, with its enrichment meta (namespace, pod, labels…) and
+ * the wall-clock time the collector stamped it with (`timeNs`, ns since the epoch; 0 for a
+ * record that carried none). The same shape from Kafka and from `up`'s in-process queue.
+ */
+export type LiveEvent = Decoded<CapturedEvent | WireDrops>
 
 export interface LiveSource {
   /** A fresh stream per subscriber; returning from the iterator unsubscribes. */
@@ -19,7 +19,7 @@ export interface LiveSource {
 }
 
 /** The family of a live event; drop counts are not events a subscriber asks for. */
-export function familyOf(event: CapturedEvent): Family | undefined {
+export function familyOf(event: LiveEvent): Family | undefined {
   return event.kind === 'drops' ? undefined : wireFamilyOf(event)
 }
 
@@ -30,14 +30,14 @@ export function liveMatches(
   scope: Scope,
   families: readonly Family[] | null | undefined,
 ): boolean {
-  const family = familyOf(live.event)
+  const family = familyOf(live)
   if (!family) return false
   if (families && families.length > 0 && !families.includes(family)) return false
-  const meta = live.event.meta
+  const meta = live.meta
   const namespace = meta?.namespace ?? ''
   if (!scope.all && !scope.namespaces.includes(namespace)) return false
   if (filter.from != null || filter.to != null) {
-    if (live.timeNs === undefined) return false
+    if (live.timeNs === 0n) return false
     const t = nsToTime(live.timeNs)
     if (filter.from != null && t < filter.from) return false
     if (filter.to != null && t >= filter.to) return false
@@ -59,19 +59,20 @@ export function liveMatches(
 
 /** The subscription's payload: the pod columns up front, the event itself as JSON. */
 export function livePayload(live: LiveEvent) {
-  const { meta, ...rest } = live.event as CapturedEvent & { meta?: CapturedEvent['meta'] }
+  // The time is the payload's own field; the rest of the event is its data.
+  const { meta, timeNs, ...rest } = live as LiveEvent & { meta?: CapturedEvent['meta'] }
   const data = JSON.parse(
     JSON.stringify(rest, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
   ) as Record<string, unknown>
   // The API's word for an IP version (the events call it `family`, the API's event family).
-  if (live.event.kind === 'tcp' || live.event.kind === 'traffic') {
+  if (live.kind === 'tcp' || live.kind === 'traffic') {
     data.ipVersion = data.family
     delete data.family
   }
   return {
-    family: familyOf(live.event)!.toUpperCase() as Uppercase<Family>,
-    kind: live.event.kind,
-    time: live.timeNs === undefined ? null : nsToTime(live.timeNs),
+    family: familyOf(live)!.toUpperCase() as Uppercase<Family>,
+    kind: live.kind,
+    time: timeNs === 0n ? null : nsToTime(timeNs),
     node: meta?.node ?? null,
     namespace: meta?.namespace ?? null,
     pod: meta?.pod ?? null,

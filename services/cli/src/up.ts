@@ -4,7 +4,7 @@
 // configuration and calls the same start the service's own command calls, handing them the
 // parts they share: the transport, the store and the live tail.
 import type { AlerterConfig } from '@ebbflow/alerter'
-import type { ApiConfig, MemoryLiveSource } from '@ebbflow/api'
+import type { ApiConfig, LiveEvent, MemoryLiveSource } from '@ebbflow/api'
 import type { CaptureSink, CollectorStartConfig, Publisher } from '@ebbflow/collector'
 import {
   ConfigError,
@@ -48,7 +48,10 @@ function liveTap(
 ): CaptureSink {
   const publish = (events: readonly (RecordEvent | CounterEvent)[]) => {
     if (live.subscriberCount === 0) return
-    for (const event of events) live.publish({ event, timeNs: eventWallNs(offsetNs, event.bootNs) })
+    // The live tail's events have the shape they have read from Kafka: the wall time in place
+    // of the node's boot clock (a copy per event, only while someone listens).
+    for (const { bootNs, ...event } of events)
+      live.publish({ ...event, timeNs: eventWallNs(offsetNs, bootNs) } as LiveEvent)
   }
   return {
     records: (events) => {

@@ -1,8 +1,10 @@
 // Event time: the one place CLOCK_BOOTTIME stamps become wall-clock time and wall-clock time
 // becomes text. The kernel stamps records with CLOCK_BOOTTIME (monotonic across suspend, not
 // stepped by NTP); the collector takes one offset to the epoch per process (collector clock.ts)
-// and every reader of an event's time (the JSON lines, the wire record, `up`'s live tail, the
-// API's Kafka live tail) adds that offset here, so one event has one time everywhere.
+// and every output it makes of an event (the JSON lines, the wire record, `up`'s live tail)
+// adds that offset here, so one event has one time everywhere. Past the collector an event
+// carries that wall time only (`timeNs` of a decoded event, the stored `time`): `bootNs` means
+// the node's boot clock and exists nowhere else.
 // Events keep the number and not a bigint wall time stamped at capture: a bigint per event cost
 // 128 ns more per event to make and write (bench/RESULTS.md, issue 18, "one time"), 6 % of an
 // event's budget at the collector's throughput target.

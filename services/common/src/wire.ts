@@ -35,7 +35,7 @@ export { BatchWriter } from './batch-writer.ts'
 export { DLQ_TOPIC, TOPICS } from './topics.ts'
 
 /** Which topic family an event belongs to (drops go with the family they count). */
-export function familyOf(e: CapturedEvent): Family {
+export function familyOf(e: CapturedEvent | Decoded<CapturedEvent | WireDrops>): Family {
   switch (e.kind) {
     case 'exec':
     case 'exit':
@@ -240,13 +240,6 @@ export class WallClock {
     const low = this.offsetLow + (bootNs % TWO_32)
     const carry = low >= TWO_32 ? 1 : 0
     w.uint64Parts(low >>> 0, (this.offsetHigh + Math.floor(bootNs / TWO_32) + carry) >>> 0)
-  }
-
-  toBoot(wallNs: U64): number {
-    // An untimed event (0) maps to the clock's origin instead of wrapping below it.
-    if (wallNs == null || wallNs === 0 || (typeof wallNs !== 'number' && wallNs.isZero())) return 0
-    const l = typeof wallNs === 'number' ? Long.fromNumber(wallNs, true) : wallNs
-    return l.subtract(this.offset).toNumber()
   }
 }
 
@@ -858,7 +851,14 @@ export interface WireDrops extends Omit<DropDelta, 'reason'> {
   batches?: number
 }
 
-/** The events of a decoded EventBatch, back in the collector's shapes, kind by kind. */
+/**
+ * An event as read back from the wire: the collector's shape with the wall-clock time it was
+ * stamped with (ns since the epoch) in place of `bootNs`, the collector's own clock, which
+ * has no meaning away from the node it was captured on. 0 when the record carried no time.
+ */
+export type Decoded<E> = E extends unknown ? Omit<E, 'bootNs'> & { timeNs: bigint } : never
+
+/** The events of a decoded EventBatch, in the collector's shapes (see `Decoded`), kind by kind. */
 export interface DecodedBatch {
   node: string
   collectorInstanceId: string
@@ -868,10 +868,6 @@ export interface DecodedBatch {
   /** Wall-clock ns since the epoch of the batch's first and last event (0 when none). */
   firstTimeNs: bigint
   lastTimeNs: bigint
-  /** The clock the events' bootNs are relative to: `bootNs + offsetNs` is wall-clock ns. */
-  offsetNs: bigint
-  /** Events without a timestamp (a valid collector never sends one). */
-  untimed: number
   /**
    * Enum fields holding a value this reader has no name for, as `tcp[0].kind = 9`: unspecified
    * (never sent by a collector) or added by a newer writer. The events carry a placeholder
@@ -879,19 +875,19 @@ export interface DecodedBatch {
    * sent.
    */
   unknownEnums: string[]
-  exec: ExecEvent[]
-  exit: ExitEvent[]
-  fork: ForkEvent[]
-  tcp: TcpEvent[]
-  traffic: TrafficDelta[]
-  syscall: SyscallEvent[]
-  syscallCount: SyscallCountDelta[]
-  drops: WireDrops[]
-  file: FileEvent[]
+  exec: Decoded<ExecEvent>[]
+  exit: Decoded<ExitEvent>[]
+  fork: Decoded<ForkEvent>[]
+  tcp: Decoded<TcpEvent>[]
+  traffic: Decoded<TrafficDelta>[]
+  syscall: Decoded<SyscallEvent>[]
+  syscallCount: Decoded<SyscallCountDelta>[]
+  drops: Decoded<WireDrops>[]
+  file: Decoded<FileEvent>[]
 }
 
 /** Every event of a decoded batch, kind by kind (each kind in its capture order). */
-export function batchEvents(b: DecodedBatch): (CapturedEvent | WireDrops)[] {
+export function batchEvents(b: DecodedBatch): Decoded<CapturedEvent | WireDrops>[] {
   return [
     ...b.exec,
     ...b.exit,
@@ -911,45 +907,9 @@ function withMeta<T extends object>(e: T, meta: WireMeta | null | undefined): T 
   return e
 }
 
-type PbBatch = ReturnType<typeof v1.EventBatch.decode>
-
-const EVENT_LISTS = [
-  'exec',
-  'exit',
-  'fork',
-  'tcp',
-  'traffic',
-  'syscall',
-  'syscallCount',
-  'drops',
-  'file',
-] as const
-
-/**
- * A clock for a batch read far from its collector (the ingester): the offset is the earliest
- * event time, so every bootNs is a small exact number (wall ns do not fit a double).
- */
-function batchClock(b: PbBatch): { clock: WallClock; untimed: number } {
-  let min: bigint | undefined
-  let untimed = 0
-  for (const list of EVENT_LISTS)
-    for (const e of b[list] as { timeNs?: U64 }[]) {
-      const t = u64(e.timeNs)
-      if (t === 0n) untimed++
-      else if (min === undefined || t < min) min = t
-    }
-  return { clock: new WallClock(min ?? 0n), untimed }
-}
-
-/**
- * Decodes an EventBatch. `clock` maps wall time back to the collector's boot time; without
- * one the batch gets its own (see `offsetNs`).
- */
-export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedBatch {
+/** Decodes an EventBatch (the API's live tail; tests reading what a publisher sent). */
+export function decodeEventBatch(bytes: Uint8Array): DecodedBatch {
   const b = v1.EventBatch.decode(bytes)
-  let untimed = 0
-  if (!clock) ({ clock, untimed } = batchClock(b))
-  const c = clock
   const unknownEnums: string[] = []
   const named = <N>(
     value: number | null | undefined,
@@ -969,12 +929,10 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     batchId: b.batchId,
     firstTimeNs: u64(b.firstTimeNs),
     lastTimeNs: u64(b.lastTimeNs),
-    offsetNs: c.offsetNs,
-    untimed,
     unknownEnums,
     exec: b.exec.map((x) => ({
       kind: 'exec',
-      bootNs: c.toBoot(x.timeNs),
+      timeNs: u64(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       parentComm: x.parentComm ?? '',
       filename: x.filename ?? '',
@@ -987,7 +945,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     })),
     exit: b.exit.map((x) => ({
       kind: 'exit',
-      bootNs: c.toBoot(x.timeNs),
+      timeNs: u64(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       durationNs: num(x.durationNs),
       durationFromFork: x.durationFromFork ?? false,
@@ -997,16 +955,16 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     })),
     fork: b.fork.map((x) => ({
       kind: 'fork',
-      bootNs: c.toBoot(x.timeNs),
+      timeNs: u64(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       childPid: x.childPid ?? 0,
       childTgid: x.childTgid ?? 0,
     })),
     tcp: b.tcp.map((x, i) =>
-      withMeta<TcpEvent>(
+      withMeta<Decoded<TcpEvent>>(
         {
           kind: 'tcp',
-          bootNs: c.toBoot(x.timeNs),
+          timeNs: u64(x.timeNs),
           tcp: named(x.kind, TCP_KIND.name(x.kind), `tcp[${i}].kind`, 'connect'),
           role: named(x.role, TCP_ROLE.name(x.role), `tcp[${i}].role`, 'active'),
           cgroupId: num(x.cgroupId),
@@ -1027,10 +985,10 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       ),
     ),
     traffic: b.traffic.map((x, i) =>
-      withMeta<TrafficDelta>(
+      withMeta<Decoded<TrafficDelta>>(
         {
           kind: 'traffic',
-          bootNs: c.toBoot(x.timeNs),
+          timeNs: u64(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
           direction: named(
@@ -1052,7 +1010,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     ),
     syscall: b.syscall.map((x) => ({
       kind: 'syscall',
-      bootNs: c.toBoot(x.timeNs),
+      timeNs: u64(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       syscallNr: x.syscallNr ?? 0,
       syscall: x.syscall ?? '',
@@ -1060,10 +1018,10 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       strings: (x.strings ?? []).map((s) => ({ arg: s.arg ?? 0, value: s.value ?? '' })),
     })),
     syscallCount: b.syscallCount.map((x) =>
-      withMeta<SyscallCountDelta>(
+      withMeta<Decoded<SyscallCountDelta>>(
         {
           kind: 'syscall_count',
-          bootNs: c.toBoot(x.timeNs),
+          timeNs: u64(x.timeNs),
           intervalNs: num(x.intervalNs),
           cgroupId: num(x.cgroupId),
           syscallNr: x.syscallNr ?? 0,
@@ -1074,10 +1032,10 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
       ),
     ),
     drops: b.drops.map((x, i) =>
-      withMeta<WireDrops>(
+      withMeta<Decoded<WireDrops>>(
         {
           kind: 'drops',
-          bootNs: c.toBoot(x.timeNs),
+          timeNs: u64(x.timeNs),
           family: named(x.family, FAMILY.name(x.family), `drops[${i}].family`, 'exec'),
           reason: named(x.reason, REASON.name(x.reason), `drops[${i}].reason`, 'buffer_full'),
           count: num(x.count),
@@ -1089,7 +1047,7 @@ export function decodeEventBatch(bytes: Uint8Array, clock?: WallClock): DecodedB
     ),
     file: b.file.map((x) => ({
       kind: 'file',
-      bootNs: c.toBoot(x.timeNs),
+      timeNs: u64(x.timeNs),
       ...taskFromWire(x.task, x.meta),
       path: x.path ?? '',
       access: FILE_ACCESS.name(x.access) ?? 'read',

@@ -1,11 +1,10 @@
 // The API on a real socket (port 0): GraphQL over HTTP, and the events subscription over SSE.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { CapturedEvent } from '@ebbflow/common'
 import { createLogger } from '@ebbflow/common'
 import type { ChdbStore } from '@ebbflow/store'
 import { createApi } from '../../src/app.ts'
-import { MemoryLiveSource } from '../../src/live.ts'
+import { type LiveEvent, MemoryLiveSource } from '../../src/live.ts'
 import { type ApiServer, startApiServer } from '../../src/server.ts'
 import { BASE_NS, iso } from '../fixture.ts'
 import { type Harness, openHarness, TOKEN_MAP, TOKENS } from '../harness.ts'
@@ -35,10 +34,11 @@ function exec(
   pod: string,
   comm: string,
   labels: Record<string, string> = {},
-): CapturedEvent {
+  timeNs = 0n,
+): LiveEvent {
   return {
     kind: 'exec',
-    bootNs: 1,
+    timeNs,
     cgroupId: 1,
     pid: 7,
     tgid: 7,
@@ -133,27 +133,25 @@ describe('events subscription', () => {
     for (let i = 0; i < 100 && live.subscriberCount === 0; i++)
       await new Promise((r) => setTimeout(r, 10))
     assert.equal(live.subscriberCount, 1)
-    live.publish({ event: exec('bank', 'ledger-1', 'steal', { app: 'web' }), timeNs: BASE_NS })
-    live.publish({ event: exec('shop', 'db-0', 'psql', { app: 'db' }) })
+    live.publish(exec('bank', 'ledger-1', 'steal', { app: 'web' }, BASE_NS))
+    live.publish(exec('shop', 'db-0', 'psql', { app: 'db' }))
     live.publish({
-      event: {
-        kind: 'traffic',
-        bootNs: 1,
-        intervalNs: 1,
-        cgroupId: 1,
-        direction: 'egress',
-        protocol: 6,
-        family: 4,
-        remoteAddr: '1.1.1.1',
-        remotePort: 53,
-        localPort: 1,
-        packets: 1,
-        bytes: 1,
-        meta: { node: 'node-a', namespace: 'shop', labels: { app: 'web' } },
-      },
+      kind: 'traffic',
+      timeNs: 0n,
+      intervalNs: 1,
+      cgroupId: 1,
+      direction: 'egress',
+      protocol: 6,
+      family: 4,
+      remoteAddr: '1.1.1.1',
+      remotePort: 53,
+      localPort: 1,
+      packets: 1,
+      bytes: 1,
+      meta: { node: 'node-a', namespace: 'shop', labels: { app: 'web' } },
     })
-    live.publish({ event: exec('shop', 'web-1', 'ls', { app: 'web' }), timeNs: BASE_NS })
-    live.publish({ event: exec('shop', 'web-2', 'cat', { app: 'web' }) })
+    live.publish(exec('shop', 'web-1', 'ls', { app: 'web' }, BASE_NS))
+    live.publish(exec('shop', 'web-2', 'cat', { app: 'web' }))
     const events = (await readEvents(res, 2)) as { data: { events: Record<string, unknown> } }[]
     controller.abort()
     // A gone client unsubscribes without waiting for another event.

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { CapturedEvent } from '@ebbflow/common'
 import { type LiveEvent, liveMatches, livePayload, MemoryLiveSource } from '../../src/live.ts'
 import type { EventFilter, Scope } from '../../src/sql.ts'
 
 const SEC = 1_000_000_000n
 const T0 = 1_700_000_000n * SEC
 
-const tcp: CapturedEvent = {
+const live: LiveEvent = {
   kind: 'tcp',
-  bootNs: 1,
+  timeNs: T0,
   tcp: 'connect',
   role: 'active',
   cgroupId: 1,
@@ -34,7 +33,6 @@ const tcp: CapturedEvent = {
     labels: { app: 'web' },
   },
 }
-const live: LiveEvent = { event: tcp, timeNs: T0 }
 const shop: Scope = { all: false, namespaces: ['shop'] }
 
 describe('liveMatches', () => {
@@ -68,25 +66,30 @@ describe('liveMatches', () => {
 
   it('leaves out events without a time when a window is asked for', () => {
     assert.equal(
-      liveMatches({ event: tcp }, { from: '2000-01-01 00:00:00.000000000' }, shop, undefined),
+      liveMatches(
+        { ...live, timeNs: 0n },
+        { from: '2000-01-01 00:00:00.000000000' },
+        shop,
+        undefined,
+      ),
       false,
     )
   })
 
   it('never passes drops (they have no namespace or family)', () => {
-    const drops: CapturedEvent = {
+    const drops: LiveEvent = {
       kind: 'drops',
-      bootNs: 1,
+      timeNs: T0,
       family: 'exec',
       reason: 'buffer_full',
       count: 1,
     }
-    assert.equal(liveMatches({ event: drops }, {}, { all: true, namespaces: [] }, undefined), false)
+    assert.equal(liveMatches(drops, {}, { all: true, namespaces: [] }, undefined), false)
   })
 })
 
 describe('livePayload', () => {
-  it('lifts the pod columns and keeps the rest as data, the IP version as ipVersion', () => {
+  it('lifts the time and the pod columns, keeps the rest as data, the IP version as ipVersion', () => {
     assert.deepEqual(livePayload(live), {
       family: 'NET',
       kind: 'tcp',
@@ -98,7 +101,6 @@ describe('livePayload', () => {
       function: 'f',
       data: {
         kind: 'tcp',
-        bootNs: 1,
         tcp: 'connect',
         role: 'active',
         cgroupId: 1,
@@ -126,7 +128,7 @@ describe('MemoryLiveSource', () => {
     const b = source.subscribe()[Symbol.asyncIterator]()
     assert.equal(source.subscriberCount, 2)
     // 1, 2, 3 into a buffer of 2: 1 slid out, for each subscriber.
-    for (const n of [1n, 2n, 3n]) source.publish({ event: tcp, timeNs: n })
+    for (const n of [1n, 2n, 3n]) source.publish({ ...live, timeNs: n })
     assert.equal(source.dropped, 2)
     assert.equal((await a.next()).value.timeNs, 2n)
     await b.return!()

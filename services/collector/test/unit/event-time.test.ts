@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { BatchWriter } from '@ebbflow/common/batch-writer'
-import { eventWallNs, formatEventTime } from '@ebbflow/common/event-time'
+import { formatEventTime } from '@ebbflow/common/event-time'
 import type { SyscallEvent } from '@ebbflow/common/events/types'
 import { decodeEventBatch, writeEvent } from '@ebbflow/common/wire'
 import { bootTimeNs } from '@ebbflow/native'
@@ -36,9 +36,9 @@ describe('event time', () => {
     const line = JSON.parse(formatJsonLines([event], collectorClock())) as { time: string }
     const w = new BatchWriter(64)
     writeEvent(w, event, collectorClock())
-    // Decoded without the sender's clock, as the ingester and the API's live tail do.
+    // Read back as the API's live tail does: the wall time sent, without the sender's clock.
     const batch = decodeEventBatch(w.finish())
-    const wire = formatEventTime(eventWallNs(batch.offsetNs, batch.syscall[0]!.bootNs))
+    const wire = formatEventTime(batch.syscall[0]!.timeNs)
     assert.equal(wire, line.time)
     assert.match(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/)
     const ms = Date.parse(line.time)
