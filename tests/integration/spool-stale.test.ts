@@ -24,7 +24,7 @@ describe('stale block files', { timeout: 60_000 }, () => {
       import { mkdirSync } from 'node:fs'
       mkdirSync(${JSON.stringify(spool)}, { recursive: true })
       const store = await ChdbStore.open(${JSON.stringify(join(tmp, 'child-data'))}, { spoolDir: ${JSON.stringify(spool)} })
-      await store.batchInput(Buffer.from('not released'))
+      await store.batchInput([Buffer.from('not released')])
       process.stdout.write('written\\n')
       setInterval(() => {}, 1000)`
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {

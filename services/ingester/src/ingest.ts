@@ -85,20 +85,27 @@ function rowsOf(records: readonly HeaderedRecord[]): Record<Table, number> {
   return rows
 }
 
-/** The records' values as ClickHouse's length-delimited `Protobuf` input: varint size, bytes. */
-export function lengthDelimited(values: readonly Buffer[]): Buffer {
+/**
+ * The records' values as ClickHouse's length-delimited `Protobuf` input (varint size, bytes),
+ * as chunks in order: the store hands them on as they are (one `writev`, an HTTP body), so a
+ * block's bytes are not copied once more into one buffer.
+ */
+export function lengthDelimited(values: readonly Buffer[]): Buffer[] {
+  // Every size prefix in one buffer (at most 5 bytes for a 32-bit length), viewed per record.
+  const prefixes = Buffer.allocUnsafe(values.length * 5)
   const parts: Buffer[] = []
+  let at = 0
   for (const v of values) {
-    const prefix: number[] = []
+    const start = at
     let n = v.length
     while (n > 0x7f) {
-      prefix.push((n & 0x7f) | 0x80)
+      prefixes[at++] = (n & 0x7f) | 0x80
       n >>>= 7
     }
-    prefix.push(n)
-    parts.push(Buffer.from(prefix), v)
+    prefixes[at++] = n
+    parts.push(prefixes.subarray(start, at), v)
   }
-  return Buffer.concat(parts)
+  return parts
 }
 
 /** Tables with a checked insert (every table records fill); the probe's source is never run. */

@@ -1,6 +1,6 @@
 // The embedded store: chDB (ClickHouse in-process) with its data in one folder.
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
-import { rm, writeFile } from 'node:fs/promises'
+import { open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EbbflowError } from '@ebbflow/common/errors'
@@ -17,6 +17,25 @@ import {
 } from './store.ts'
 
 type ChdbModule = typeof import('chdb')
+
+/** At most this many buffers per writev (Linux's IOV_MAX). */
+const IOV_MAX = 1024
+
+/** Writes the chunks to a new file, in order, a writev per IOV_MAX of them. */
+async function spool(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  const file = await open(path, 'w')
+  try {
+    for (let i = 0; i < chunks.length; i += IOV_MAX) {
+      const part = chunks.slice(i, i + IOV_MAX)
+      const want = part.reduce((n, c) => n + c.byteLength, 0)
+      const { bytesWritten } = await file.writev(part as Uint8Array[])
+      // A short write to a local file means a full device: the block is retried, not cut.
+      if (bytesWritten !== want) throw new Error(`wrote ${bytesWritten} of ${want} bytes`)
+    }
+  } finally {
+    await file.close()
+  }
+}
 type Session = InstanceType<ChdbModule['Session']>
 
 /** chDB's errors carry ClickHouse's numeric code; keep it, and say whether a retry can help. */
@@ -144,10 +163,10 @@ export class ChdbStore implements Store {
    * A block written once to a tmpfs file that every statement of the block reads with `file()`
    * (measured faster than any other way of handing chDB bytes: bench/ingest).
    */
-  async batchInput(body: Buffer): Promise<BatchInput> {
+  async batchInput(chunks: readonly Uint8Array[]): Promise<BatchInput> {
     const path = join(this.spoolDir, `ebbflow-batch-${process.pid}-${++this.spooled}.bin`)
     try {
-      await writeFile(path, body)
+      await spool(path, chunks)
     } catch (err) {
       throw new EbbflowError('SPOOL_FAILED', `cannot write a block to ${path}`, {
         cause: err,

@@ -118,13 +118,13 @@ export class ClickHouseStore implements Store {
    * block's token. Untested against a server here (none runs on the build machine); the
    * statements it sends are checked for equality with chDB's by a test.
    */
-  async batchInput(body: Buffer): Promise<BatchInput> {
+  async batchInput(chunks: readonly Uint8Array[]): Promise<BatchInput> {
     const run = async (sql: string, settings: Record<string, string | number>) => {
       const query = `${sql} FORMAT Protobuf`
       try {
         const r = await this.client.exec({
           query,
-          values: Readable.from([body]),
+          values: Readable.from(chunks),
           clickhouse_settings: { format_schema: BATCH_SCHEMA, ...settings },
         })
         // The response is empty; reading it to the end frees the connection for the next one.

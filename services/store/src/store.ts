@@ -30,11 +30,12 @@ export interface Store {
   queryRaw?(sql: string, options: RawQueryOptions): Promise<RawQueryResult>
   /**
    * Hands the engine a block of EventBatch records, length-delimited (ClickHouse's `Protobuf`
-   * format), for statements built over it (batch-sql.ts): ClickHouse parses the records, the
+   * format) and given as chunks in order (size prefixes and records, not copied into one
+   * buffer), for statements built over it (batch-sql.ts): ClickHouse parses the records, the
    * JavaScript never does. Release it when done. Both stores have it; a store without it
    * (a test double) cannot ingest records.
    */
-  batchInput?(body: Buffer): Promise<BatchInput>
+  batchInput?(chunks: readonly Uint8Array[]): Promise<BatchInput>
   close(): Promise<void>
 }
 

@@ -66,7 +66,7 @@ describe('ClickHouse server route: the statements and bytes it sends', { timeout
     const body = Buffer.concat(records)
     const store = new ClickHouseStore({ url })
     try {
-      const input = await store.batchInput(body)
+      const input = await store.batchInput(records)
       await input.insert((s) => insertStatement('process_events', s), {
         dedupToken: 'blk:process_events',
       })
