@@ -86,19 +86,39 @@ static __always_inline __u32 task__pidns_ino(struct task_struct *task)
 	return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
+/*
+ * A task's comm (from a BTF task pointer) into a record: its bytes up to the last, which is
+ * NUL, as bpf_probe_read_kernel_str leaves it.
+ */
+#define comm__copy(dst, src)                                      \
+	do {                                                       \
+		int __i;                                           \
+		for (__i = 0; __i < EBF_COMM_LEN - 1; __i++)       \
+			(dst)[__i] = (src)[__i];                   \
+		(dst)[EBF_COMM_LEN - 1] = 0;                       \
+	} while (0)
+
+/*
+ * `task` is a BTF pointer (a tp_btf argument or bpf_get_current_task_btf()), so its fields
+ * and the pointers they hold are read with plain loads, which the verifier turns into
+ * fault-safe ones (a fault reads 0), instead of a bpf_probe_read_kernel call per hop: every
+ * exec, exit and fork record fills one of these.
+ */
 static __always_inline void task__fill(struct ebf_task *out, struct task_struct *task,
 				       __u64 cgroup_id)
 {
+	const struct cred *cred = task->cred;
+
 	out->cgroup_id = cgroup_id;
-	out->pid = BPF_CORE_READ(task, pid);
-	out->tgid = BPF_CORE_READ(task, tgid);
-	out->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	out->uid = BPF_CORE_READ(task, cred, uid.val);
-	out->gid = BPF_CORE_READ(task, cred, gid.val);
+	out->pid = task->pid;
+	out->tgid = task->tgid;
+	out->ppid = task->real_parent->tgid;
+	out->uid = cred->uid.val;
+	out->gid = cred->gid.val;
 	out->pidns_ino = task__pidns_ino(task);
-	out->mntns_ino = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	out->mntns_ino = task->nsproxy->mnt_ns->ns.inum;
 	out->_pad0 = 0;
-	BPF_CORE_READ_STR_INTO(&out->comm, task, comm);
+	comm__copy(out->comm, task->comm);
 }
 
 /* The cgroup v2 id of a task, read from the task itself (works for a task that is not current). */

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Process lifecycle: exec (with argv), fork (for ancestry), exit (with code and duration).
- * Tracepoints through tp_btf (5.5+): typed task pointers and no probe_read for them.
+ * Tracepoints through tp_btf (5.5+): typed task pointers, read with plain loads (the verifier
+ * makes them fault-safe), no bpf_probe_read_kernel call per field.
  */
 #include "common.bpf.h"
 
@@ -45,7 +46,7 @@ int BPF_PROG(handle_sched_process_exec, struct task_struct *task, pid_t old_pid,
 		return 0;
 
 	task__fill(&e->task, task, current__cgroup_id());
-	BPF_CORE_READ_STR_INTO(&e->parent_comm, task, real_parent, comm);
+	comm__copy(e->parent_comm, task->real_parent->comm);
 	e->flags = 0;
 	e->_pad0 = 0;
 
@@ -55,8 +56,8 @@ int BPF_PROG(handle_sched_process_exec, struct task_struct *task, pid_t old_pid,
 	else if (n == sizeof(e->filename))
 		e->flags |= EBF_EXEC_FILENAME_TRUNCATED;
 
-	arg_start = BPF_CORE_READ(task, mm, arg_start);
-	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	arg_start = task->mm->arg_start;
+	arg_end = task->mm->arg_end;
 	total = arg_end > arg_start ? arg_end - arg_start : 0;
 	size = total;
 	if (size > args_max)
@@ -85,8 +86,8 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_sched_process_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct ebf_fork_event_v1 e = {};
-	__u32 child_pid = BPF_CORE_READ(child, pid);
-	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	__u32 child_pid = child->pid;
+	__u32 child_tgid = child->tgid;
 
 	/* A new thread shares its parent's tgid; only new processes matter for ancestry. */
 	if (child_pid != child_tgid || current__is_self())
@@ -104,12 +105,12 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_sched_process_exit, struct task_struct *task)
 {
 	struct ebf_exit_event_v1 e = {};
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = task->tgid;
 	__u32 code;
 	__u64 *start;
 
 	/* One record per process: when its thread-group leader exits. */
-	if (BPF_CORE_READ(task, pid) != tgid || current__is_self())
+	if (task->pid != tgid || current__is_self())
 		return 0;
 	task__fill(&e.task, task, current__cgroup_id());
 	header__fill(&e.header, EBF_EVENT_EXIT, 1, sizeof(e));
@@ -119,11 +120,11 @@ int BPF_PROG(handle_sched_process_exit, struct task_struct *task)
 		e.duration_ns = e.header.timestamp_ns - *start;
 		bpf_map_delete_elem(&exec_start, &tgid);
 	} else {
-		e.duration_ns = e.header.timestamp_ns - BPF_CORE_READ(task, start_boottime);
+		e.duration_ns = e.header.timestamp_ns - task->start_boottime;
 		e.flags |= EBF_EXIT_DURATION_FROM_FORK;
 	}
 	/* exit_code is a wait status: exit status in bits 8-15, signal in 0-6, core in 7. */
-	code = BPF_CORE_READ(task, exit_code);
+	code = task->exit_code;
 	e.signal = code & 0x7f;
 	e.exit_code = e.signal ? 0 : (code >> 8) & 0xff;
 	if (code & 0x80)

@@ -1,6 +1,7 @@
 // Real BPF on the real kernel: process exec, exit and fork.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { isRoot, startCapture } from '../support/capture.ts'
 import { createCgroup, type TestCgroup } from '../support/cgroup.ts'
@@ -42,13 +43,21 @@ describe('exec capture', { skip }, () => {
     assert.equal(exec.ppid, process.pid, 'the parent is this test process')
     assert.equal(exec.cgroupId, cg.id, 'the cgroup id is the cgroup directory inode')
     assert.equal(exec.uid, process.getuid!())
+    assert.equal(exec.gid, process.getgid!())
     assert.equal(exec.comm, 'sh')
-    assert.ok(exec.pidnsIno > 0 && exec.mntnsIno > 0)
+    // Node forks its children from its main thread, whose name is this process's comm.
+    assert.equal(exec.parentComm, readFileSync('/proc/self/comm', 'utf8').trim())
+    // The child shares this process's namespaces: the inodes of its /proc/self/ns links.
+    assert.equal(exec.pidnsIno, statSync('/proc/self/ns/pid').ino)
+    assert.equal(exec.mntnsIno, statSync('/proc/self/ns/mnt').ino)
 
     const exit = sink.of('exit').find((e) => e.tgid === result.pid)!
     assert.equal(exit.exitCode, 3)
     assert.equal(exit.signal, 0)
     assert.equal(exit.cgroupId, cg.id)
+    // The exit's task fields are the exec's: the same process, read at its end.
+    for (const k of ['pid', 'ppid', 'uid', 'gid', 'pidnsIno', 'mntnsIno', 'comm'] as const)
+      assert.equal(exit[k], exec[k], `exit ${k}`)
     assert.equal(exit.durationFromFork, false, 'duration is measured from the exec')
     assert.ok(exit.durationNs > 0 && exit.durationNs < 5e9, `duration ${exit.durationNs} ns`)
     assert.ok(exit.bootNs >= exec.bootNs)
@@ -71,6 +80,11 @@ describe('exec capture', { skip }, () => {
     assert.ok(fork, 'the fork that made the killed child was seen')
     assert.equal(fork.tgid, result.pid, 'forked by the outer shell')
     assert.equal(fork.cgroupId, cg.id)
+    // The forking shell's own fields: a child of this test process, in its namespaces.
+    assert.equal(fork.ppid, process.pid)
+    assert.equal(fork.comm, 'sh')
+    assert.equal(fork.uid, process.getuid!())
+    assert.equal(fork.pidnsIno, statSync('/proc/self/ns/pid').ino)
     const exit = sink.of('exit').find((e) => e.tgid === killed.tgid)!
     assert.equal(exit.signal, 9)
     assert.equal(exit.exitCode, 0)
