@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every part of ebbflow: `collect` (needs root and BPF capabilities at run time),
-# `ingest`, `api`, `migrate`, `alert`, `up`. Node 24 runs the TypeScript sources directly
-# (type stripping), so the build compiles only the BPF objects and the native addon.
+# `ingest`, `api`, `migrate`, `alert`, `up`. The build compiles the BPF objects and the native
+# addon and bundles the CLI (esbuild); the native addon and the proto package run from their
+# TypeScript sources (Node 24's type stripping).
 #
 #   docker build -t ghcr.io/ebbflow/ebbflow:dev .
 #
@@ -41,8 +42,10 @@ COPY patches/ patches/
 RUN npm ci --no-audit --no-fund
 COPY . .
 # Then only what runs stays: no compiler inputs, no dev dependencies.
-# The console's static files are bundled here (esbuild is a dev dependency).
+# The console's static files and the CLI are bundled here (esbuild is a dev dependency): the
+# collector starts from the bundle with ~16 MiB less and ~45 % less CPU (scripts/bundle-cli.ts).
 RUN make -s -C bpf && make -s -C native && npm run -s -w @ebbflow/console build \
+  && npm run -s bundle:cli \
   && rm -f bpf/build/vmlinux.h native/build/*.o native/build/vmlinux.h \
   && rm -rf native/build/fixtures \
   && npm prune --omit=dev --no-audit --no-fund
@@ -62,5 +65,5 @@ ENV NODE_ENV=production
 USER 1000:1000
 # The GraphQL API and the ingester's Prometheus metrics.
 EXPOSE 4000 9464
-ENTRYPOINT ["node", "services/cli/src/main.ts"]
+ENTRYPOINT ["node", "services/cli/dist/main.mjs"]
 CMD ["--help"]

@@ -137,6 +137,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 npm run -s -w @ebbflow/console build
 
+# ---- the CLI bundled ahead of time (bin/ebbflow runs it for `collect` while it is fresh) -----
+npm run -s bundle:cli
+
 # ---- acceptance tests (tests/acceptance) ----------------------------------------------------
 # python3-seccomp (libseccomp's Python binding, for Debian's /usr/bin/python3) loads the
 # seccomp profiles the API generates, to run the profiled workload again under them.
