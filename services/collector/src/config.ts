@@ -76,8 +76,13 @@ export const collectorConfigSchema = z.object({
    * program on every syscall exit (tp_btf/sys_exit; ~70–100 ns per syscall), or auto (the
    * tracepoints when they attach, else sys-exit). Default: auto. */
   acceptHook: z.enum(['auto', 'syscall-tracepoints', 'sys-exit']).default('auto'),
-  /** Bytes of each family's ring buffer (a power of two, at least a page). Default: 8 MiB. */
-  ringBufferBytes: powerOfTwo(4096).default(8 * 1024 * 1024),
+  /**
+   * Bytes of each family's ring buffer (a power of two, at least a page). Default: 2 MiB. The
+   * drain threads keep the rings near empty (a 3,000-exec storm lost nothing with 512 KiB), so
+   * the ring only covers a drain starved of CPU; its pages are in the collector's RSS twice
+   * (the data area is mapped twice for wrap-around): 8 MiB rings cost 36 MiB more at start.
+   */
+  ringBufferBytes: powerOfTwo(4096).default(2 * 1024 * 1024),
   /**
    * Bytes that wait in a ring buffer before the kernel wakes the reader (which also polls every
    * 100 ms at most). Waking per record cost more than half the exec-storm overhead. 0 wakes on
