@@ -15,6 +15,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { build, type Plugin } from 'esbuild'
+import { NODE_BUNDLE } from './bundle-cli.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const { values } = parseArgs({
@@ -118,28 +119,12 @@ for (const fn of FUNCTIONS) {
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const result = await build({
+    ...NODE_BUNDLE,
     entryPoints: { function: join(ROOT, fn.entry) },
     outdir: dir,
-    outExtension: { '.js': '.mjs' },
-    splitting: true,
-    // Chunks beside the entry: the relocated paths below are relative to the file that holds
-    // them, whichever chunk that is.
-    chunkNames: '[name]-[hash]',
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
     minify: true,
-    // Lambda's runtime loads the handler's file as given; the CommonJS dependencies inside
-    // (kafkajs, pino) call require() for Node's own modules.
-    banner: {
-      js: "import { createRequire as __ebbflowCreateRequire } from 'node:module'; const require = __ebbflowCreateRequire(import.meta.url);",
-    },
     external: ['chdb'],
     plugins: [relocate, noPretty],
-    legalComments: 'linked',
-    metafile: true,
-    logLevel: 'warning',
   })
   for (const [from, to] of fn.files) cpSync(join(ROOT, from), join(dir, to), { recursive: true })
   writeFileSync(

@@ -9,7 +9,7 @@
 // npm lz4 0.6, @kafkajs/zstd on cppzst 2.0.6) do not build against Node 24's headers.
 // Prints one JSON report and writes it to bench/reports/codecs.json.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,7 +32,7 @@ import kafkajs from 'kafkajs'
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
 
 import { createCgroup } from '../../tests/support/cgroup.ts'
-import { freePort, testPublisher } from '../../tests/support/kafka-broker.ts'
+import { freePort, testPublisher, topicBytes } from '../../tests/support/kafka-broker.ts'
 
 const { CompressionCodecs, CompressionTypes } = kafkajs
 
@@ -50,16 +50,6 @@ CompressionCodecs[CompressionTypes.ZSTD] = codec(
   (b) => zstdCompressSync(b),
   (b) => zstdDecompressSync(b),
 )
-
-function topicBytes(dataDir: string, topic: string): number {
-  let total = 0
-  for (const entry of readdirSync(dataDir)) {
-    if (!entry.startsWith(`${topic}-`)) continue
-    for (const f of readdirSync(join(dataDir, entry)))
-      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
-  }
-  return total
-}
 
 class KeepingSink implements CaptureSink {
   events: CapturedEvent[] = []

@@ -20,15 +20,7 @@
 // what it is for); the report gives the load average and the events the collector saw.
 // Prints one JSON report and writes it to bench/reports/collector-cost.json.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -281,20 +273,11 @@ if (process.argv[2] === '--client') await clientChild(process.argv[3]!, process.
 
 // ---- parent: broker, API server, one fresh process per measure -----------------------------
 const { FakeKubeApi, makePod } = await import('../../tests/support/fake-kube-api.ts')
-const { freePort } = await import('../../tests/support/kafka-broker.ts')
+const { freePort, topicBytes } = await import('../../tests/support/kafka-broker.ts')
+const { TOPICS } = await import('@ebbflow/common/wire')
 const { probeFeatures } = await import('@ebbflow/native')
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
-
-function topicBytes(dataDir: string): number {
-  let total = 0
-  for (const entry of readdirSync(dataDir)) {
-    if (!entry.startsWith('ebbflow.syscall')) continue
-    for (const f of readdirSync(join(dataDir, entry)))
-      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
-  }
-  return total
-}
 
 const kB = (text: string, field: string) => {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
@@ -425,6 +408,8 @@ const MEMORY_VARIANTS: Record<string, MemoryVariant> = {
   launcher: LAUNCHER,
   mmap64k: { ...LAUNCHER, env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' } },
   launcherRings2: { ...LAUNCHER, overrides: { ringBufferBytes: String(2 << 20) } },
+  // The rings' default before it became 2 MiB.
+  launcherRings8: { ...LAUNCHER, overrides: { ringBufferBytes: String(8 << 20) } },
   all: {
     ...LAUNCHER,
     env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' },
@@ -535,7 +520,7 @@ try {
       }
     }
   }
-  const bytesBefore = topicBytes(join(dir, 'data'))
+  const bytesBefore = topicBytes(join(dir, 'data'), TOPICS.syscall)
   const storm = !phases.includes('storm')
     ? { windows: [{ publishedEvents: 0 }] }
     : await runChild({
@@ -544,7 +529,8 @@ try {
         windows: [{ name: 'storm', rate: 0, calls: STORM }],
       })
   const stormWindow = storm.windows[0]
-  const bytesPerEvent = (topicBytes(join(dir, 'data')) - bytesBefore) / stormWindow.publishedEvents
+  const bytesPerEvent =
+    (topicBytes(join(dir, 'data'), TOPICS.syscall) - bytesBefore) / stormWindow.publishedEvents
   report = {
     bench: 'collector-cost',
     machine: {

@@ -6,15 +6,7 @@
 // broker acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,7 +33,7 @@ const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector, T
   await import('@ebbflow/collector')
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
-const { freePort } = await import('../../tests/support/kafka-broker.ts')
+const { freePort, topicBytes } = await import('../../tests/support/kafka-broker.ts')
 
 /** CPU seconds (user + system) of each of this process's threads, summed by thread name. */
 function threadCpu(): Map<string, number> {
@@ -59,17 +51,6 @@ function threadCpu(): Map<string, number> {
     out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
   }
   return out
-}
-
-/** Bytes of a topic's log segments in the broker's data folder. */
-function topicBytes(dataDir: string, topic: string): number {
-  let total = 0
-  for (const entry of readdirSync(dataDir)) {
-    if (!entry.startsWith(`${topic}-`)) continue
-    for (const f of readdirSync(join(dataDir, entry)))
-      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
-  }
-  return total
 }
 
 interface HeapNode {

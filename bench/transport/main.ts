@@ -4,28 +4,17 @@
 // ones (tests/integration/events-fixture.ts); bytes on the wire are the topic logs' size on
 // the broker, which stores record batches as they were sent.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { familyOf, TOPICS } from '@ebbflow/collector'
 import type { CapturedEvent } from '@ebbflow/common'
 import { syntheticEvents } from '../../tests/integration/events-fixture.ts'
-import { freePort, testPublisher } from '../../tests/support/kafka-broker.ts'
+import { freePort, testPublisher, topicBytes } from '../../tests/support/kafka-broker.ts'
 
 const EVENTS = Number(process.env.EBBFLOW_BENCH_TRANSPORT_EVENTS ?? 500_000)
 const repo = join(import.meta.dirname, '../..')
 const kafkaSh = join(repo, 'infra/kafka/kafka.sh')
-
-function topicBytes(dataDir: string, topic: string): number {
-  let total = 0
-  for (const entry of readdirSync(dataDir)) {
-    if (!entry.startsWith(`${topic}-`)) continue
-    for (const f of readdirSync(join(dataDir, entry))) {
-      if (f.endsWith('.log')) total += statSync(join(dataDir, entry, f)).size
-    }
-  }
-  return total
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'ebbflow-transport-'))
 try {

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test'
 import { ChdbStore } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { isRoot } from '../support/capture.ts'
+import { gql } from '../support/graphql.ts'
 import {
   brokerUnavailable,
   freePort,
@@ -24,17 +25,6 @@ import { secretForms } from './secret-forms.ts'
 
 const bin = join(import.meta.dirname, '../../bin/ebbflow')
 const REDACTED = '*****'
-
-async function gql<T>(url: string, query: string, variables: object = {}): Promise<T> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  })
-  const body = (await res.json()) as { data?: T; errors?: unknown[] }
-  assert.equal(body.errors, undefined, JSON.stringify(body.errors))
-  return body.data!
-}
 
 interface ExecNode {
   filename: string

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { isRoot } from '../support/capture.ts'
 import { createCgroup, type TestCgroup } from '../support/cgroup.ts'
+import { gql } from '../support/graphql.ts'
 import { freePort } from '../support/kafka-broker.ts'
 
 const bin = join(import.meta.dirname, '../../bin/ebbflow')
@@ -44,17 +45,6 @@ async function stop(up: Running): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => up.child.once('exit', (c) => resolve(c)))
   up.child.kill('SIGTERM')
   return exited
-}
-
-async function gql<T>(url: string, query: string, variables: object = {}): Promise<T> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  })
-  const body = (await res.json()) as { data?: T; errors?: unknown[] }
-  assert.equal(body.errors, undefined, JSON.stringify(body.errors))
-  return body.data!
 }
 
 /** Polls `read` until `ok` holds of its result (rows reach the store within a second or so). */

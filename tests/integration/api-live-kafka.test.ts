@@ -10,35 +10,11 @@ import { after, before, describe, it } from 'node:test'
 import { loadApiConfig, start as startApi } from '@ebbflow/api'
 import type { CapturedEvent } from '@ebbflow/common'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { readSseData } from '../support/sse.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
 const hasJava = spawnSync('java', ['-version']).status === 0
 const skip = hasJava ? false : 'needs Java 17+ for the local Kafka broker'
-
-/** Reads SSE `data:` payloads from a streaming response until `count` have arrived. */
-async function readEvents(res: Response, count: number, timeoutMs: number): Promise<unknown[]> {
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  const out: unknown[] = []
-  let buffer = ''
-  const deadline = Date.now() + timeoutMs
-  while (out.length < count) {
-    if (Date.now() > deadline) throw new Error(`only ${out.length} of ${count} events`)
-    const { value, done } = await reader.read()
-    if (done) break
-    buffer += decoder.decode(value, { stream: true })
-    let end = buffer.indexOf('\n\n')
-    while (end >= 0) {
-      const chunk = buffer.slice(0, end)
-      buffer = buffer.slice(end + 2)
-      for (const line of chunk.split('\n'))
-        if (line.startsWith('data:')) out.push(JSON.parse(line.slice(5)))
-      end = buffer.indexOf('\n\n')
-    }
-  }
-  await reader.cancel()
-  return out
-}
 
 describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 }, () => {
   let broker: TestBroker
@@ -94,7 +70,7 @@ describe('live tail from Kafka (ebbflow api --kafka)', { skip, timeout: 120_000 
       )
       assert.equal(stamped.size, 1)
       publishing = setInterval(() => publisher.publish(events), 300)
-      const got = (await readEvents(res, 3, 60_000)) as {
+      const got = (await readSseData(res, 3, 60_000)) as {
         data: {
           events: {
             family: string

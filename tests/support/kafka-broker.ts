@@ -3,7 +3,7 @@
 // Both run the same Kafka version (KAFKA_VERSION below, infra/kafka/pom.xml, docker-compose.yml).
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +47,15 @@ export function logCodecs(dataDir: string, topics: readonly string[]): Set<numbe
           codecs.add(log.readInt16BE(at + 21) & 7)
       }
   return codecs
+}
+
+/** Bytes of the log segments a local broker holds for a topic (every partition). */
+export function topicBytes(dataDir: string, topic: string): number {
+  let total = 0
+  for (const part of readdirSync(dataDir).filter((d) => d.startsWith(`${topic}-`)))
+    for (const f of readdirSync(join(dataDir, part)).filter((n) => n.endsWith('.log')))
+      total += statSync(join(dataDir, part, f)).size
+  return total
 }
 
 export function freePort(): Promise<number> {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createLogger } from '@ebbflow/common'
 import type { ChdbStore } from '@ebbflow/store'
+import { readSseData } from '../../../../tests/support/sse.ts'
 import { createApi } from '../../src/app.ts'
 import { type LiveEvent, MemoryLiveSource } from '../../src/live.ts'
 import { type ApiServer, startApiServer } from '../../src/server.ts'
@@ -57,29 +58,6 @@ function exec(
     argsReadFailed: false,
     meta: { node: 'node-a', namespace, pod, container: 'c', labels },
   }
-}
-
-/** Reads SSE `data:` payloads until `count` arrived. */
-async function readEvents(res: Response, count: number): Promise<unknown[]> {
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  const out: unknown[] = []
-  let buffer = ''
-  while (out.length < count) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffer += decoder.decode(value, { stream: true })
-    let i = buffer.indexOf('\n\n')
-    while (i >= 0) {
-      const block = buffer.slice(0, i)
-      buffer = buffer.slice(i + 2)
-      for (const line of block.split('\n'))
-        if (line.startsWith('data: ')) out.push(JSON.parse(line.slice(6)))
-      i = buffer.indexOf('\n\n')
-    }
-  }
-  await reader.cancel()
-  return out
 }
 
 describe('HTTP server', () => {
@@ -152,7 +130,7 @@ describe('events subscription', () => {
     })
     live.publish(exec('shop', 'web-1', 'ls', { app: 'web' }, BASE_NS))
     live.publish(exec('shop', 'web-2', 'cat', { app: 'web' }))
-    const events = (await readEvents(res, 2)) as { data: { events: Record<string, unknown> } }[]
+    const events = (await readSseData(res, 2)) as { data: { events: Record<string, unknown> } }[]
     controller.abort()
     // A gone client unsubscribes without waiting for another event.
     for (let i = 0; i < 100 && live.subscriberCount > 0; i++)

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { BatchWriter } from '@ebbflow/common/batch-writer'
 import { formatEventTime } from '@ebbflow/common/event-time'
-import type { SyscallEvent } from '@ebbflow/common/events/types'
 import { decodeEventBatch, writeEvent } from '@ebbflow/common/wire'
 import { bootTimeNs } from '@ebbflow/native'
+import { syntheticSyscall } from '../../../../tests/support/synthetic-syscall.ts'
 import { collectorClock } from '../../src/clock.ts'
 import { formatJsonLines } from '../../src/json-sink.ts'
 
@@ -16,23 +16,7 @@ describe('event time', () => {
     const beforeMs = Date.now()
     const bootNs = bootTimeNs()
     const afterMs = Date.now()
-    const event: SyscallEvent = {
-      kind: 'syscall',
-      bootNs,
-      cgroupId: 77,
-      pid: 10,
-      tgid: 10,
-      ppid: 1,
-      uid: 0,
-      gid: 0,
-      pidnsIno: 4026531836,
-      mntnsIno: 4026531841,
-      comm: 'perl',
-      syscallNr: 110,
-      syscall: 'getppid',
-      args: [],
-      strings: [],
-    }
+    const event = syntheticSyscall({ bootNs })
     const line = JSON.parse(formatJsonLines([event], collectorClock())) as { time: string }
     const w = new BatchWriter(64)
     writeEvent(w, event, collectorClock())

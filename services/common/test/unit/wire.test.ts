@@ -6,29 +6,14 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { type Long, v1 } from '@ebbflow/proto'
 import protobuf from 'protobufjs'
+import { syntheticSyscall } from '../../../../tests/support/synthetic-syscall.ts'
 import { BatchWriter } from '../../src/batch-writer.ts'
 import type { EventMeta, SyscallEvent } from '../../src/events/types.ts'
 import { decodeEventBatch, WallClock, writeEvent } from '../../src/wire.ts'
 
 function syscall(bootNs: number, args: bigint[], meta?: EventMeta): SyscallEvent {
-  return {
-    kind: 'syscall',
-    bootNs,
-    cgroupId: 77,
-    pid: 10,
-    tgid: 10,
-    ppid: 1,
-    uid: 0,
-    gid: 0,
-    pidnsIno: 4026531836,
-    mntnsIno: 4026531841,
-    comm: 'perl',
-    syscallNr: 110,
-    syscall: 'getppid',
-    args,
-    strings: [{ arg: 0, value: '/etc/passwd' }],
-    ...(meta ? { meta } : {}),
-  }
+  const strings = [{ arg: 0, value: '/etc/passwd' }]
+  return syntheticSyscall({ bootNs, args, strings, ...(meta ? { meta } : {}) })
 }
 
 const WRITERS = {
