@@ -19,6 +19,7 @@ import {
   fileSource,
   insertStatement,
   kafkaEngineStatements,
+  spoolChunks,
   type Table,
 } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
@@ -125,7 +126,7 @@ export async function ownParse(
   perBlock: number,
 ): Promise<Run> {
   const path = join('/dev/shm', `ebbflow-bench-broker-${process.pid}.bin`)
-  const { closeSync, openSync, rmSync, writevSync } = await import('node:fs')
+  const { rmSync } = await import('node:fs')
   const schema = `format_schema = '${join(PROTO_DIR, BATCH_SCHEMA)}'`
   const sql = insertStatement(table, fileSource(path)).replace(
     `INSERT INTO ebbflow.${table} `,
@@ -138,13 +139,7 @@ export async function ownParse(
   const t0 = performance.now()
   for (let i = 0; i < recs.length; i += perBlock) {
     // Handed over as the product's chDB store does: the chunks with writev, no copy into one.
-    const chunks = lengthDelimited(recs.slice(i, i + perBlock).map((r) => r.value!))
-    const fd = openSync(path, 'w')
-    try {
-      for (let k = 0; k < chunks.length; k += 1024) writevSync(fd, chunks.slice(k, k + 1024))
-    } finally {
-      closeSync(fd)
-    }
+    await spoolChunks(path, lengthDelimited(recs.slice(i, i + perBlock).map((r) => r.value!)))
     await store.exec(`${sql} SETTINGS ${schema}, deduplicate_insert = 'disable'`)
   }
   const seconds = (performance.now() - t0) / 1000

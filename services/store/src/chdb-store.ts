@@ -17,12 +17,16 @@ import {
 } from './store.ts'
 
 type ChdbModule = typeof import('chdb')
+type Session = InstanceType<ChdbModule['Session']>
 
 /** At most this many buffers per writev (Linux's IOV_MAX). */
 const IOV_MAX = 1024
 
-/** Writes the chunks to a new file, in order, a writev per IOV_MAX of them. */
-async function spool(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+/**
+ * Writes a block's chunks to a new file, in order, a writev per IOV_MAX of them: how a block
+ * reaches chDB's `file()` (bench/ingest hands ClickHouse's own parse its bytes the same way).
+ */
+export async function spoolChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
   const file = await open(path, 'w')
   try {
     for (let i = 0; i < chunks.length; i += IOV_MAX) {
@@ -36,7 +40,6 @@ async function spool(path: string, chunks: readonly Uint8Array[]): Promise<void>
     await file.close()
   }
 }
-type Session = InstanceType<ChdbModule['Session']>
 
 /** chDB's errors carry ClickHouse's numeric code; keep it, and say whether a retry can help. */
 function storeError(what: string, err: unknown): EbbflowError {
@@ -166,7 +169,7 @@ export class ChdbStore implements Store {
   async batchInput(chunks: readonly Uint8Array[]): Promise<BatchInput> {
     const path = join(this.spoolDir, `ebbflow-batch-${process.pid}-${++this.spooled}.bin`)
     try {
-      await spool(path, chunks)
+      await spoolChunks(path, chunks)
     } catch (err) {
       throw new EbbflowError('SPOOL_FAILED', `cannot write a block to ${path}`, {
         cause: err,
