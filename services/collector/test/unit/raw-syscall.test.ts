@@ -13,9 +13,11 @@ import {
   LAYOUTS,
   newDecodeErrors,
   type RecordEvent,
+  type SyscallEvent,
   syscallNumber,
 } from '@ebbflow/common'
 import { decodeEventBatch, WallClock } from '@ebbflow/common/wire'
+import { onClock } from '../../../../tests/support/wire-read.ts'
 import { CgroupPathCache } from '../../src/enrich/cgroup-path.ts'
 import { Enricher } from '../../src/enrich/enricher.ts'
 import { InProcessTransport, Publisher } from '../../src/publish/index.ts'
@@ -214,7 +216,7 @@ describe('syscall records written from the ring bytes', () => {
     // And what was published is what the test wrote.
     const got = b
       .flatMap((v) => decodeEventBatch(v).syscall)
-      .map((e) => ({ ...e, bootNs: Number(e.timeNs - CLOCK.offsetNs) }))
+      .map((e) => onClock(e, CLOCK) as SyscallEvent)
     assert.deepEqual(
       got.map((e) => e.bootNs),
       [1, 2 ** 32 + 7, 3, 5, 6, 7, 4], // the held record after the others
