@@ -3,11 +3,11 @@
 // and from the TypeScript sources (EBBFLOW_BUNDLE=0), alternating per round
 // (EBBFLOW_BENCH_ROUNDS, default 5), measured from outside the process: wall and CPU seconds
 // until the capture is attached, and VmRSS 2 s after. Medians. Needs root (BPF).
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { bundleCli } from '../../scripts/bundle-cli.ts'
+import { startCollect } from '../../tests/support/collect-process.ts'
 
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
 const launcher = join(import.meta.dirname, '../../bin/ebbflow')
@@ -25,32 +25,22 @@ interface Start {
 }
 
 async function start(bundled: boolean): Promise<Start> {
-  const child = spawn(launcher, ['collect', '--output', 'json'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, EBBFLOW_BUNDLE: bundled ? '1' : '0' },
+  const c = await startCollect(launcher, ['collect', '--output', 'json'], {
+    env: { EBBFLOW_BUNDLE: bundled ? '1' : '0' },
+    stdout: 'ignore',
   })
-  let err = ''
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const t0 = performance.now()
+  const { child, attachSeconds } = c
   try {
-    while (!/capture attached/.test(err)) {
-      if (child.exitCode !== null) throw new Error(`collect exited: ${err.slice(-1000)}`)
-      if (performance.now() - t0 > 60_000) throw new Error('collect did not attach')
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    const attachSeconds = (performance.now() - t0) / 1000
     const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     const attachCpuSeconds = (Number(f[11]) + Number(f[12])) / 100
     await new Promise((r) => setTimeout(r, 2000))
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
     const rssMiB = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024
-    const entry = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')[1] ?? ''
-    if (entry.endsWith('main.mjs') !== bundled) throw new Error(`ran ${entry}`)
+    if (c.entry.endsWith('main.mjs') !== bundled) throw new Error(`ran ${c.entry}`)
     return { attachSeconds, attachCpuSeconds, rssMiB }
   } finally {
-    child.kill('SIGTERM')
-    await new Promise((r) => child.once('exit', r))
+    await c.stop()
   }
 }
 

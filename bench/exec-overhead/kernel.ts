@@ -9,10 +9,11 @@
 //   EBBFLOW_BENCH_BPF_BEFORE=DIR  the A build (a bpf/build of the code before a change)
 //   EBBFLOW_BENCH_BPF_AFTER=DIR   the B build (default: this checkout's bpf/build)
 //   EBBFLOW_BENCH_ROUNDS          rounds (default 5)   EBBFLOW_BENCH_EXECS  execs (default 3000)
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
+import { type CollectProcess, startCollect } from '../../tests/support/collect-process.ts'
 
 const repo = join(import.meta.dirname, '../..')
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
@@ -47,22 +48,14 @@ function stats(): Map<string, { cnt: number; ns: number }> {
   return out
 }
 
-async function collector(bpfDir: string): Promise<ChildProcess> {
-  const child = spawn(
+async function collector(bpfDir: string): Promise<CollectProcess> {
+  const c = await startCollect(
     process.execPath,
     [join(repo, 'services/cli/src/main.ts'), 'collect', '--families', 'exec', '--output', 'json'],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EBBFLOW_BPF_DIR: bpfDir } },
+    { env: { EBBFLOW_BPF_DIR: bpfDir }, stdout: 'ignore' },
   )
-  let err = ''
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const deadline = Date.now() + 60_000
-  while (!/capture attached/.test(err)) {
-    if (child.exitCode !== null) throw new Error(`collect exited: ${err.slice(-2000)}`)
-    if (Date.now() > deadline) throw new Error(`collect not attached: ${err.slice(-2000)}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
   await new Promise((r) => setTimeout(r, 1000))
-  return child
+  return c
 }
 
 const sysctl = '/proc/sys/kernel/bpf_stats_enabled'
@@ -93,8 +86,7 @@ try {
           if (p === PROGRAMS[0]) runs[name] = [...(runs[name] ?? []), cnt]
         }
       } finally {
-        child.kill('SIGTERM')
-        await new Promise((r) => child.once('exit', r))
+        await child.stop()
       }
     }
 } finally {

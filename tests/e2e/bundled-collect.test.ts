@@ -3,56 +3,25 @@
 // so it is driven as a user meets it: real BPF, an exec this test makes, its JSON line; and in
 // Kubernetes mode against a real kube-apiserver (the client library is bundled too).
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { readFileSync, utimesSync } from 'node:fs'
+import { utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { bundleCli, CLI_BUNDLE_DIR } from '../../scripts/bundle-cli.ts'
 import { isRoot } from '../support/capture.ts'
+import { type CollectProcess, startCollect } from '../support/collect-process.ts'
 import { KubeApiServer, kubeApiServerUnavailable } from '../support/kube-apiserver.ts'
 
 const root = join(import.meta.dirname, '../..')
 const launcher = join(root, 'bin/ebbflow')
 const bundle = join(CLI_BUNDLE_DIR, 'main.mjs')
 
-interface Running {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  /** The script the launcher's Node runs. */
-  entry: string
-}
-
-async function collect(args: string[]): Promise<Running> {
-  const child = spawn(launcher, ['collect', '--output', 'json', '--families', 'exec', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const deadline = Date.now() + 60_000
-  while (!/capture attached/.test(err)) {
-    if (child.exitCode !== null) throw new Error(`collect exited ${child.exitCode}: ${err}`)
-    if (Date.now() > deadline) throw new Error(`collect did not attach: ${err}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  // The launcher execs Node: the child's pid is Node's, its second argument the entry.
-  const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')
-  return { child, stdout: () => out, stderr: () => err, entry: argv[1] ?? '' }
-}
-
-async function stop(r: Running): Promise<number | null> {
-  if (r.child.exitCode === null) {
-    r.child.kill('SIGTERM')
-    await new Promise((resolve) => r.child.once('exit', resolve))
-  }
-  return r.child.exitCode
-}
+const collect = (args: string[]) =>
+  startCollect(launcher, ['collect', '--output', 'json', '--families', 'exec', ...args])
 
 /** Runs a shell with a unique argument and waits for its exec in the collector's JSON lines. */
-async function seesExec(r: Running): Promise<Record<string, unknown>> {
+async function seesExec(r: CollectProcess): Promise<Record<string, unknown>> {
   const marker = `ebbflow-bundle-${randomUUID()}`
   const sh = spawnSync('/bin/sh', ['-c', 'exit 0', marker])
   assert.equal(sh.status, 0)
@@ -94,7 +63,7 @@ describe('bin/ebbflow collect, bundled', {
       assert.equal(r.entry, bundle)
       await seesExec(r)
     } finally {
-      assert.equal(await stop(r), 0, r.stderr().slice(-1000))
+      assert.equal(await r.stop(), 0, r.stderr().slice(-1000))
     }
   })
 
@@ -105,7 +74,7 @@ describe('bin/ebbflow collect, bundled', {
       assert.equal(r.entry, join(root, 'services/cli/src/main.ts'))
       await seesExec(r)
     } finally {
-      await stop(r)
+      await r.stop()
       await bundleCli()
     }
   })
@@ -133,7 +102,7 @@ describe('bin/ebbflow collect, bundled', {
         }
         await seesExec(r)
       } finally {
-        assert.equal(await stop(r), 0, r.stderr().slice(-1000))
+        assert.equal(await r.stop(), 0, r.stderr().slice(-1000))
       }
     } finally {
       kube.stop()
