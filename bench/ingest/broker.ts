@@ -9,7 +9,7 @@
 // /metrics sample with every row (polled every 200 ms); its CPU is the process's (utime +
 // stime from /proc: chDB's threads run inside it) over the same span.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
 import { PROTO_DIR } from '@ebbflow/proto'
@@ -36,6 +36,38 @@ function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS
 }
 
+/**
+ * CPU seconds so far by thread name (digits dropped, so a pool's threads add up): where in the
+ * process the time went — Node's main thread (kafkajs, the ingester), chDB's query and
+ * background (merge) pools, libuv's workers. A thread that exited before the read is missing.
+ */
+function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // exited between the listing and the read
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+/g, '')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const cpu = (Number(fields[11]) + Number(fields[12])) / TICKS
+    out.set(name, (out.get(name) ?? 0) + cpu)
+  }
+  return out
+}
+
+/** `after` − `before` by thread name, the largest first, those of at least 10 ms. */
+function threadCpuSpent(before: Map<string, number>, after: Map<string, number>) {
+  return Object.fromEntries(
+    [...after]
+      .map(([name, s]) => [name, Number((s - (before.get(name) ?? 0)).toFixed(2))] as const)
+      .filter(([, s]) => s >= 0.01)
+      .sort((a, b) => b[1] - a[1]),
+  )
+}
+
 async function metricRows(port: number, table: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   const line = text
@@ -47,6 +79,8 @@ async function metricRows(port: number, table: string): Promise<number> {
 interface Run {
   seconds: number
   cpuSeconds: number
+  /** `ebbflow ingest`'s CPU seconds over the run by thread name. */
+  threads?: Record<string, number>
 }
 
 /** One `ebbflow ingest` process over `topic` from its start, in a fresh group and folder. */
@@ -98,14 +132,43 @@ async function ingestProcess(
       else if (Date.now() > deadline) throw new Error(`ebbflow ingest did not start: ${out}`)
       else await new Promise((r) => setTimeout(r, 20))
     }
-    const start = { t: performance.now(), cpu: processCpuSeconds(child.pid!) }
+    // EBBFLOW_BENCH_PERF=DIR: `perf record` of the measured span, one file per process in DIR.
+    const perfDir = process.env.EBBFLOW_BENCH_PERF
+    const perf = perfDir
+      ? spawn(
+          'perf',
+          [
+            'record',
+            '-q',
+            '-F',
+            '499',
+            '-g',
+            '-p',
+            String(child.pid),
+            '-o',
+            join(perfDir, `${group}.data`),
+          ],
+          { stdio: 'ignore' },
+        )
+      : undefined
+    const start = {
+      t: performance.now(),
+      cpu: processCpuSeconds(child.pid!),
+      threads: threadCpuSeconds(child.pid!),
+    }
     for (;;) {
       const n = await metricRows(port, table)
-      if (n >= rows)
+      if (n >= rows) {
+        if (perf) {
+          perf.kill('SIGINT')
+          await new Promise((r) => perf.once('exit', r))
+        }
         return {
           seconds: (performance.now() - start.t) / 1000,
           cpuSeconds: processCpuSeconds(child.pid!) - start.cpu,
+          threads: threadCpuSpent(start.threads, threadCpuSeconds(child.pid!)),
         }
+      }
       if (Date.now() > deadline) throw new Error(`ebbflow ingest stored ${n} of ${rows} rows`)
       // Every 200 ms, as a scraper far more eager than Prometheus: each scrape costs the
       // ingester ~0.5 ms of CPU, so a 20 ms poll charged it ~3 % for the bench's own watching.
@@ -135,6 +198,7 @@ export async function ownParse(
   // An empty table each round, as each `ebbflow ingest` run gets a fresh folder: otherwise the
   // background merges of earlier rounds' parts run inside this round's CPU time.
   await store.exec(`TRUNCATE TABLE ebbflow_bench.${table}`)
+  const threads0 = threadCpuSeconds(process.pid)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   for (let i = 0; i < recs.length; i += perBlock) {
@@ -145,7 +209,8 @@ export async function ownParse(
   const seconds = (performance.now() - t0) / 1000
   rmSync(path, { force: true })
   const cpu = process.cpuUsage(cpu0)
-  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+  const threads = threadCpuSpent(threads0, threadCpuSeconds(process.pid))
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, threads }
 }
 
 /** ClickHouse's Kafka engine over the topic, from its start to every row, in this process. */
@@ -197,6 +262,7 @@ function figures(runs: Run[], rows: number) {
     rowsPerCpuSecond: Math.round(rows / cpuSeconds),
     // Each round's, in run order: how far apart the rounds were.
     cpuSecondsEach: runs.map((r) => Number(r.cpuSeconds.toFixed(2))),
+    ...(runs[0]?.threads ? { threadCpuSecondsEach: runs.map((r) => r.threads) } : {}),
   }
 }
 
