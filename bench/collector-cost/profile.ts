@@ -6,7 +6,7 @@
 // broker acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,24 +34,7 @@ const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector, T
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
 const { freePort, topicBytes } = await import('../../tests/support/kafka-broker.ts')
-
-/** CPU seconds (user + system) of each of this process's threads, summed by thread name. */
-function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>()
-  const tick = 100 // USER_HZ
-  for (const tid of readdirSync('/proc/self/task')) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
-    } catch {
-      continue // the thread ended
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
-  }
-  return out
-}
+const { threadCpuSeconds } = await import('../../tests/support/proc.ts')
 
 interface HeapNode {
   callFrame: ProfileNode['callFrame']
@@ -119,7 +102,7 @@ try {
   }
   const cg = createCgroup('bench-collector-profile')
   const cpu0 = process.cpuUsage()
-  const threads0 = threadCpu()
+  const threads0 = threadCpuSeconds()
   const t0 = performance.now()
   // How long the event loop went without a turn: the publisher's sends and their
   // acknowledgements need turns, so a starved loop shows up as a queue that only grows.
@@ -152,7 +135,7 @@ try {
   }
   const cpu = process.cpuUsage(cpu0)
   const threads: Record<string, number> = {}
-  for (const [name, s] of threadCpu()) {
+  for (const [name, s] of threadCpuSeconds()) {
     const d = s - (threads0.get(name) ?? 0)
     if (d > 0) threads[name] = Math.round(d * 100) / 100
   }

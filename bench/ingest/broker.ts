@@ -9,7 +9,7 @@
 // /metrics sample with every row (polled every 200 ms); its CPU is the process's (utime +
 // stime from /proc: chDB's threads run inside it) over the same span.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
 import { PROTO_DIR } from '@ebbflow/proto'
@@ -24,6 +24,7 @@ import {
 } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker } from '../../tests/support/kafka-broker.ts'
+import { threadCpuSeconds } from '../../tests/support/proc.ts'
 
 const CLI = join(import.meta.dirname, '../../services/cli/src/main.ts')
 const BEFORE = process.env.EBBFLOW_BENCH_INGEST_BEFORE
@@ -34,28 +35,6 @@ function processCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / TICKS
-}
-
-/**
- * CPU seconds so far by thread name (digits dropped, so a pool's threads add up): where in the
- * process the time went — Node's main thread (kafkajs, the ingester), chDB's query and
- * background (merge) pools, libuv's workers. A thread that exited before the read is missing.
- */
-function threadCpuSeconds(pid: number): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    } catch {
-      continue // exited between the listing and the read
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+/g, '')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const cpu = (Number(fields[11]) + Number(fields[12])) / TICKS
-    out.set(name, (out.get(name) ?? 0) + cpu)
-  }
-  return out
 }
 
 /** `after` − `before` by thread name, the largest first, those of at least 10 ms. */
@@ -198,7 +177,7 @@ export async function ownParse(
   // An empty table each round, as each `ebbflow ingest` run gets a fresh folder: otherwise the
   // background merges of earlier rounds' parts run inside this round's CPU time.
   await store.exec(`TRUNCATE TABLE ebbflow_bench.${table}`)
-  const threads0 = threadCpuSeconds(process.pid)
+  const threads0 = threadCpuSeconds()
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   for (let i = 0; i < recs.length; i += perBlock) {
@@ -209,7 +188,7 @@ export async function ownParse(
   const seconds = (performance.now() - t0) / 1000
   rmSync(path, { force: true })
   const cpu = process.cpuUsage(cpu0)
-  const threads = threadCpuSpent(threads0, threadCpuSeconds(process.pid))
+  const threads = threadCpuSpent(threads0, threadCpuSeconds())
   return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, threads }
 }
 

@@ -1,6 +1,7 @@
 // A child process whose output is kept, with waits on a condition, on its output and on its
 // exit: every test that runs an ebbflow command as a user would uses these.
 import type { ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 
 export async function until<T>(
   what: string,
@@ -93,4 +94,27 @@ export class Proc {
       throw err
     }
   }
+}
+
+/**
+ * CPU seconds (user + system) so far of each thread of process `pid` (default: this one),
+ * summed by thread name with a trailing number dropped, so a pool's threads add up: Node's main thread,
+ * V8's and libuv's workers, chDB's query and merge pools. A thread that ended before the read
+ * is missing.
+ */
+export function threadCpuSeconds(pid: number | 'self' = 'self'): Map<string, number> {
+  const out = new Map<string, number>()
+  const tick = 100 // USER_HZ: /proc counts CPU time in 1/100 s
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended between the listing and the read
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
+  }
+  return out
 }
