@@ -78,6 +78,8 @@ async function ingestProcess(
     process.execPath,
     [
       ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+      // EBBFLOW_BENCH_NODE_FLAGS: V8 or Node flags for each `ebbflow ingest` process.
+      ...(process.env.EBBFLOW_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       cli,
       'ingest',
       '--kafka',
