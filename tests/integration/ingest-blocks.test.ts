@@ -58,10 +58,7 @@ describe('ingest blocks', { skip }, () => {
           firstTimeNs: at(r, 999),
           lastTimeNs: at(r, 0),
           syscallCount: Array.from({ length: 1000 }, (_, k) => ({
-            timeNs: Long.fromString(
-              (nowNs - BigInt((10 - r) * 1_000_000_000 + k)).toString(),
-              true,
-            ),
+            timeNs: at(r, k),
             intervalNs: 1_000_000_000,
             cgroupId: 77,
             syscallNr: k % 300,
