@@ -67,6 +67,9 @@ export const DEFAULT_REDACT_RULES: readonly RedactRule[] = [
 
 interface CompiledRule {
   arg?: RegExp
+  /** `arg` without the `g` and `d` flags: whether an argument has a match at all, without
+   * matchAll's iterator and index arrays (most arguments have none). */
+  argTest?: RegExp
   nextArg?: RegExp
   binary?: RegExp
 }
@@ -89,6 +92,7 @@ function compile(rule: RedactRule, where: string, problems: string[]): CompiledR
     try {
       // `d` gives each group's indices, so only the groups are replaced.
       out[key] = new RegExp(source, key === 'arg' ? 'gid' : 'i')
+      if (key === 'arg') out.argTest = new RegExp(source, 'i')
     } catch (err) {
       problems.push(`${where} rule ${rule.name}: ${key}: ${(err as Error).message}`)
     }
@@ -152,7 +156,9 @@ export class Redactor {
       const original = args[i]!
       let value = original
       if (secretNext) value = REDACTED
-      else for (const rule of rules) if (rule.arg) value = replaceMatches(rule.arg, value)
+      else
+        for (const rule of rules)
+          if (rule.arg && rule.argTest!.test(value)) value = replaceMatches(rule.arg, value)
       secretNext = rules.some((r) => r.nextArg?.test(original) === true)
       if (value !== original) {
         out ??= args.slice()
