@@ -27,10 +27,7 @@ async function seesExec(r: CollectProcess): Promise<Record<string, unknown>> {
   assert.equal(sh.status, 0)
   const deadline = Date.now() + 10_000
   for (;;) {
-    const line = r
-      .stdout()
-      .split('\n')
-      .find((l) => l.includes(marker))
+    const line = r.stdout.split('\n').find((l) => l.includes(marker))
     if (line) {
       const e = JSON.parse(line) as Record<string, unknown>
       assert.equal(e.kind, 'exec')
@@ -40,7 +37,7 @@ async function seesExec(r: CollectProcess): Promise<Record<string, unknown>> {
       assert.equal(e.pid, sh.pid)
       return e
     }
-    if (Date.now() > deadline) throw new Error(`no exec of ${marker}: ${r.stderr().slice(-1000)}`)
+    if (Date.now() > deadline) throw new Error(`no exec of ${marker}: ${r.stderr.slice(-1000)}`)
     await new Promise((res) => setTimeout(res, 50))
   }
 }
@@ -63,7 +60,7 @@ describe('bin/ebbflow collect, bundled', {
       assert.equal(r.entry, bundle)
       await seesExec(r)
     } finally {
-      assert.equal(await r.stop(), 0, r.stderr().slice(-1000))
+      assert.equal(await r.stop(), 0, r.stderr.slice(-1000))
     }
   })
 
@@ -102,7 +99,7 @@ describe('bin/ebbflow collect, bundled', {
         }
         await seesExec(r)
       } finally {
-        assert.equal(await r.stop(), 0, r.stderr().slice(-1000))
+        assert.equal(await r.stop(), 0, r.stderr.slice(-1000))
       }
     } finally {
       kube.stop()

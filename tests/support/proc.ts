@@ -49,7 +49,12 @@ export class Proc {
     return this.child.pid!
   }
 
-  async output(re: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpExecArray> {
+  async output(
+    re: RegExp,
+    what: string,
+    timeoutMs = 30_000,
+    everyMs = 50,
+  ): Promise<RegExpExecArray> {
     let exited = false
     void this.exited.then(() => {
       exited = true
@@ -59,7 +64,7 @@ export class Proc {
       () => re.exec(this.stdout) ?? re.exec(this.stderr) ?? (exited ? 'exited' : null),
       (v) => v !== null,
       timeoutMs,
-      50,
+      everyMs,
     )
     if (m === 'exited' || m === null)
       throw new Error(
