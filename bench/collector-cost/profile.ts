@@ -34,7 +34,7 @@ const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector, T
 const { createLogger } = await import('@ebbflow/common')
 const { createCgroup } = await import('../../tests/support/cgroup.ts')
 const { freePort, topicBytes } = await import('../../tests/support/kafka-broker.ts')
-const { threadCpuSeconds } = await import('../../tests/support/proc.ts')
+const { threadCpuSeconds, threadCpuSince } = await import('../../tests/support/proc.ts')
 
 interface HeapNode {
   callFrame: ProfileNode['callFrame']
@@ -134,11 +134,7 @@ try {
     await new Promise((r) => setTimeout(r, 100))
   }
   const cpu = process.cpuUsage(cpu0)
-  const threads: Record<string, number> = {}
-  for (const [name, s] of threadCpuSeconds()) {
-    const d = s - (threads0.get(name) ?? 0)
-    if (d > 0) threads[name] = Math.round(d * 100) / 100
-  }
+  const threads = threadCpuSince(threads0)
   const heap = HEAP
     ? ((await session.post('HeapProfiler.stopSampling')) as { profile: { head: HeapNode } }).profile
     : undefined

@@ -24,7 +24,7 @@ import {
 } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker } from '../../tests/support/kafka-broker.ts'
-import { threadCpuSeconds } from '../../tests/support/proc.ts'
+import { threadCpuSeconds, threadCpuSince } from '../../tests/support/proc.ts'
 
 const CLI = join(import.meta.dirname, '../../services/cli/src/main.ts')
 const BEFORE = process.env.EBBFLOW_BENCH_INGEST_BEFORE
@@ -35,16 +35,6 @@ function processCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / TICKS
-}
-
-/** `after` − `before` by thread name, the largest first, those of at least 10 ms. */
-function threadCpuSpent(before: Map<string, number>, after: Map<string, number>) {
-  return Object.fromEntries(
-    [...after]
-      .map(([name, s]) => [name, Number((s - (before.get(name) ?? 0)).toFixed(2))] as const)
-      .filter(([, s]) => s >= 0.01)
-      .sort((a, b) => b[1] - a[1]),
-  )
 }
 
 async function metricRows(port: number, table: string): Promise<number> {
@@ -147,7 +137,7 @@ async function ingestProcess(
         return {
           seconds: (performance.now() - start.t) / 1000,
           cpuSeconds: processCpuSeconds(child.pid!) - start.cpu,
-          threads: threadCpuSpent(start.threads, threadCpuSeconds(child.pid!)),
+          threads: threadCpuSince(start.threads, child.pid!),
         }
       }
       if (Date.now() > deadline) throw new Error(`ebbflow ingest stored ${n} of ${rows} rows`)
@@ -190,7 +180,7 @@ export async function ownParse(
   const seconds = (performance.now() - t0) / 1000
   rmSync(path, { force: true })
   const cpu = process.cpuUsage(cpu0)
-  const threads = threadCpuSpent(threads0, threadCpuSeconds())
+  const threads = threadCpuSince(threads0)
   return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, threads }
 }
 

@@ -123,3 +123,19 @@ export function threadCpuSeconds(pid: number | 'self' = 'self'): Map<string, num
   }
   return out
 }
+
+/**
+ * The CPU seconds each thread name of `pid` spent since `before` (a threadCpuSeconds read), the
+ * largest first, those of at least one tick (10 ms).
+ */
+export function threadCpuSince(
+  before: Map<string, number>,
+  pid: number | 'self' = 'self',
+): Record<string, number> {
+  return Object.fromEntries(
+    [...threadCpuSeconds(pid)]
+      .map(([name, s]) => [name, Number((s - (before.get(name) ?? 0)).toFixed(2))] as const)
+      .filter(([, s]) => s >= 0.01)
+      .sort((a, b) => b[1] - a[1]),
+  )
+}
