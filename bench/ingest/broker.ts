@@ -103,25 +103,6 @@ async function ingestProcess(
       else if (Date.now() > deadline) throw new Error(`ebbflow ingest did not start: ${out}`)
       else await new Promise((r) => setTimeout(r, 20))
     }
-    // EBBFLOW_BENCH_PERF=DIR: `perf record` of the measured span, one file per process in DIR.
-    const perfDir = process.env.EBBFLOW_BENCH_PERF
-    const perf = perfDir
-      ? spawn(
-          'perf',
-          [
-            'record',
-            '-q',
-            '-F',
-            '499',
-            '-g',
-            '-p',
-            String(child.pid),
-            '-o',
-            join(perfDir, `${group}.data`),
-          ],
-          { stdio: 'ignore' },
-        )
-      : undefined
     const start = {
       t: performance.now(),
       cpu: processCpuSeconds(child.pid!),
@@ -129,17 +110,12 @@ async function ingestProcess(
     }
     for (;;) {
       const n = await metricRows(port, table)
-      if (n >= rows) {
-        if (perf) {
-          perf.kill('SIGINT')
-          await new Promise((r) => perf.once('exit', r))
-        }
+      if (n >= rows)
         return {
           seconds: (performance.now() - start.t) / 1000,
           cpuSeconds: processCpuSeconds(child.pid!) - start.cpu,
           threads: threadCpuSince(start.threads, child.pid!),
         }
-      }
       if (Date.now() > deadline) throw new Error(`ebbflow ingest stored ${n} of ${rows} rows`)
       // Every 200 ms, as a scraper far more eager than Prometheus: each scrape costs the
       // ingester ~0.5 ms of CPU, so a 20 ms poll charged it ~3 % for the bench's own watching.
