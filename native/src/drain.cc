@@ -141,18 +141,40 @@ Batch *Drain::pop() {
 
 void Drain::deliver(Napi::Env env, Napi::Function callback, Batch *b) {
   Napi::HandleScope scope(env);
+  std::unique_ptr<Batch> owned(b);
   uint32_t records = b->records;
   double lost = static_cast<double>(b->lost);
-  Napi::Buffer<uint8_t> buffer;
-  if (b->size == 0) {
-    buffer = Napi::Buffer<uint8_t>::New(env, 0);
-    delete b;
+  size_t size = b->size;
+  // The drain's own Buffer, made once by Node and refilled for every batch; a nested delivery
+  // (onBatch calling close()) or a batch larger than batchBytes (one huge record) gets one of
+  // its own, so no bytes are overwritten while a callback still reads them.
+  Napi::Buffer<uint8_t> target;
+  bool reused = !delivering && size <= framer.batch_bytes;
+  if (reused) {
+    napi_value held = nullptr;
+    if (reuse != nullptr) napi_get_reference_value(env, reuse, &held);
+    if (held == nullptr) {
+      target = Napi::Buffer<uint8_t>::New(env, framer.batch_bytes);
+      if (reuse != nullptr) napi_delete_reference(env, reuse);
+      napi_create_reference(env, target, 1, &reuse);
+    } else {
+      target = Napi::Buffer<uint8_t>(env, held);
+    }
   } else {
-    uint8_t *data = b->data;
-    size_t size = b->size;
-    buffer = Napi::Buffer<uint8_t>::NewOrCopy(env, data, size, [](Napi::Env, uint8_t *, Batch *owner) { delete owner; }, b);
+    target = Napi::Buffer<uint8_t>::New(env, size);
   }
-  callback.Call(env.Undefined(), {buffer, Napi::Number::New(env, records), Napi::Number::New(env, lost)});
+  if (size > 0) memcpy(target.Data(), b->data, size);
+  owned.reset();  // the block goes back to malloc now, not when a garbage collection finds it
+  Napi::Value batch = target;
+  if (target.Length() != size)
+    batch = target.Get("subarray").As<Napi::Function>().Call(target, {Napi::Number::New(env, 0), Napi::Number::New(env, static_cast<double>(size))});
+  struct Delivering {
+    bool &flag;
+    bool was;
+    explicit Delivering(bool &f) : flag(f), was(f) { flag = true; }
+    ~Delivering() { flag = was; }
+  } guard(delivering);
+  callback.Call(env.Undefined(), {batch, Napi::Number::New(env, records), Napi::Number::New(env, lost)});
 }
 
 void Drain::finish(Napi::Env env, std::optional<Napi::Error> *first_error) {
@@ -198,7 +220,7 @@ void Drain::deliver_some(Napi::Env env, Napi::Function callback, const std::shar
   uint64_t until = now_ms() + kMaxDeliverMs;
   while (Batch *b = d->pop()) {
     try {
-      deliver(env, callback, b);
+      d->deliver(env, callback, b);
     } catch (const Napi::Error &e) {
       bool again;
       {
@@ -262,6 +284,8 @@ void Drain::release(napi_env raw_env) {
   napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   napi_delete_reference(raw_env, callback);
   callback = nullptr;
+  if (reuse != nullptr) napi_delete_reference(raw_env, reuse);
+  reuse = nullptr;
   torn_down = true;
 }
 

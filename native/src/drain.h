@@ -17,11 +17,15 @@
 // flood the drain thread refills the queue as fast as JavaScript empties it, and a wake that
 // emptied the queue held the event loop (timers, the producer's sockets) for up to a second.
 //
-// Memory: a full batch's block is handed to JavaScript as is (an external Buffer that frees
-// it, no copy). A batch cut short by flushMs and using under a quarter of its block is copied
-// once, on the drain thread, into a block of its exact size, and the large block is reused:
-// V8 accounts external memory by a Buffer's length, so handing it a mostly empty 256 KiB block
-// would hide real memory from the garbage collector.
+// Memory: JavaScript gets each batch copied into one Buffer per drain, made once by Node and
+// refilled for the next batch, so the bytes are valid only during the onBatch call; the block
+// the drain thread filled is freed as soon as it is copied. Before, the block itself was handed
+// over as an external Buffer, freed only when a garbage collection found it dead; V8 counts
+// every new Buffer's bytes towards its next full collection, and under a syscall storm that
+// started a full mark-compact every 40-70 ms on a 17 MB heap (bench/RESULTS.md, issue 20).
+// A batch cut short by flushMs and using under a quarter of its block is still copied once,
+// on the drain thread, into a block of its exact size, so the queue's byte bound
+// (kMaxPendingBytes) holds the memory it counts.
 //
 // Event loop: an open buffer's thread-safe function stays referenced, so a process with open
 // buffers stays alive (like an open socket) until close() releases it. At process exit an
@@ -71,6 +75,8 @@ struct Drain {
   std::thread thread;
   bool torn_down = false;  // JavaScript thread only
   bool continuation_scheduled = false;  // JavaScript thread only: a setImmediate will deliver
+  napi_ref reuse = nullptr;  // JavaScript thread only: the Buffer every batch is copied into
+  bool delivering = false;   // JavaScript thread only: an onBatch call is running
 
   // The batch being filled: drain thread only (batch_bytes set before the thread starts).
   Framer framer{kDefaultBatchBytes};
@@ -102,8 +108,9 @@ struct Drain {
 
   // ---- JavaScript thread side ----
   Batch *pop();
-  // Hands one batch to onBatch(batch, records, lost). Throws what the callback throws.
-  static void deliver(Napi::Env env, Napi::Function callback, Batch *b);
+  // Hands one batch to onBatch(batch, records, lost) and frees it. Throws what the callback
+  // throws.
+  void deliver(Napi::Env env, Napi::Function callback, Batch *b);
   // Stops the thread after it handed over what the kernel still holds, delivering every batch
   // to the callback meanwhile. A callback that throws does not stop it: the first error is
   // kept in `first_error`.

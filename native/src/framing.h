@@ -14,7 +14,7 @@ inline size_t round8(size_t n) { return (n + 7) & ~size_t(7); }
 
 // One batch handed to JavaScript.
 struct Batch {
-  uint8_t *data = nullptr;  // malloc'd; freed by the Buffer's finalizer once JavaScript holds it
+  uint8_t *data = nullptr;  // malloc'd; freed once delivered (copied into the drain's Buffer)
   size_t size = 0;
   uint32_t records = 0;
   uint64_t lost = 0;

@@ -72,6 +72,8 @@ export interface BufferOptions {
  * records: how many frames the batch holds. lost: records the drain took from the kernel but
  * could not keep (out of memory) since the previous batch; records the kernel could not hand
  * over are the BPF side's to count. A batch may hold no records and only report lost ones.
+ * The batch's bytes are valid only during the call: the drain refills the same memory with the
+ * next batch (no new Buffer per batch for the garbage collector to find). Copy what you keep.
  */
 export type RingBatchCallback = (batch: Buffer, records: number, lost: number) => void
 

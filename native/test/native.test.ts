@@ -375,6 +375,46 @@ describe('native addon', { skip }, () => {
     assert.equal(got, 5)
   })
 
+  test('batches are copied into one Buffer per drain, not handed over as a new Buffer each', async (t) => {
+    const o = openCounter()
+    t.after(() => o.close())
+    const memories = new Set<ArrayBufferLike>()
+    let got = 0
+    let batches = 0
+    o.openRingBuffer('ring', { batchBytes: 256, flushMs: 5 }, (batch, records) => {
+      assert.equal(frames(batch).length, records)
+      memories.add(batch.buffer)
+      got += records
+      batches++
+    })
+    getppidTimes(200)
+    await waitFor('every record', () => got >= 200)
+    assert.ok(batches > 10, `${batches} batches`)
+    // Each new Buffer counts towards V8's next full collection; a refilled one does not.
+    assert.equal(memories.size, 1, 'every batch in the same memory')
+  })
+
+  test('a batch delivered inside onBatch (close() from the callback) gets its own memory', async (t) => {
+    const o = openCounter()
+    t.after(() => o.close())
+    const outer: { before?: Buffer; after?: Buffer } = {}
+    let nested = 0
+    o.openRingBuffer('ring', { batchBytes: 64, flushMs: 5 }, (batch, records) => {
+      if (outer.before) {
+        nested += records
+        return
+      }
+      outer.before = Buffer.from(batch)
+      getppidTimes(20) // records the drain still holds when close() delivers them
+      void o.close()
+      outer.after = Buffer.from(batch)
+    })
+    getppidTimes(1)
+    await waitFor('the first batch', () => outer.after !== undefined)
+    assert.ok(nested > 0, 'close() delivered batches while the first was being read')
+    assert.deepEqual(outer.after, outer.before, 'the outer batch was not overwritten')
+  })
+
   test('a slow consumer blocks the drain: bounded queue, the kernel side counts the rest', async () => {
     const N = 5000
     // 4 KiB of ring buffer holds 128 records of 24 bytes (+8 bytes of ring header each).
