@@ -11,7 +11,8 @@
 //     EBBFLOW_BENCH_SECONDS (default 60), with the breakdown: Node alone, after the imports,
 //     attached with the pod index loaded, peak; sampled from this process too (the child's
 //     /proc status and smaps by kind of mapping, V8's figures over IPC), for each variant of
-//     EBBFLOW_BENCH_MEMORY_VARIANTS (default `launcher`: as bin/ebbflow starts `collect`),
+//     EBBFLOW_BENCH_MEMORY_VARIANTS (default `launcher`: as bin/ebbflow starts `collect`;
+//     `cli`: bin/ebbflow collect itself, its bundle included, sampled from outside only),
 //     alternated over EBBFLOW_BENCH_MEMORY_ROUNDS;
 //   - throughput: EBBFLOW_BENCH_STORM getppid records (default 2,000,000) as fast as perl makes
 //     them; events acknowledged by the broker per collector CPU second (storm start → publisher
@@ -55,6 +56,12 @@ interface ChildInput {
   /** Collector settings that differ from the defaults (the memory phase's variants). */
   overrides?: Record<string, string>
 }
+
+/** A perl script that calls getppid `rate` times a second for `seconds`, then prints the count. */
+const pacedGetppid = (rate: number, seconds: number) =>
+  `use Time::HiRes qw(time sleep); my ($r, $d) = (${rate}, ${seconds}); my $t0 = time; my $n = 0;
+   while ((my $e = time - $t0) < $d) { my $target = $e * $r; while ($n < $target) { getppid(); $n++ } sleep(0.0005) }
+   print "$n\\n";`
 
 // ---- child: one collector, measured from the inside ----------------------------------------
 async function child(input: ChildInput) {
@@ -135,9 +142,7 @@ async function child(input: ChildInput) {
         const script =
           w.calls !== undefined
             ? `getppid() for 1..${w.calls}; print "${w.calls}\\n";`
-            : `use Time::HiRes qw(time sleep); my ($r, $d) = (${w.rate}, ${w.seconds}); my $t0 = time; my $n = 0;
-               while ((my $e = time - $t0) < $d) { my $target = $e * $r; while ($n < $target) { getppid(); $n++ } sleep(0.0005) }
-               print "$n\\n";`
+            : pacedGetppid(w.rate, w.seconds!)
         const r = await cg.run(['perl', '-e', script])
         if (r.code !== 0) throw new Error(r.stderr)
         produced = Number(r.stdout.trim())
@@ -319,6 +324,49 @@ interface Outside {
   samples: number
 }
 
+const emptyOutside = (): Outside => ({
+  vmHWM: 0,
+  peakRss: 0,
+  atPeak: {},
+  smapsAtPeak: {},
+  peakV8: {},
+  samples: 0,
+})
+
+// Samples process `pid`'s /proc/<pid>/status every 100 ms into `outside` (and its smaps at a
+// new peak, at most once a second), with V8's last figures when the process reports them.
+function sampleOutside(pid: number, outside: Outside, v8: () => Record<string, number>) {
+  let lastSmaps = 0
+  return setInterval(() => {
+    let text: string
+    try {
+      text = readFileSync(`/proc/${pid}/status`, 'utf8')
+    } catch {
+      return // exited
+    }
+    const rss = kB(text, 'VmRSS')
+    if (rss === 0) return // exiting: its mappings are gone
+    outside.samples++
+    outside.vmHWM = kB(text, 'VmHWM')
+    if (rss <= outside.peakRss) return
+    outside.peakRss = rss
+    outside.atPeak = {
+      rssAnon: kB(text, 'RssAnon'),
+      rssFile: kB(text, 'RssFile'),
+      rssShmem: kB(text, 'RssShmem'),
+      threads: Number(/^Threads:\s+(\d+)/m.exec(text)?.[1] ?? 0),
+      ...Object.fromEntries(Object.entries(v8()).map(([k, v]) => [k, v / 2 ** 20])),
+    }
+    // smaps of a large process costs a few ms: at most once a second, at a new peak.
+    if (Date.now() - lastSmaps > 1000) {
+      lastSmaps = Date.now()
+      try {
+        outside.smapsAtPeak = { rss, ...smapsByKind(pid) }
+      } catch {}
+    }
+  }, 100)
+}
+
 // Asynchronous: the pod list/watch server lives in this process and must keep answering while
 // a child runs (a spawnSync here left the children's pod lists unanswered). With `sample`, this
 // process samples the child's /proc/<pid>/status and V8's figures it reports over IPC.
@@ -332,51 +380,14 @@ async function runNode(
   })
   let out = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d))
-  const outside: Outside = {
-    vmHWM: 0,
-    peakRss: 0,
-    atPeak: {},
-    smapsAtPeak: {},
-    peakV8: {},
-    samples: 0,
-  }
+  const outside = emptyOutside()
   let lastV8: Record<string, number> = {}
   child.on('message', (m: { v8: Record<string, number>; queued: number }) => {
     lastV8 = { ...m.v8, publisherQueued: m.queued }
     for (const [k, v] of Object.entries(lastV8))
       outside.peakV8[k] = Math.max(outside.peakV8[k] ?? 0, v / 2 ** 20)
   })
-  let lastSmaps = 0
-  const sampler = opts.sample
-    ? setInterval(() => {
-        let text: string
-        try {
-          text = readFileSync(`/proc/${child.pid}/status`, 'utf8')
-        } catch {
-          return // exited
-        }
-        const rss = kB(text, 'VmRSS')
-        if (rss === 0) return // exiting: its mappings are gone
-        outside.samples++
-        outside.vmHWM = kB(text, 'VmHWM')
-        if (rss <= outside.peakRss) return
-        outside.peakRss = rss
-        outside.atPeak = {
-          rssAnon: kB(text, 'RssAnon'),
-          rssFile: kB(text, 'RssFile'),
-          rssShmem: kB(text, 'RssShmem'),
-          threads: Number(/^Threads:\s+(\d+)/m.exec(text)?.[1] ?? 0),
-          ...Object.fromEntries(Object.entries(lastV8).map(([k, v]) => [k, v / 2 ** 20])),
-        }
-        // smaps of a large process costs a few ms: at most once a second, at a new peak.
-        if (Date.now() - lastSmaps > 1000) {
-          lastSmaps = Date.now()
-          try {
-            outside.smapsAtPeak = { rss, ...smapsByKind(child.pid!) }
-          } catch {}
-        }
-      }, 100)
-    : undefined
+  const sampler = opts.sample ? sampleOutside(child.pid!, outside, () => lastV8) : undefined
   const code = await new Promise<number | null>((r) => child.on('close', r))
   if (sampler) clearInterval(sampler)
   if (code !== 0) throw new Error(`${args[0]} ${args[1] ?? ''} process failed (exit ${code})`)
@@ -415,6 +426,81 @@ const MEMORY_VARIANTS: Record<string, MemoryVariant> = {
     env: { ...LAUNCHER.env, MALLOC_MMAP_THRESHOLD_: '65536' },
     overrides: { ringBufferBytes: String(2 << 20) },
   },
+}
+
+// The memory phase's `cli` variant: `bin/ebbflow collect` itself, as an operator starts it (the
+// bundle while it is current, the launch settings bin/ebbflow sets), in Kubernetes mode watching
+// the same 1,000 pods, measured from outside only. This process makes the load; the events
+// published come from the collector's closing log line (stderr); its CPU is read from /proc from the
+// load's start to 1 s after the load ended (the batches in flight acknowledged), before SIGTERM.
+async function runCli(brokers: string, kubeconfig: string) {
+  const { startCollect } = await import('../../tests/support/collect-process.ts')
+  const { createCgroup } = await import('../../tests/support/cgroup.ts')
+  const { threadCpuSeconds, threadCpuSince, until } = await import('../../tests/support/proc.ts')
+  const watchesBefore = kube.openWatches
+  const c = await startCollect(join(repo, 'bin/ebbflow'), [
+    'collect',
+    ...['--kafka', brokers, '--security-syscalls', 'getppid'],
+    ...['--kubernetes', 'on', '--kubeconfig', kubeconfig, '--node-name', NODE],
+  ])
+  const outside = emptyOutside()
+  const sampler = sampleOutside(c.pid, outside, () => ({}))
+  const cg = createCgroup('bench-collector-cli')
+  try {
+    // The node's pods listed and their watch open, then the producer connected.
+    await until(
+      'the pod watch',
+      () => kube.openWatches,
+      (n) => n > watchesBefore,
+      30_000,
+      20,
+    )
+    await new Promise((r) => setTimeout(r, 2000))
+    const status = () => readFileSync(`/proc/${c.pid}/status`, 'utf8')
+    const attached = kB(status(), 'VmRSS')
+    const cpu0 = threadCpuSeconds(c.pid)
+    const t0 = performance.now()
+    const r = await cg.run(['perl', '-e', pacedGetppid(RATE, SECONDS)])
+    if (r.code !== 0) throw new Error(r.stderr)
+    await new Promise((r) => setTimeout(r, 1000))
+    const threads = threadCpuSince(cpu0, c.pid)
+    const cpuSeconds = Object.values(threads).reduce((a, b) => a + b, 0)
+    const wall = (performance.now() - t0) / 1000
+    const vmHWM = kB(status(), 'VmHWM')
+    clearInterval(sampler)
+    const code = await c.stop()
+    if (code !== 0) throw new Error(`collect exited ${code}: ${c.stderr.slice(-2000)}`)
+    const closing = `${c.stdout}\n${c.stderr}`
+      .split('\n')
+      .filter((l) => l.includes('publisher flushed and closed'))
+      .map((l) => JSON.parse(l) as { stats: { publishedEvents: number; droppedEvents: object } })
+      .at(-1)
+    if (!closing) throw new Error(`no closing stats in collect's log: ${c.stderr.slice(-2000)}`)
+    const produced = Number(r.stdout.trim())
+    return {
+      entry: c.entry.replace(`${repo}/`, ''),
+      attachSeconds: c.attachSeconds,
+      memoryMiB: { attached, peakVmHWM: vmHWM },
+      outside,
+      window: {
+        window: `${RATE}/s`,
+        targetRate: RATE,
+        wallSeconds: wall,
+        produced,
+        publishedEvents: closing.stats.publishedEvents,
+        cpuSeconds,
+        threadCpuSeconds: threads,
+        cpuPercent: (cpuSeconds / wall) * 100,
+        publishedPerCpuSecond: closing.stats.publishedEvents / cpuSeconds,
+        loadAverage1m: loadavg()[0],
+      },
+      publisher: closing.stats,
+    }
+  } finally {
+    clearInterval(sampler)
+    await c.stop().catch(() => undefined)
+    await cg.remove()
+  }
 }
 
 const runChild = (input: ChildInput, opts: Parameters<typeof runNode>[1] = {}) =>
@@ -496,6 +582,10 @@ try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? variantNames : [...variantNames].reverse()
       for (const name of order) {
+        if (name === 'cli') {
+          memoryRuns.push({ variant: name, round, ...(await runCli(brokers, kubeconfig)) })
+          continue
+        }
         const v = MEMORY_VARIANTS[name]
         if (!v) throw new Error(`unknown memory variant ${name}`)
         const r = await runChild(
