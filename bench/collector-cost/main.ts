@@ -433,16 +433,21 @@ const MEMORY_VARIANTS: Record<string, MemoryVariant> = {
 // the same 1,000 pods, measured from outside only. This process makes the load; the events
 // published come from the collector's closing log line (stderr); its CPU is read from /proc from the
 // load's start to 1 s after the load ended (the batches in flight acknowledged), before SIGTERM.
-async function runCli(brokers: string, kubeconfig: string) {
+async function runCli(brokers: string, kubeconfig: string, variant: CliVariant) {
   const { startCollect } = await import('../../tests/support/collect-process.ts')
   const { createCgroup } = await import('../../tests/support/cgroup.ts')
   const { threadCpuSeconds, threadCpuSince, until } = await import('../../tests/support/proc.ts')
   const watchesBefore = kube.openWatches
-  const c = await startCollect(join(repo, 'bin/ebbflow'), [
-    'collect',
-    ...['--kafka', brokers, '--security-syscalls', 'getppid'],
-    ...['--kubernetes', 'on', '--kubeconfig', kubeconfig, '--node-name', NODE],
-  ])
+  const c = await startCollect(
+    join(repo, 'bin/ebbflow'),
+    [
+      'collect',
+      ...['--kafka', brokers, '--security-syscalls', 'getppid'],
+      ...['--kubernetes', 'on', '--kubeconfig', kubeconfig, '--node-name', NODE],
+      ...(variant.args ?? []),
+    ],
+    { env: variant.env },
+  )
   const outside = emptyOutside()
   const sampler = sampleOutside(c.pid, outside, () => ({}))
   const cg = createCgroup('bench-collector-cli')
@@ -501,6 +506,19 @@ async function runCli(brokers: string, kubeconfig: string) {
     await c.stop().catch(() => undefined)
     await cg.remove()
   }
+}
+
+interface CliVariant {
+  args?: string[]
+  env?: Record<string, string>
+}
+// `cli` as bin/ebbflow starts it; the others try one change each: `cliMmap128k`, glibc's mmap
+// threshold fixed at its default (128 KiB; setting it turns off the dynamic raise that moves
+// large freed blocks into the heap); `cliRings1m`, 1 MiB rings for every family.
+const CLI_VARIANTS: Record<string, CliVariant> = {
+  cli: {},
+  cliMmap128k: { env: { MALLOC_MMAP_THRESHOLD_: '131072' } },
+  cliRings1m: { args: ['--ring-buffer-bytes', String(1 << 20)] },
 }
 
 const runChild = (input: ChildInput, opts: Parameters<typeof runNode>[1] = {}) =>
@@ -582,8 +600,14 @@ try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? variantNames : [...variantNames].reverse()
       for (const name of order) {
-        if (name === 'cli') {
-          memoryRuns.push({ variant: name, round, ...(await runCli(brokers, kubeconfig)) })
+        const cli = CLI_VARIANTS[name]
+        if (cli) {
+          memoryRuns.push({
+            variant: name,
+            round,
+            ...cli,
+            ...(await runCli(brokers, kubeconfig, cli)),
+          })
           continue
         }
         const v = MEMORY_VARIANTS[name]
