@@ -66,9 +66,8 @@ const pacedGetppid = (rate: number, seconds: number) =>
 // ---- child: one collector, measured from the inside ----------------------------------------
 async function child(input: ChildInput) {
   const nodeBaselineMiB = rssMiB() // before any of ours is loaded
-  const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, startCollector } = await import(
-    '@ebbflow/collector'
-  )
+  const { KafkaPublisher, loadCollectorConfig, loadEnrichConfig, ringBytesOf, startCollector } =
+    await import('@ebbflow/collector')
   const { createLogger } = await import('@ebbflow/common')
   const { createCgroup } = await import('../../tests/support/cgroup.ts')
   const afterImportsMiB = rssMiB()
@@ -185,7 +184,7 @@ async function child(input: ChildInput) {
       attached: attachedMiB,
       peakSampled: peak,
       peakVmHWM: status('VmHWM'),
-      ringBuffersMapped: (3 * config.ringBufferBytes) / 2 ** 20,
+      ringBuffersMapped: config.families.reduce((n, f) => n + ringBytesOf(config, f), 0) / 2 ** 20,
       peakHeapUsed: peakHeap,
       peakExternal: peakExternal, // Buffers and other memory V8 tracks outside its heap
       peakArrayBuffers,

@@ -45,7 +45,11 @@ export async function collectorSettings(): Promise<SettingsTable> {
         value: 'hook',
         description: 'auto, syscall-tracepoints or sys-exit: how net learns who accepted',
       },
-      ringBufferBytes: { value: 'n', description: 'ring buffer bytes per family (a power of two)' },
+      ringBufferBytes: {
+        value: 'n',
+        description: 'ring buffer bytes of every family (a power of two)',
+        defaultText: '2 MiB for syscall and file, 1 MiB for exec and net',
+      },
       ringWakeupBytes: {
         value: 'n',
         description: 'bytes waiting in a ring before its reader is woken; 0 wakes per record',

@@ -25,7 +25,7 @@ import {
   syscallNumber,
 } from '@ebbflow/common'
 import { BpfObject, bootTimeNs, NativeError, probeFeatures } from '@ebbflow/native'
-import type { CollectorConfig } from './config.ts'
+import { type CollectorConfig, ringBytesOf } from './config.ts'
 import { DeltaTracker, type MapDump, syscallCountDeltas, trafficDeltas } from './counters.ts'
 import { checkKernelSupport } from './kernel-support.ts'
 import { checkCapturePrerequisites } from './privileges.ts'
@@ -277,8 +277,9 @@ export class KernelCapture {
         const object = BpfObject.open(join(config.bpfDir, `${family}.bpf.o`))
         states.push({ family, object, dropTotals: new Map() })
         object.setGlobal('self_tgid', u32(process.pid))
-        object.setGlobal('wakeup_bytes', u32(wakeupBytes(config)))
-        object.setMaxEntries('events', config.ringBufferBytes)
+        const ringBytes = ringBytesOf(config, family)
+        object.setGlobal('wakeup_bytes', u32(wakeupBytes(config, ringBytes)))
+        object.setMaxEntries('events', ringBytes)
         if (family === 'exec') object.setGlobal('args_max', u32(config.argsMax))
         if (family === 'net') {
           // The owner of an accepted connection is read when accept returns in it.
@@ -498,9 +499,8 @@ export class KernelCapture {
 
 export { syscallName }
 
-/** Bytes a ring holds before its reader is woken: the setting, or 64 KiB (a quarter of a smaller ring). */
-export function wakeupBytes(
-  config: Pick<CollectorConfig, 'ringWakeupBytes' | 'ringBufferBytes'>,
-): number {
-  return config.ringWakeupBytes ?? Math.min(64 * 1024, config.ringBufferBytes / 4)
+/** Bytes a ring of `ringBytes` holds before its reader is woken: the setting, or 64 KiB (a
+ * quarter of a smaller ring). */
+export function wakeupBytes(config: Pick<CollectorConfig, 'ringWakeupBytes'>, ringBytes: number) {
+  return config.ringWakeupBytes ?? Math.min(64 * 1024, ringBytes / 4)
 }

@@ -77,12 +77,13 @@ export const collectorConfigSchema = z.object({
    * tracepoints when they attach, else sys-exit). Default: auto. */
   acceptHook: z.enum(['auto', 'syscall-tracepoints', 'sys-exit']).default('auto'),
   /**
-   * Bytes of each family's ring buffer (a power of two, at least a page). Default: 2 MiB. The
-   * drain threads keep the rings near empty (a 3,000-exec storm lost nothing with 512 KiB), so
-   * the ring only covers a drain starved of CPU; its pages are in the collector's RSS twice
-   * (the data area is mapped twice for wrap-around): 8 MiB rings cost 36 MiB more at start.
+   * Bytes of every family's ring buffer (a power of two, at least a page). Default: by family,
+   * RING_BYTES_BY_FAMILY. The drain threads keep the rings near empty (a 3,000-exec storm lost
+   * nothing with 512 KiB), so the ring only covers a drain starved of CPU; its pages are in the
+   * collector's RSS twice (the data area is mapped twice for wrap-around): 8 MiB rings cost
+   * 36 MiB more at start.
    */
-  ringBufferBytes: powerOfTwo(4096).default(2 * 1024 * 1024),
+  ringBufferBytes: powerOfTwo(4096).optional(),
   /**
    * Bytes that wait in a ring buffer before the kernel wakes the reader (which also polls every
    * 100 ms at most). Waking per record cost more than half the exec-storm overhead. 0 wakes on
@@ -161,6 +162,27 @@ const ENV: Record<keyof CollectorConfigInput, string> = {
 export const collectorEnvNames: Readonly<Record<keyof CollectorConfigInput, string>> = ENV
 
 /**
+ * Each family's ring buffer bytes unless ringBufferBytes sets them all: 2 MiB for the families
+ * whose records come at hundreds of thousands a second (a syscall or open storm: ~100 ms of
+ * records at 200,000/s), 1 MiB for exec and net, whose rates are far lower (a 3,000-exec storm
+ * used under 512 KiB); each MiB is 2 MiB of the collector's RSS (bench/RESULTS.md, issue 20).
+ */
+export const RING_BYTES_BY_FAMILY: Readonly<Record<Family, number>> = {
+  syscall: 2 << 20,
+  file: 2 << 20,
+  exec: 1 << 20,
+  net: 1 << 20,
+}
+
+/** The ring buffer bytes of `family`: the setting, or the family's default. */
+export function ringBytesOf(
+  config: Pick<CollectorConfig, 'ringBufferBytes'>,
+  family: Family,
+): number {
+  return config.ringBufferBytes ?? RING_BYTES_BY_FAMILY[family]
+}
+
+/**
  * Builds the configuration from explicit values (CLI flags), then EBBFLOW_* variables, then
  * defaults. Throws ConfigError listing every problem.
  */
@@ -170,9 +192,10 @@ export function loadCollectorConfig(
 ): CollectorConfig {
   const { data, problems } = parseConfig(collectorConfigSchema, ENV, explicit, env)
   if (data) {
-    if (data.ringWakeupBytes !== undefined && data.ringWakeupBytes > data.ringBufferBytes / 4)
+    const smallestRing = Math.min(...data.families.map((f) => ringBytesOf(data, f)))
+    if (data.ringWakeupBytes !== undefined && data.ringWakeupBytes > smallestRing / 4)
       problems.push(
-        `ringWakeupBytes (${ENV.ringWakeupBytes}): ${data.ringWakeupBytes} is more than a quarter of ringBufferBytes (${data.ringBufferBytes}); a fuller ring would drop records before its reader wakes`,
+        `ringWakeupBytes (${ENV.ringWakeupBytes}): ${data.ringWakeupBytes} is more than a quarter of the smallest ring buffer (${smallestRing} bytes); a fuller ring would drop records before its reader wakes`,
       )
     if (data.output === 'kafka' && data.kafkaBrokers.length === 0)
       problems.push(`kafkaBrokers (${ENV.kafkaBrokers}): required when output is kafka`)
