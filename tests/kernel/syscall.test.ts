@@ -2,10 +2,9 @@
 // security-relevant syscalls, and honest drop accounting when the ring buffer is too small.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { syscallNumber } from '@ebbflow/common'
-import { isRoot, kernelSyscallSlot, startCapture } from '../support/capture.ts'
+import { isRoot, kernelSyscallSlot, ownBpfMaps, startCapture } from '../support/capture.ts'
 import { createCgroup } from '../support/cgroup.ts'
 
 const skip = isRoot() ? false : 'needs root to load BPF programs'
@@ -121,22 +120,12 @@ describe('syscall capture', { skip, timeout: 120_000 }, () => {
 })
 
 /** max_entries of the ring buffer maps this process holds open, read from the kernel (fdinfo). */
-function openRingSizes(): number[] {
-  const sizes: number[] = []
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let link: string
-    try {
-      link = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (link !== 'anon_inode:bpf-map') continue
-    const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')
+const openRingSizes = () =>
+  ownBpfMaps()
     // BPF_MAP_TYPE_RINGBUF is 27.
-    if (/^map_type:\s*27$/m.test(info)) sizes.push(Number(/^max_entries:\s*(\d+)$/m.exec(info)![1]))
-  }
-  return sizes.sort((a, b) => a - b)
-}
+    .filter((info) => /^map_type:\s*27$/m.test(info))
+    .map((info) => Number(/^max_entries:\s*(\d+)$/m.exec(info)![1]))
+    .sort((a, b) => a - b)
 
 describe('ring buffer sizes', { skip, timeout: 120_000 }, () => {
   it('by family unless set: 1 MiB for exec, 2 MiB for syscall; a setting sizes every ring', async () => {

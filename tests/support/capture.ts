@@ -80,6 +80,20 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0
 }
 
+/** The kernel's fdinfo text (map_type, max_entries, map_id…) of each BPF map this process holds. */
+export function ownBpfMaps(): string[] {
+  const infos: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:bpf-map') continue
+      infos.push(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return infos
+}
+
 /**
  * Whether the kernel's cgroup → slot map of this process's syscall capture holds `cgroupId`:
  * read from the kernel (the map among this process's own BPF map fds, by bpftool), not from
@@ -90,15 +104,8 @@ export function kernelSyscallSlot(cgroupId: number): boolean {
   key.writeBigUInt64LE(BigInt(cgroupId))
   const keyBytes = [...key].map(String)
   let found = false
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let link: string
-    try {
-      link = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (link !== 'anon_inode:bpf-map') continue
-    const id = /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]
+  for (const info of ownBpfMaps()) {
+    const id = /^map_id:\s*(\d+)$/m.exec(info)?.[1]
     if (!id) continue
     const shown = JSON.parse(
       execFileSync('bpftool', ['-j', 'map', 'show', 'id', id], { encoding: 'utf8' }),
