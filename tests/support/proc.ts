@@ -65,7 +65,12 @@ export class Proc {
       (v) => v !== null,
       timeoutMs,
       everyMs,
-    )
+    ).catch((err: Error) => {
+      // A process that never says it is ready usually said why on stderr.
+      throw new Error(`${err.message}; its stderr ends: ${this.stderr.slice(-2000)}`, {
+        cause: err,
+      })
+    })
     if (m === 'exited' || m === null)
       throw new Error(
         `${what}: the process exited first; stdout ${this.stdout} stderr ${this.stderr}`,
