@@ -329,12 +329,15 @@ describe('every panel on a real capture (ebbflow up)', {
     ])
     assert.equal(dd.code, 0)
 
-    // Wait (with a deadline) until the TCP exchange and the execs are stored.
+    // Wait (with a deadline) until the TCP exchange and the execs are stored, and the first
+    // ingest lag rows: `up` writes those for its stored blocks once a second (bookkeepingMs), so
+    // a capture stored within the first second has none yet.
     const ready = `SELECT
       (SELECT count() FROM ebbflow.process_events WHERE has(args, '${marker}')) AS execs,
       (SELECT count() FROM ebbflow.tcp_connections WHERE dport = ${echoPort} AND event = 'close') AS closes,
       (SELECT count() FROM ebbflow.traffic_1m WHERE remote_port = ${echoPort}) AS traffic,
-      (SELECT count() FROM ebbflow.syscalls_1m) AS syscalls`
+      (SELECT count() FROM ebbflow.syscalls_1m) AS syscalls,
+      (SELECT count() FROM ebbflow.collector_stats WHERE metric = 'ingest_lag_ms') AS lag`
     const until = Date.now() + 30_000
     for (;;) {
       const [r] = await chquery(conn, [{ id: 'ready', sql: ready }])
