@@ -150,16 +150,13 @@ void Drain::deliver(Napi::Env env, Napi::Function callback, Batch *b) {
   // its own, so no bytes are overwritten while a callback still reads them.
   Napi::Buffer<uint8_t> target;
   bool reused = !delivering && size <= framer.batch_bytes;
-  if (reused) {
-    napi_value held = nullptr;
-    if (reuse != nullptr) napi_get_reference_value(env, reuse, &held);
-    if (held == nullptr) {
-      target = Napi::Buffer<uint8_t>::New(env, framer.batch_bytes);
-      if (reuse != nullptr) napi_delete_reference(env, reuse);
-      napi_create_reference(env, target, 1, &reuse);
-    } else {
-      target = Napi::Buffer<uint8_t>(env, held);
-    }
+  if (reused && reuse == nullptr) {
+    target = Napi::Buffer<uint8_t>::New(env, framer.batch_bytes);
+    napi_create_reference(env, target, 1, &reuse);  // strong: held until release()
+  } else if (reused) {
+    napi_value held;
+    napi_get_reference_value(env, reuse, &held);
+    target = Napi::Buffer<uint8_t>(env, held);
   } else {
     target = Napi::Buffer<uint8_t>::New(env, size);
   }
