@@ -26,6 +26,7 @@ import { startBroker, type TestBroker, testPublisher } from '../support/kafka-br
 import { type RowsByTable, toRows } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
+const bin = join(import.meta.dirname, '../../bin/ebbflow')
 const hasJava = spawnSync('java', ['-version']).status === 0
 const skip = hasJava ? false : 'needs Java 17+ for the local Kafka broker'
 const child = join(import.meta.dirname, '../support/ingest-child.ts')
@@ -290,7 +291,6 @@ describe('ingester (real Kafka, chDB)', { skip, timeout: 240_000 }, () => {
   })
 
   it('ebbflow ingest: starts, stores, serves /metrics, stops on SIGTERM with exit 0', async () => {
-    const bin = join(import.meta.dirname, '../../bin/ebbflow')
     const dataDir = join(tmp, 'cli')
     const refused = spawnSync(bin, ['ingest', '--data-dir', dataDir], { encoding: 'utf8' })
     assert.equal(refused.status, 2, refused.stderr)
@@ -338,6 +338,35 @@ describe('ingester (real Kafka, chDB)', { skip, timeout: 240_000 }, () => {
     }
     assert.equal(await exited, 0, stderr)
     assert.match(stderr, /finishing the block in flight/)
+  })
+
+  it('ebbflow ingest whose start is refused by the broker says why and exits 1', async () => {
+    // A topic name the broker refuses: the admin is connected when the refusal comes. Before,
+    // the connected clients kept the process alive after it had printed its error.
+    const p = spawn(
+      bin,
+      ['ingest', '--kafka', brokers[0]!, '--data-dir', join(tmp, 'refused'), '--metrics-port', '0'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, EBBFLOW_TOPICS: 'ebbflow.exec.v1,no spaces allowed' },
+      },
+    )
+    let stderr = ''
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        p.kill('SIGKILL')
+        resolve(null)
+      }, 60_000)
+      p.once('exit', (c) => {
+        clearTimeout(timer)
+        resolve(c)
+      })
+    })
+    assert.equal(code, 1, `still running a minute after its start failed:\n${stderr}`)
+    assert.match(stderr, /^ebbflow: .*(invalid|Topic creation errors)/im)
   })
 
   it('SIGKILL after insert and before commit, then a restart: no row is stored twice', async () => {

@@ -300,6 +300,55 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     }
   })
 
+  it('ensureTopics returns once every topic it created has a leader, also when another client created one meanwhile', {
+    timeout: 60_000,
+  }, async () => {
+    const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING })
+    const admin = kafka.admin()
+    await admin.connect()
+    try {
+      for (let round = 0; round < 5; round++) {
+        const topics = ['exec', 'net', 'syscall', 'file'].map((f) => `race-${randomUUID()}.${f}`)
+        // The collector's producer creates its topic on first publish, between the reader's
+        // list of topics and its create: kafkajs then skips its own wait for leaders.
+        await admin.createTopics({ topics: [{ topic: topics[0]! }] })
+        let listed = 0
+        const stale = {
+          listTopics: async () => {
+            listed++
+            return []
+          },
+          createTopics: admin.createTopics.bind(admin),
+          fetchTopicMetadata: admin.fetchTopicMetadata.bind(admin),
+        }
+        assert.equal(
+          await admin.createTopics({ topics: topics.map((topic) => ({ topic })) }),
+          false,
+          'kafkajs reports nothing created when one of the topics existed',
+        )
+        const fresh = ['exec', 'net', 'syscall', 'file'].map((f) => `race-${randomUUID()}.${f}`)
+        await admin.createTopics({ topics: [{ topic: fresh[0]! }] })
+        assert.deepEqual(await ensureTopics(stale, fresh), fresh)
+        assert.equal(listed, 1)
+        // A client of its own, as the ingester's consumer is: it sees each topic with a leader.
+        const other = kafka.admin()
+        await other.connect()
+        try {
+          const { topics: found } = await other.fetchTopicMetadata({ topics: fresh })
+          assert.deepEqual(found.map((t) => t.name).sort(), [...fresh].sort())
+          for (const t of found) {
+            assert.ok(t.partitions.length > 0, t.name)
+            for (const part of t.partitions) assert.ok(part.leader >= 0, `${t.name} has a leader`)
+          }
+        } finally {
+          await other.disconnect()
+        }
+      }
+    } finally {
+      await admin.disconnect()
+    }
+  })
+
   it('zstd (EBBFLOW_KAFKA_COMPRESSION=zstd): the broker holds zstd batches and a reader decodes them identical', {
     timeout: 60_000,
   }, async () => {

@@ -7,7 +7,13 @@ import { zstdCompress, zstdDecompress } from 'node:zlib'
 export interface TopicAdmin {
   listTopics(): Promise<string[]>
   createTopics(options: { topics: { topic: string }[]; waitForLeaders?: boolean }): Promise<boolean>
+  fetchTopicMetadata(options: {
+    topics: string[]
+  }): Promise<{ topics: { name: string; partitions: { leader: number }[] }[] }>
 }
+
+/** How long created topics may take to show in the broker's metadata with a leader each. */
+export const TOPICS_READY_MS = 30_000
 
 /**
  * Creates the topics that do not exist yet (broker defaults for partitions and replication),
@@ -17,12 +23,43 @@ export interface TopicAdmin {
 export async function ensureTopics(
   admin: TopicAdmin,
   topics: readonly string[],
+  readyMs = TOPICS_READY_MS,
 ): Promise<string[]> {
   const existing = new Set(await admin.listTopics())
   const missing = topics.filter((t) => !existing.has(t))
-  if (missing.length > 0)
-    await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true })
+  if (missing.length === 0) return missing
+  await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true })
+  // kafkajs waits for the leaders only when it created every topic it was asked for. When
+  // another client created one of them meanwhile (a collector's producer creates its topic on
+  // first publish), it returns at once, and a subscription made next could be refused with
+  // UNKNOWN_TOPIC_OR_PARTITION for a topic the broker's metadata did not hold yet.
+  await topicsReady(admin, missing, readyMs)
   return missing
+}
+
+/** Waits until every topic shows in the metadata with a leader for each partition. */
+async function topicsReady(admin: TopicAdmin, topics: string[], readyMs: number): Promise<void> {
+  const deadline = Date.now() + readyMs
+  for (;;) {
+    let why: string
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics })
+      const waiting = topics.filter((name) => {
+        const t = found.find((x) => x.name === name)
+        return !t || t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0)
+      })
+      if (waiting.length === 0) return
+      why = `no leader yet for ${waiting.join(', ')}`
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable) throw err
+      why = (err as Error).message
+    }
+    if (Date.now() >= deadline)
+      throw new Error(
+        `Kafka topics ${topics.join(', ')} were created but are not ready after ${readyMs} ms: ${why}`,
+      )
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
 }
 
 /**

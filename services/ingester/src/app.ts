@@ -160,9 +160,12 @@ export async function start(
         metrics,
         logger,
       )
+      // Registered before the start: a start that fails after connecting (a subscription
+      // refused) leaves the consumer and admin connected, whose sockets and retries kept the
+      // process alive after it had said why it stopped.
+      closers.push(() => consumer.stop())
       await consumer.start()
       failed = consumer.failed
-      closers.push(() => consumer.stop())
       logger.info(
         {
           brokers: config.kafkaBrokers,
