@@ -1,8 +1,8 @@
 // One logger for every service: log lines on stderr (stdout is left to data, such as
 // `collect --output json`), secrets redacted by default. JSON lines for machines and files;
 // on a terminal, readable lines (pino-pretty), so `ebbflow up` can be read as it runs.
+import { createRequire } from 'node:module'
 import { type DestinationStream, type Logger, pino } from 'pino'
-import { prettyFactory } from 'pino-pretty'
 
 export type { Logger }
 
@@ -27,6 +27,11 @@ const REDACT = [
  * before the process exits (a fatal start-up error) is on the terminal when it exits.
  */
 function prettyStderr(): DestinationStream {
+  // Loaded only for a terminal: pino-pretty and its 40-odd modules are ~3 MiB of a collector
+  // that logs JSON lines.
+  const { prettyFactory } = createRequire(import.meta.url)(
+    'pino-pretty',
+  ) as typeof import('pino-pretty')
   const format = prettyFactory({
     colorize: true,
     translateTime: 'SYS:HH:MM:ss.l',
