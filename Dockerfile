@@ -1,8 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every part of ebbflow: `collect` (needs root and BPF capabilities at run time),
 # `ingest`, `api`, `migrate`, `alert`, `up`. The build compiles the BPF objects and the native
-# addon and bundles the CLI (esbuild); the native addon and the proto package run from their
-# TypeScript sources (Node 24's type stripping).
+# addon and bundles the CLI (esbuild), every TypeScript source of the project inside it.
 #
 #   docker build -t ghcr.io/ebbflow/ebbflow:dev .
 #

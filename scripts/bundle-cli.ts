@@ -5,14 +5,16 @@
 //
 //   npm run bundle:cli        (scripts/setup.sh and the Dockerfile run it)
 //
-// The bundle sits at the same depth as services/*/src, so the paths the sources compute from
-// their own location (the console's files, the migrations, the BPF objects, the CLI's
-// package.json) stay right. Left outside: the native addon and the proto package (they find
-// their files beside their own sources), chDB (native) and pino-pretty (loaded by name).
+// Each source keeps its own location (`ownLocation`): the paths it computes from it (the
+// console's files, the migrations, the BPF objects, the native addon's build, the .proto, the
+// CLI's package.json) stay right, so every source of the project is inside and Node strips no
+// TypeScript at start. Left outside: chDB (native) and pino-pretty (loaded on a terminal only).
 // bin/ebbflow runs it for `collect` while it is newer than every source; otherwise the sources.
-import { rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { type BuildOptions, build } from 'esbuild'
+import { readFileSync, rmSync } from 'node:fs'
+import { builtinModules } from 'node:module'
+import { join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { type BuildOptions, build, type Plugin } from 'esbuild'
 
 const ROOT = join(import.meta.dirname, '..')
 export const CLI_BUNDLE_DIR = join(ROOT, 'services/cli/dist')
@@ -40,13 +42,79 @@ export const NODE_BUNDLE: BuildOptions & { metafile: true } = {
   logLevel: 'warning',
 }
 
+/**
+ * Gives each bundled source of this project its own location back: `import.meta.url` in a
+ * source becomes the URL of that source, computed from the chunk's own URL (so the tree can be
+ * moved, as the image does). Without it a source's paths are relative to the chunk, which is
+ * right only for sources at the chunk's depth (services/NAME/src); the native addon's loader
+ * (native/src) finds its build beside its own sources, so it stayed outside the bundle and was
+ * type-stripped at start, which loads Node's TypeScript stripper: ~17 MiB more RSS in every
+ * collector (bench/RESULTS.md, issue 20).
+ */
+function ownLocation(outdir: string): Plugin {
+  return {
+    name: 'own-location',
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, (args) => {
+        const text = readFileSync(args.path, 'utf8')
+        if (!args.path.startsWith(ROOT) || args.path.includes('/node_modules/')) return undefined
+        if (!/import\.meta\.(url|dirname)\b/.test(text)) return { contents: text, loader: 'ts' }
+        const rel = relative(outdir, args.path)
+        // The path checked here and the one computed at run time name the same file.
+        const fromChunk = new URL(rel, pathToFileURL(join(outdir, 'chunk.mjs')))
+        if (fromChunk.pathname !== pathToFileURL(args.path).pathname)
+          throw new Error(`own-location: ${rel} does not lead from ${outdir} to ${args.path}`)
+        const url = `new URL(${JSON.stringify(rel)}, import.meta.url).href`
+        const dirname = text.includes('import.meta.dirname')
+          ? "import { dirname as __ownDirname } from 'node:path'\nimport { fileURLToPath as __ownPath } from 'node:url'\n"
+          : ''
+        return {
+          contents:
+            dirname +
+            text
+              .replaceAll('import.meta.url', url)
+              .replaceAll('import.meta.dirname', `__ownDirname(__ownPath(${url}))`),
+          loader: 'ts',
+        }
+      })
+    },
+  }
+}
+
+/**
+ * Node's own modules, imported by a source with `import … from 'node:x'`, are taken with
+ * `process.getBuiltinModule` when first used. An ES import of a built-in builds its namespace
+ * from every export, which runs the lazy ones: `node:http`'s loads undici and http2, `node:fs`'s
+ * and `node:util`'s some 34 more modules. In the collector that was ~8 MiB of RSS for code it
+ * never runs (bench/RESULTS.md, issue 20).
+ */
+function builtinsOnDemand(): Plugin {
+  const names = new Set(builtinModules)
+  return {
+    name: 'builtins-on-demand',
+    setup(b) {
+      b.onResolve({ filter: /^(node:)?[a-z0-9_/]+$/ }, (args) => {
+        if (args.kind !== 'import-statement') return undefined
+        const name = args.path.replace(/^node:/, '')
+        if (!args.path.startsWith('node:') && !names.has(name)) return undefined
+        return { path: name, namespace: 'node-builtin' }
+      })
+      b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => ({
+        contents: `module.exports = process.getBuiltinModule(${JSON.stringify(`node:${args.path}`)})`,
+        loader: 'js',
+      }))
+    },
+  }
+}
+
 export async function bundleCli(outdir = CLI_BUNDLE_DIR): Promise<number> {
   rmSync(outdir, { recursive: true, force: true })
   const result = await build({
     ...NODE_BUNDLE,
     entryPoints: { main: join(ROOT, 'services/cli/src/main.ts') },
     outdir,
-    external: ['chdb', '@ebbflow/native', '@ebbflow/proto', 'pino-pretty'],
+    external: ['chdb', 'pino-pretty'],
+    plugins: [ownLocation(outdir), builtinsOnDemand()],
     // Whitespace and syntax only: names stay, so stack traces in the logs still read.
     minifyWhitespace: true,
     minifySyntax: true,

@@ -17,8 +17,10 @@ const root = join(import.meta.dirname, '../..')
 const launcher = join(root, 'bin/ebbflow')
 const bundle = join(CLI_BUNDLE_DIR, 'main.mjs')
 
-const collect = (args: string[]) =>
-  startCollect(launcher, ['collect', '--output', 'json', '--families', 'exec', ...args])
+const collect = (args: string[], env?: NodeJS.ProcessEnv) =>
+  startCollect(launcher, ['collect', '--output', 'json', '--families', 'exec', ...args], {
+    ...(env ? { env } : {}),
+  })
 
 /** Runs a shell with a unique argument and waits for its exec in the collector's JSON lines. */
 async function seesExec(r: CollectProcess): Promise<Record<string, unknown>> {
@@ -54,8 +56,11 @@ describe('bin/ebbflow collect, bundled', {
     await bundleCli()
   })
 
-  it('runs the fresh bundle, which captures a real exec', async () => {
-    const r = await collect([])
+  it('runs the fresh bundle, which captures a real exec, with no TypeScript left to strip', async () => {
+    // Every source is in the bundle: a Node that cannot run TypeScript runs it. A source left
+    // outside (the native addon's loader and the proto package were) made Node load its
+    // TypeScript stripper at start, ~17 MiB of every collector's memory (bench/RESULTS.md).
+    const r = await collect([], { NODE_OPTIONS: '--no-experimental-strip-types' })
     try {
       assert.equal(r.entry, bundle)
       await seesExec(r)
