@@ -3,7 +3,7 @@
 // --tokens-file`. chDB locks its folder to one process, so the ingester hands the folder to the
 // API once it has stored everything the collectors published (with a ClickHouse server both
 // would run at once). The forced loss is a second, short collector with one-page ring buffers.
-// The main collector compresses with zstd and the loss collector with gzip (the default): one
+// The main collector compresses with zstd (the default) and the loss collector with gzip: one
 // ingester reads both, and the broker's log is checked to hold both codecs.
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
@@ -97,17 +97,15 @@ acceptanceSuite({
         '--metrics-port',
         '-1',
       ])
-      const collect = command(
-        w,
-        ['collect', '--kafka', bootstrap, '--kafka-compression', 'zstd'],
-        w.collectorEnv(),
-      )
+      const collect = command(w, ['collect', '--kafka', bootstrap], w.collectorEnv())
       const loss = command(
         w,
         [
           'collect',
           '--kafka',
           bootstrap,
+          '--kafka-compression',
+          'gzip',
           '--families',
           'exec',
           '--ring-buffer-bytes',

@@ -14,6 +14,7 @@ import {
   decodeEventBatch,
   familyOf,
   KafkaTransport,
+  loadCollectorConfig,
   Publisher,
   TOPICS,
   type WallClock,
@@ -349,25 +350,34 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     }
   })
 
-  it('zstd (EBBFLOW_KAFKA_COMPRESSION=zstd): the broker holds zstd batches and a reader decodes them identical', {
+  it('zstd by default, gzip when asked (EBBFLOW_KAFKA_COMPRESSION=gzip): the broker holds both and a reader decodes each identical', {
     timeout: 60_000,
   }, async () => {
-    const events = syntheticEvents(1000, 2 ** 40)
-    const { publisher: p, options } = publisher(brokers, {}, { compression: 'zstd' })
-    p.publish(events)
-    const stats = await p.close()
-    assert.equal(stats.publishedEvents, events.length)
-    // Read with kafkajs as the ingester and the API's live tail read (the codec registered).
-    const received = await consume(
-      brokers,
-      options.instanceId!,
-      options.clock,
-      (b) => eventCount(b) >= events.length,
-    )
-    assert.deepEqual(byKind(received), expectedByKind(events))
-    // The record batches' codec, from the broker's own log (attributes & 7; zstd is 4).
+    // The broker's log is shared by this file's tests: codecs are told apart by what each
+    // publisher writes to a log that held neither before.
+    const before = logCodecs(join(dir, 'data'), Object.values(TOPICS))
+    for (const compression of [undefined, 'gzip'] as const) {
+      const events = syntheticEvents(1000, 2 ** 40)
+      const { publisher: p, options } = publisher(brokers, {}, compression ? { compression } : {})
+      p.publish(events)
+      const stats = await p.close()
+      assert.equal(stats.publishedEvents, events.length)
+      // Read with kafkajs as the ingester and the API's live tail read (zstd registered).
+      const received = await consume(
+        brokers,
+        options.instanceId!,
+        options.clock,
+        (b) => eventCount(b) >= events.length,
+      )
+      assert.deepEqual(byKind(received), expectedByKind(events))
+    }
+    // The record batches' codecs, from the broker's own log (attributes & 7: gzip 1, zstd 4).
     const codecs = logCodecs(join(dir, 'data'), Object.values(TOPICS))
     assert.ok(codecs.has(4), `codecs in the log: ${[...codecs].join(', ')}`)
+    assert.ok(codecs.has(1), `codecs in the log: ${[...codecs].join(', ')}`)
+    assert.ok(!before.has(1), `gzip in the log before: ${[...before].join(', ')}`)
+    // The collector's own default, as `ebbflow collect` reads it.
+    assert.equal(loadCollectorConfig({}, {}).kafkaCompression, 'zstd')
   })
 
   it('compressed, several batches go in one request; once the broker refuses one as too large, each request carries one batch and nothing is lost', {

@@ -26,7 +26,7 @@ function options(config: PublishConfig, logger: Logger | undefined, instanceId?:
   }
 }
 
-/** A CaptureSink publishing to Kafka (idempotent, acks=-1, gzip, key = node name). */
+/** A CaptureSink publishing to Kafka (idempotent, acks=-1, zstd, key = node name). */
 export class KafkaPublisher extends Publisher {
   constructor(
     config: PublishConfig & {
@@ -39,7 +39,7 @@ export class KafkaPublisher extends Publisher {
     super(
       new KafkaTransport({
         brokers: config.kafkaBrokers,
-        compression: config.kafkaCompression ?? 'gzip',
+        compression: config.kafkaCompression ?? 'zstd',
       }),
       options(config, logger, instanceId),
     )

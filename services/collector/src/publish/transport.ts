@@ -49,11 +49,11 @@ export interface KafkaTransportOptions {
   requestTimeoutMs?: number
   /** Record batch compression: gzip is built into kafkajs, zstd is registered above (from
    * node:zlib); lz4 needs its codec registered in kafkajs' CompressionCodecs first
-   * (bench/collector-cost/codecs.ts does). Default: gzip. */
+   * (bench/collector-cost/codecs.ts does). Default: zstd. */
   compression?: 'gzip' | 'none' | 'lz4' | 'zstd'
 }
 
-/** kafkajs: idempotent producer, acks=-1, gzip. Reconnects on the next send after a failure. */
+/** kafkajs: idempotent producer, acks=-1, zstd. Reconnects on the next send after a failure. */
 export class KafkaTransport implements Transport {
   /** kafkajs encodes each message's value into its request before sending. */
   readonly copiesRecords = true
@@ -77,7 +77,7 @@ export class KafkaTransport implements Transport {
       gzip: CompressionTypes.GZIP,
       lz4: CompressionTypes.LZ4,
       zstd: CompressionTypes.ZSTD,
-    }[options.compression ?? 'gzip']
+    }[options.compression ?? 'zstd']
     this.requestMaxBytes =
       this.compression === CompressionTypes.None ? KAFKA_MESSAGE_MAX : 4 * KAFKA_MESSAGE_MAX
     this.kafka = new Kafka({
