@@ -155,6 +155,28 @@ const eventCount = (batches: Consumed[]) =>
     0,
   )
 
+/**
+ * Closes publisher `p` and checks it published every one of `events`, then reads its batches
+ * back: the same events, kind by kind, in order. Returns the publisher's stats and the batches.
+ */
+async function closedAndReadBack(
+  brokers: string[],
+  p: Publisher,
+  options: { instanceId?: string; clock: WallClock },
+  events: CapturedEvent[],
+) {
+  const stats = await p.close()
+  assert.equal(stats.publishedEvents, events.length)
+  const received = await consume(
+    brokers,
+    options.instanceId!,
+    options.clock,
+    (b) => eventCount(b) >= events.length,
+  )
+  assert.deepEqual(byKind(received), expectedByKind(events))
+  return { stats, received }
+}
+
 const queueFullCount = (batches: Consumed[]) =>
   batches.reduce(
     (n, { batch }) =>
@@ -260,16 +282,8 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     const events = syntheticEvents(3000, 2 ** 52)
     const { publisher: p, options } = publisher(brokers)
     p.publish(events)
-    const stats = await p.close()
-    assert.equal(stats.publishedEvents, events.length)
+    const { stats, received } = await closedAndReadBack(brokers, p, options, events)
     assert.equal(stats.droppedBatches, 0)
-    const received = await consume(
-      brokers,
-      options.instanceId!,
-      options.clock,
-      (b) => eventCount(b) >= events.length,
-    )
-    assert.deepEqual(byKind(received), expectedByKind(events))
     for (const r of received) {
       assert.equal(r.key, 'node-a')
       assert.equal(r.batch.node, 'node-a')
@@ -360,16 +374,8 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
       const events = syntheticEvents(1000, 2 ** 40)
       const { publisher: p, options } = publisher(brokers, {}, compression ? { compression } : {})
       p.publish(events)
-      const stats = await p.close()
-      assert.equal(stats.publishedEvents, events.length)
       // Read with kafkajs as the ingester and the API's live tail read (zstd registered).
-      const received = await consume(
-        brokers,
-        options.instanceId!,
-        options.clock,
-        (b) => eventCount(b) >= events.length,
-      )
-      assert.deepEqual(byKind(received), expectedByKind(events))
+      await closedAndReadBack(brokers, p, options, events)
     }
     // The record batches' codecs, from the broker's own log (attributes & 7: gzip 1, zstd 4).
     const codecs = logCodecs(join(dir, 'data'), Object.values(TOPICS))
@@ -529,15 +535,7 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     } finally {
       await run.capture.stop()
     }
-    const stats = await p.close()
-    assert.equal(stats.publishedEvents, seen.length)
-    const received = await consume(
-      brokers,
-      options.instanceId!,
-      options.clock,
-      (b) => eventCount(b) >= seen.length,
-    )
     assert.ok(seen.length >= 40)
-    assert.deepEqual(byKind(received), expectedByKind(seen))
+    await closedAndReadBack(brokers, p, options, seen)
   })
 })
