@@ -56,9 +56,10 @@ function ownLocation(outdir: string): Plugin {
     name: 'own-location',
     setup(b) {
       b.onLoad({ filter: /\.ts$/ }, (args) => {
-        const text = readFileSync(args.path, 'utf8')
         if (!args.path.startsWith(ROOT) || args.path.includes('/node_modules/')) return undefined
-        if (!/import\.meta\.(url|dirname)\b/.test(text)) return { contents: text, loader: 'ts' }
+        const text = readFileSync(args.path, 'utf8')
+        // Nothing to rewrite: esbuild loads the file itself.
+        if (!/import\.meta\.(url|dirname)\b/.test(text)) return undefined
         const rel = relative(outdir, args.path)
         // The path checked here and the one computed at run time name the same file.
         const fromChunk = new URL(rel, pathToFileURL(join(outdir, 'chunk.mjs')))

@@ -23,6 +23,7 @@ import { v1 } from '@ebbflow/proto'
 import { ChdbStore, migrate, TABLES, type Table } from '@ebbflow/store'
 import { Kafka, logLevel } from 'kafkajs'
 import { startBroker, type TestBroker, testPublisher } from '../support/kafka-broker.ts'
+import { Proc } from '../support/proc.ts'
 import { type RowsByTable, toRows } from '../support/rows.ts'
 import { syntheticEvents } from './events-fixture.ts'
 
@@ -343,30 +344,28 @@ describe('ingester (real Kafka, chDB)', { skip, timeout: 240_000 }, () => {
   it('ebbflow ingest whose start is refused by the broker says why and exits 1', async () => {
     // A topic name the broker refuses: the admin is connected when the refusal comes. Before,
     // the connected clients kept the process alive after it had printed its error.
-    const p = spawn(
-      bin,
-      ['ingest', '--kafka', brokers[0]!, '--data-dir', join(tmp, 'refused'), '--metrics-port', '0'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, EBBFLOW_TOPICS: 'ebbflow.exec.v1,no spaces allowed' },
-      },
+    const p = new Proc(
+      spawn(
+        bin,
+        [
+          'ingest',
+          '--kafka',
+          brokers[0]!,
+          '--data-dir',
+          join(tmp, 'refused'),
+          '--metrics-port',
+          '0',
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          env: { ...process.env, EBBFLOW_TOPICS: 'ebbflow.exec.v1,no spaces allowed' },
+        },
+      ),
     )
-    let stderr = ''
-    p.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d
-    })
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => {
-        p.kill('SIGKILL')
-        resolve(null)
-      }, 60_000)
-      p.once('exit', (c) => {
-        clearTimeout(timer)
-        resolve(c)
-      })
-    })
-    assert.equal(code, 1, `still running a minute after its start failed:\n${stderr}`)
-    assert.match(stderr, /^ebbflow: .*(invalid|Topic creation errors)/im)
+    // Still running a minute after its start failed: the exit's timeout says so, with stderr.
+    const code = await p.exit(60_000).finally(() => p.child.kill('SIGKILL'))
+    assert.equal(code, 1, p.stderr)
+    assert.match(p.stderr, /^ebbflow: .*(invalid|Topic creation errors)/im)
   })
 
   it('SIGKILL after insert and before commit, then a restart: no row is stored twice', async () => {

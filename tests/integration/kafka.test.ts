@@ -322,8 +322,9 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
     const admin = kafka.admin()
     await admin.connect()
     try {
+      const names = () => ['exec', 'net', 'syscall', 'file'].map((f) => `race-${randomUUID()}.${f}`)
       for (let round = 0; round < 5; round++) {
-        const topics = ['exec', 'net', 'syscall', 'file'].map((f) => `race-${randomUUID()}.${f}`)
+        const topics = names()
         // The collector's producer creates its topic on first publish, between the reader's
         // list of topics and its create: kafkajs then skips its own wait for leaders.
         await admin.createTopics({ topics: [{ topic: topics[0]! }] })
@@ -341,7 +342,7 @@ describe('Kafka publisher (real broker)', { skip, timeout: 300_000 }, () => {
           false,
           'kafkajs reports nothing created when one of the topics existed',
         )
-        const fresh = ['exec', 'net', 'syscall', 'file'].map((f) => `race-${randomUUID()}.${f}`)
+        const fresh = names()
         await admin.createTopics({ topics: [{ topic: fresh[0]! }] })
         assert.deepEqual(await ensureTopics(stale, fresh), fresh)
         assert.equal(listed, 1)

@@ -1,6 +1,7 @@
 // Kafka chores shared by the services that read the event topics (the ingester, the API's
 // live tail). Structural types, so this package does not need kafkajs itself.
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { zstdCompress, zstdDecompress } from 'node:zlib'
 
@@ -58,7 +59,7 @@ async function topicsReady(admin: TopicAdmin, topics: string[], readyMs: number)
       throw new Error(
         `Kafka topics ${topics.join(', ')} were created but are not ready after ${readyMs} ms: ${why}`,
       )
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
 }
 
