@@ -9,7 +9,7 @@
 // /metrics sample with every row (polled every 200 ms); its CPU is the process's (utime +
 // stime from /proc: chDB's threads run inside it) over the same span.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
 import { PROTO_DIR } from '@ebbflow/proto'
@@ -125,6 +125,10 @@ async function ingestProcess(
   } finally {
     child.kill('SIGTERM')
     await exited
+    // EBBFLOW_BENCH_INGEST_LOG=DIR: each `ebbflow ingest` process's output (its log lines, and
+    // whatever EBBFLOW_BENCH_NODE_FLAGS such as --trace-gc print) in DIR/<group>.log.
+    const logs = process.env.EBBFLOW_BENCH_INGEST_LOG
+    if (logs) writeFileSync(join(logs, `${group}.log`), out)
   }
 }
 
