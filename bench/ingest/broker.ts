@@ -11,6 +11,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { zstdCodec } from '@ebbflow/common/kafka'
 import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
 import { PROTO_DIR } from '@ebbflow/proto'
 import {
@@ -22,12 +23,27 @@ import {
   spoolChunks,
   type Table,
 } from '@ebbflow/store'
-import { Kafka, logLevel } from 'kafkajs'
+import kafkajs, { CompressionTypes, Kafka, logLevel } from 'kafkajs'
 import { startBroker } from '../../tests/support/kafka-broker.ts'
 import { threadCpuSeconds, threadCpuSince } from '../../tests/support/proc.ts'
 
 const CLI = join(import.meta.dirname, '../../services/cli/src/main.ts')
 const BEFORE = process.env.EBBFLOW_BENCH_INGEST_BEFORE
+// EBBFLOW_BENCH_INGEST_CODEC: how the records sit on the broker, zstd (default: what a collector
+// publishes with its default codec, so the ingester's reads include decompressing them), gzip,
+// or none (uncompressed, the bench before this option).
+const CODEC = process.env.EBBFLOW_BENCH_INGEST_CODEC ?? 'zstd'
+const CODECS: Record<string, CompressionTypes> = {
+  zstd: CompressionTypes.ZSTD,
+  gzip: CompressionTypes.GZIP,
+  none: CompressionTypes.None,
+}
+if (!(CODEC in CODECS))
+  throw new Error(`EBBFLOW_BENCH_INGEST_CODEC: zstd, gzip or none, not ${CODEC}`)
+kafkajs.CompressionCodecs[CompressionTypes.ZSTD] = zstdCodec
+// Records per produce request, as a collector's publisher batches them: together under the
+// broker's 1 MiB limit uncompressed (the bench's records are ~200 KB).
+const PER_REQUEST = 4
 const TICKS = 100 // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s.
 
 /** User + system CPU seconds of a process and all its threads so far. */
@@ -245,9 +261,14 @@ export async function throughBroker(
     const out: Record<string, unknown> = {}
     for (const c of cases) {
       await admin.createTopics({ topics: [{ topic: c.topic }], waitForLeaders: true })
-      // One record per request: a request's records together must fit the broker's 1 MiB.
-      for (const r of c.records)
-        await producer.send({ topic: c.topic, messages: [{ key: 'bench-node', value: r.value }] })
+      for (let i = 0; i < c.records.length; i += PER_REQUEST)
+        await producer.send({
+          topic: c.topic,
+          compression: CODECS[CODEC],
+          messages: c.records
+            .slice(i, i + PER_REQUEST)
+            .map((r) => ({ key: 'bench-node', value: r.value })),
+        })
       await store.exec(`CREATE TABLE IF NOT EXISTS ebbflow_bench.${c.table} AS ebbflow.${c.table}`)
       const perRecord = c.rows / c.records.length
       const perBlock = Math.max(1, Math.round(blockRows / perRecord))
@@ -297,6 +318,8 @@ export async function throughBroker(
           c.records.reduce((n, r) => n + r.value!.length, 0) / c.records.length,
         ),
         rounds,
+        codec: CODEC,
+        recordsPerRequest: PER_REQUEST,
         ebbflowIngest: ingester,
         clickhouseOwnParse: own,
         kafkaEngine: e.length > 0 ? figures(e, c.rows) : 'skipped',

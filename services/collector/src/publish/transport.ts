@@ -1,11 +1,13 @@
 // Where encoded EventBatches go: Kafka in the distributed mode, an in-process queue in the
 // embedded one. The publisher above it owns batching, the memory budget and drop counting.
-import { zstdCodec } from '@ebbflow/common/kafka'
+import { gzipCodec, zstdCodec } from '@ebbflow/common/kafka'
 import kafkajs, { CompressionTypes, Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 
-// kafkajs has no zstd of its own; the ingester and the API's live tail register the same one.
+// kafkajs has no zstd of its own, and its gzip decompresses in 16 KiB chunks; the ingester and
+// the API's live tail register the same two.
 // (CompressionCodecs is not among the names Node finds in kafkajs's CommonJS exports.)
 kafkajs.CompressionCodecs[CompressionTypes.ZSTD] = zstdCodec
+kafkajs.CompressionCodecs[CompressionTypes.GZIP] = gzipCodec
 
 export interface OutRecord {
   topic: string

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ensureTopics, type TopicAdmin } from '../../src/kafka.ts'
+import { promisify } from 'node:util'
+import { zstdCompress } from 'node:zlib'
+import {
+  ensureTopics,
+  gzipCodec,
+  gzipSize,
+  outputChunkBytes,
+  type TopicAdmin,
+  zstdCodec,
+  zstdContentSize,
+} from '../../src/kafka.ts'
 
 /** An admin whose topics are all missing, and whose metadata answers with `metadata`. */
 function admin(metadata: TopicAdmin['fetchTopicMetadata']): TopicAdmin & { created: string[] } {
@@ -66,5 +76,59 @@ describe('ensureTopics', () => {
     a.listTopics = async () => ['t', 'u']
     assert.deepEqual(await ensureTopics(a, ['t', 'u']), [])
     assert.deepEqual(a.created, [])
+  })
+})
+
+describe('codecs', () => {
+  // Bytes shaped like a batch: repeated fields with varying values, compressible ~10×.
+  const batch = Buffer.concat(
+    Array.from({ length: 6000 }, (_, i) =>
+      Buffer.from(`\n@pod-${i % 200}\u0012ns-${i % 8}\u0018${i % 977}sys_${i % 300}-wl-${i % 40}`),
+    ),
+  )
+
+  it('zstd: frames state their size, and decompress into one chunk of it', async () => {
+    const z = zstdCodec()
+    const frame = await z.compress({ buffer: batch })
+    assert.equal(zstdContentSize(frame), batch.length)
+    assert.equal(outputChunkBytes(frame, zstdContentSize(frame)), batch.length + 64)
+    assert.ok((await z.decompress(frame)).equals(batch))
+  })
+
+  it('zstd: a frame without its size (another producer) still decompresses whole', async () => {
+    const frame = await promisify(zstdCompress)(batch) // node:zlib's own: no content size
+    assert.equal(zstdContentSize(frame), undefined)
+    assert.equal(outputChunkBytes(frame, undefined), Math.max(64 * 1024, frame.length * 16))
+    assert.ok((await zstdCodec().decompress(frame)).equals(batch))
+  })
+
+  it('zstd: a false size claim keeps the chunk bounded, and zstd refuses the frame', async () => {
+    const frame = await zstdCodec().compress({ buffer: batch })
+    const at = 5 // single-segment frame, no dictionary: the 4-byte size follows the descriptor
+    assert.equal(frame[4]! >> 6, 2)
+    const huge = Buffer.from(frame)
+    huge.writeUInt32LE(0xffffffff, at)
+    assert.equal(outputChunkBytes(huge, zstdContentSize(huge)), 16 * 1024 * 1024)
+    const small = Buffer.from(frame)
+    small.writeUInt32LE(100, at)
+    assert.equal(outputChunkBytes(small, zstdContentSize(small)), 164)
+    // zstd checks the claim against what it decodes: a wrong size is an error, never a
+    // buffer of the claimed size.
+    await assert.rejects(zstdCodec().decompress(huge))
+    await assert.rejects(zstdCodec().decompress(small))
+  })
+
+  it('gzip: the trailer sizes the chunk; not-gzip bytes are refused as kafkajs refused them', async () => {
+    const g = gzipCodec()
+    const member = await g.compress({ buffer: batch })
+    assert.equal(gzipSize(member), batch.length)
+    assert.ok((await g.decompress(member)).equals(batch))
+    assert.equal(gzipSize(Buffer.from('not gzip at all, long enough')), undefined)
+    await assert.rejects(g.decompress(Buffer.from('not gzip at all, long enough')))
+  })
+
+  it('not zstd: no size, and too short a header is no size either', () => {
+    assert.equal(zstdContentSize(Buffer.from('hello world')), undefined)
+    assert.equal(zstdContentSize(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x80])), undefined)
   })
 })
