@@ -66,6 +66,14 @@ interface Run {
   cpuSeconds: number
   /** `ebbflow ingest`'s CPU seconds over the run by thread name. */
   threads?: Record<string, number>
+  /** `ebbflow ingest`'s peak RSS (VmHWM) when every row was stored, MiB. */
+  peakRssMiB?: number
+}
+
+/** A process's peak RSS so far (VmHWM), MiB. */
+function peakRssMiB(pid: number): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return kb ? Math.round(Number(kb[1]) / 102.4) / 10 : Number.NaN
 }
 
 /** One `ebbflow ingest` process over `topic` from its start, in a fresh group and folder. */
@@ -131,6 +139,7 @@ async function ingestProcess(
           seconds: (performance.now() - start.t) / 1000,
           cpuSeconds: processCpuSeconds(child.pid!) - start.cpu,
           threads: threadCpuSince(start.threads, child.pid!),
+          peakRssMiB: peakRssMiB(child.pid!),
         }
       if (Date.now() > deadline) throw new Error(`ebbflow ingest stored ${n} of ${rows} rows`)
       // Every 200 ms, as a scraper far more eager than Prometheus: each scrape costs the
@@ -230,6 +239,7 @@ function figures(runs: Run[], rows: number) {
     // Each round's, in run order: how far apart the rounds were.
     cpuSecondsEach: runs.map((r) => Number(r.cpuSeconds.toFixed(2))),
     ...(runs[0]?.threads ? { threadCpuSecondsEach: runs.map((r) => r.threads) } : {}),
+    ...(runs[0]?.peakRssMiB !== undefined ? { peakRssMiBEach: runs.map((r) => r.peakRssMiB) } : {}),
   }
 }
 
