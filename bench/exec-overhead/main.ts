@@ -18,8 +18,15 @@
 // grown, its first batches' connections open. What a collector that has run for a while pays,
 // beside the default's fresh process, which also pays for its start. The counts of what
 // each tool saw then hold both storms.
+// EBBFLOW_BENCH_BPF_STATS=1: the kernel's BPF run-time statistics are on for the run
+// (kernel.bpf_stats_enabled; a few ns per program run, for every tool alike), and each storm
+// also reads the run time of every BPF program on the machine (bpftool) before and after it.
+// Each tool's steady cost is then its process's CPU plus its programs' run time: the two parts
+// of the storm's CPU that are the tool's, without the workload's own spread between rounds
+// (±10 % on a 2-vCPU VM, more than the targets' margins). What it leaves out is the kernel's
+// dispatch to the programs (tracepoint and trampoline), which the default figures include.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -31,6 +38,26 @@ const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
 const EXECS = Number(process.env.EBBFLOW_BENCH_EXECS ?? 3000)
 const SETTLE_MS = 1500
 const WARM = process.env.EBBFLOW_BENCH_WARM === '1'
+const BPF_STATS = process.env.EBBFLOW_BENCH_BPF_STATS === '1'
+const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled'
+/** Run time of each BPF program on the machine so far, ns by program id (while stats are on). */
+const bpfRunNs = () =>
+  new Map(
+    (
+      JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as {
+        id: number
+        run_time_ns?: number
+      }[]
+    ).map((p) => [p.id, p.run_time_ns ?? 0]),
+  )
+/** Seconds the programs present at both reads ran between them (one unloaded between reads,
+ * such as the previous tool's, counts for nothing rather than taking its total away). */
+const bpfRunSecondsSince = (before: Map<number, number>) => {
+  let ns = 0
+  for (const [id, t] of bpfRunNs()) ns += t - (before.get(id) ?? t)
+  return ns / 1e9
+}
+const bpfRun: Record<string, number[]> = {}
 const bin = join(import.meta.dirname, '../../bin/ebbflow')
 const EXECSNOOP = `tracepoint:syscalls:sys_enter_execve { printf("%d %d %s %s\\n", pid, uid, comm, str(args->filename)); }`
 
@@ -83,12 +110,14 @@ async function timed(tool?: Tool, name = 'bare'): Promise<number> {
       (processCpu(tool.child.pid!) - i0) / (IDLE_MS / 1000),
     ]
   }
+  const b0 = BPF_STATS ? bpfRunNs() : new Map<number, number>()
   const c0 = cgroupCpu()
   const p0 = tool ? processCpu(tool.child.pid!) : 0
   const t0 = process.hrtime.bigint()
   const r = await cg.run(storm)
   if (r.code !== 0) throw new Error(`workload failed: ${r.stderr}`)
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  if (BPF_STATS) bpfRun[name] = [...(bpfRun[name] ?? []), bpfRunSecondsSince(b0)]
   const inStorm = cgroupCpu() - c0
   const inTool = tool ? processCpu(tool.child.pid!) - p0 : 0
   cpuCost[name]!.push(inStorm + inTool)
@@ -154,11 +183,14 @@ const rows: Record<string, number[]> = {
 }
 const seen: Record<string, number[]> = { bpftrace: [], collect: [], collectFile: [], up: [] }
 const load: number[] = []
+const statsBefore = BPF_STATS ? readFileSync(BPF_STATS_SYSCTL, 'utf8').trim() : undefined
 try {
+  if (BPF_STATS) writeFileSync(BPF_STATS_SYSCTL, '1')
   await timed() // warm caches
   cpuCost.bare = []
   stormCpu.bare = []
   toolCpu.bare = []
+  bpfRun.bare = []
   for (let i = 0; i < ROUNDS; i++) {
     load.push(loadavg()[0]!)
     rows.bare!.push(await timed())
@@ -192,6 +224,7 @@ try {
     }
   }
 } finally {
+  if (statsBefore !== undefined) writeFileSync(BPF_STATS_SYSCTL, statsBefore)
   await cg.remove()
   await broker.stop()
   rmSync(tmp, { recursive: true, force: true })
@@ -249,12 +282,32 @@ const report = {
         },
       ]),
   ),
+  // EBBFLOW_BENCH_BPF_STATS=1: medians of the BPF programs' run time during each storm (bare:
+  // the machine's own programs), and of each tool's steady cost per round: its process's CPU
+  // plus its programs' run time beyond bare's.
+  ...(BPF_STATS
+    ? {
+        bpfProgramSeconds: Object.fromEntries(
+          Object.entries(bpfRun).map(([k, v]) => [k, v.length ? median(v) : null]),
+        ),
+        steadyCostSeconds: Object.fromEntries(
+          Object.keys(bpfRun)
+            .filter((k) => k !== 'bare' && bpfRun[k]!.length)
+            .map((k) => [
+              k,
+              median(bpfRun[k]!.map((b, i) => b - median(bpfRun.bare ?? [0]) + toolCpu[k]![i]!)),
+            ]),
+        ),
+      }
+    : {}),
   targets: { collect: 'at most half of bpftrace', up: 'at most bpftrace' },
   // bpftrace: lines printed for /bin/true (EXECS per storm); collect and up: exec records the
   // collector decoded while attached (the storm's EXECS + 1 shell, plus other execs on the machine).
   execsSeen: seen,
   raw: rows,
   rawCpuSeconds: cpuCost,
+  rawToolProcessSeconds: toolCpu,
+  ...(BPF_STATS ? { rawBpfProgramSeconds: bpfRun } : {}),
 }
 const text = `${JSON.stringify(report, null, 2)}\n`
 const dir = join(import.meta.dirname, '../reports')
