@@ -90,14 +90,16 @@ describe('kafkajs receive path (patched)', () => {
     }
   })
 
-  it('refuses a negative response size: pending requests fail, nothing is fulfilled', () => {
-    const { conn, fulfilled, rejected } = connection()
-    const bad = Buffer.alloc(8)
-    bad.writeInt32BE(-5, 0)
-    conn.processData(bad)
-    assert.deepEqual(fulfilled, [])
-    assert.equal(rejected.length, 1)
-    assert.match(rejected[0]!.message, /Invalid response size -5/)
+  it('refuses a response size that cannot hold a correlation id: pending requests fail', () => {
+    for (const size of [-5, 0, 3]) {
+      const { conn, fulfilled, rejected } = connection()
+      const bad = Buffer.alloc(8)
+      bad.writeInt32BE(size, 0)
+      conn.processData(bad)
+      assert.deepEqual(fulfilled, [])
+      assert.equal(rejected.length, 1)
+      assert.match(rejected[0]!.message, new RegExp(`Invalid response size ${size}`))
+    }
   })
 
   it('a plain TCP socket from the factory reads into one buffer and delivers every byte', async () => {
