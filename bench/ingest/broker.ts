@@ -11,7 +11,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { zstdCodec } from '@ebbflow/common/kafka'
+import { registerCodecs } from '@ebbflow/common/kafka'
 import { type InRecord, lengthDelimited } from '@ebbflow/ingester'
 import { PROTO_DIR } from '@ebbflow/proto'
 import {
@@ -40,7 +40,7 @@ const CODECS: Record<string, CompressionTypes> = {
 }
 if (!(CODEC in CODECS))
   throw new Error(`EBBFLOW_BENCH_INGEST_CODEC: zstd, gzip or none, not ${CODEC}`)
-kafkajs.CompressionCodecs[CompressionTypes.ZSTD] = zstdCodec
+registerCodecs(kafkajs)
 // Records per produce request, as a collector's publisher batches them: together under the
 // broker's 1 MiB limit uncompressed (the bench's records are ~200 KB).
 const PER_REQUEST = 4

@@ -5,15 +5,12 @@
 // Nothing is decoded while nobody is subscribed.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from '@ebbflow/common'
-import { ensureTopics, gzipCodec, zstdCodec } from '@ebbflow/common/kafka'
+import { ensureTopics, registerCodecs } from '@ebbflow/common/kafka'
 import { batchEvents, decodeEventBatch, TOPICS } from '@ebbflow/common/wire'
 import kafkaCodecs, { type Consumer, Kafka, logLevel as kafkaLogLevel } from 'kafkajs'
 import { type LiveEvent, type LiveSource, MemoryLiveSource } from './live.ts'
 
-// Collectors publish zstd by default (EBBFLOW_KAFKA_COMPRESSION), which kafkajs has no codec
-// for; gzip's is kafkajs's own with its output in one chunk (see gzipCodec).
-kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.ZSTD] = zstdCodec
-kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.GZIP] = gzipCodec
+registerCodecs(kafkaCodecs)
 
 export class KafkaLiveSource implements LiveSource {
   private readonly memory = new MemoryLiveSource()

@@ -63,11 +63,27 @@ async function topicsReady(admin: TopicAdmin, topics: string[], readyMs: number)
   }
 }
 
+/** What `registerCodecs` needs of the kafkajs module (structural: this package has no kafkajs). */
+export interface KafkaCodecRegistry {
+  CompressionTypes: { GZIP: number; ZSTD: number }
+  CompressionCodecs: Record<number, () => unknown>
+}
+
+/**
+ * Registers the codecs every process that produces or reads the event topics uses: zstd, which
+ * kafkajs has none of (the collectors' default, EBBFLOW_KAFKA_COMPRESSION), and gzip in place
+ * of kafkajs's own, whose decompression writes 16 KiB chunks. Pass the kafkajs module's default
+ * export (CompressionCodecs is not among the names Node finds in its CommonJS exports).
+ */
+export function registerCodecs(kafkajs: KafkaCodecRegistry): void {
+  kafkajs.CompressionCodecs[kafkajs.CompressionTypes.ZSTD] = zstdCodec
+  kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP] = gzipCodec
+}
+
 /**
  * A kafkajs codec for zstd from `node:zlib` (Node 22.15+; no native package: the codec packages
- * kafkajs documents do not build against Node 24). Register it with kafkajs's
- * `CompressionCodecs[CompressionTypes.ZSTD]` in every process that produces or reads zstd
- * record batches. kafkajs hands compress() an encoder holding the batch's bytes.
+ * kafkajs documents do not build against Node 24); `registerCodecs` registers it. kafkajs hands
+ * compress() an encoder holding the batch's bytes.
  *
  * Its frames say their size (`pledgedSrcSize`: Node's asynchronous compression leaves the
  * frame's content size out otherwise), and decompression writes into one chunk of the size the
@@ -81,7 +97,7 @@ export function zstdCodec() {
         pledgedSrcSize: encoder.buffer.length,
         // The output is ~1/10 of the batch here: an eighth of it mostly takes one chunk
         // (10–20 % less CPU than 16 KiB chunks for a 1 MB batch).
-        chunkSize: Math.min(MAX_CHUNK, Math.max(64 * 1024, encoder.buffer.length >> 3)),
+        chunkSize: chunkWithin(encoder.buffer.length >> 3),
       }),
     decompress: (buffer: Buffer): Promise<Buffer> =>
       zstdDecompressAsync(buffer, { chunkSize: outputChunkBytes(buffer, zstdContentSize(buffer)) }),
@@ -90,8 +106,8 @@ export function zstdCodec() {
 
 /**
  * A kafkajs codec for gzip, as kafkajs's own (node:zlib's gzip and unzip), whose decompression
- * writes into one chunk of the size the gzip trailer says (`outputChunkBytes`). Register it with
- * `CompressionCodecs[CompressionTypes.GZIP]`.
+ * writes into one chunk of the size the gzip trailer says (`outputChunkBytes`); `registerCodecs`
+ * registers it.
  */
 export function gzipCodec() {
   return {
@@ -110,6 +126,8 @@ const unzipAsync = promisify(unzip)
 const MIN_CHUNK = 64
 /** A size the compressed bytes claim is a hint, never an allocation beyond this. */
 const MAX_CHUNK = 16 * 1024 * 1024
+/** A chunk of about `bytes` where no size is known exactly: 64 KiB to MAX_CHUNK. */
+const chunkWithin = (bytes: number) => Math.min(MAX_CHUNK, Math.max(64 * 1024, bytes))
 
 /**
  * The output chunk for decompressing `compressed`: the size its header or trailer claims
@@ -118,7 +136,7 @@ const MAX_CHUNK = 16 * 1024 * 1024
  * last, empty call), or without a claim 16 times its size within 64 KiB–16 MiB.
  */
 export function outputChunkBytes(compressed: Uint8Array, claimed: number | undefined): number {
-  if (claimed === undefined) return Math.min(MAX_CHUNK, Math.max(64 * 1024, compressed.length * 16))
+  if (claimed === undefined) return chunkWithin(compressed.length * 16)
   return Math.min(MAX_CHUNK, claimed + MIN_CHUNK)
 }
 

@@ -10,7 +10,7 @@
 // rebalance) reads the plan and cuts its first block at exactly `to`, under the same token:
 // stored already, ClickHouse drops it; not stored, it is stored now.
 import { EbbflowError, type Logger } from '@ebbflow/common'
-import { ensureTopics, gzipCodec, zstdCodec } from '@ebbflow/common/kafka'
+import { ensureTopics, registerCodecs } from '@ebbflow/common/kafka'
 import { storeWide } from '@ebbflow/store'
 import kafkaCodecs, {
   type Admin,
@@ -25,10 +25,7 @@ import type { Ingestor } from './ingest.ts'
 import type { IngestMetrics } from './metrics.ts'
 import { type Decoded, decodeRecord, type InRecord } from './records.ts'
 
-// Collectors publish zstd by default (EBBFLOW_KAFKA_COMPRESSION), which kafkajs has no codec
-// for; gzip's is kafkajs's own with its output in one chunk (see gzipCodec).
-kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.ZSTD] = zstdCodec
-kafkaCodecs.CompressionCodecs[kafkaCodecs.CompressionTypes.GZIP] = gzipCodec
+registerCodecs(kafkaCodecs)
 
 export interface KafkaIngesterOptions {
   brokers: string[]

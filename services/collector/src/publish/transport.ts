@@ -1,13 +1,9 @@
 // Where encoded EventBatches go: Kafka in the distributed mode, an in-process queue in the
 // embedded one. The publisher above it owns batching, the memory budget and drop counting.
-import { gzipCodec, zstdCodec } from '@ebbflow/common/kafka'
+import { registerCodecs } from '@ebbflow/common/kafka'
 import kafkajs, { CompressionTypes, Kafka, logLevel as kafkaLogLevel, type Producer } from 'kafkajs'
 
-// kafkajs has no zstd of its own, and its gzip decompresses in 16 KiB chunks; the ingester and
-// the API's live tail register the same two.
-// (CompressionCodecs is not among the names Node finds in kafkajs's CommonJS exports.)
-kafkajs.CompressionCodecs[CompressionTypes.ZSTD] = zstdCodec
-kafkajs.CompressionCodecs[CompressionTypes.GZIP] = gzipCodec
+registerCodecs(kafkajs)
 
 export interface OutRecord {
   topic: string
@@ -49,8 +45,7 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number
   /** Per request. Default: 10000 ms. */
   requestTimeoutMs?: number
-  /** Record batch compression: gzip is built into kafkajs, zstd is registered above (from
-   * node:zlib); lz4 needs its codec registered in kafkajs' CompressionCodecs first
+  /** Record batch compression: gzip and zstd are registered above (node:zlib); lz4 needs its codec registered in kafkajs' CompressionCodecs first
    * (bench/collector-cost/codecs.ts does). Default: zstd. */
   compression?: 'gzip' | 'none' | 'lz4' | 'zstd'
 }
