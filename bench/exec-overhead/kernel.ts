@@ -10,9 +10,9 @@
 //   EBBFLOW_BENCH_BPF_AFTER=DIR   the B build (default: this checkout's bpf/build)
 //   EBBFLOW_BENCH_ROUNDS          rounds (default 5)   EBBFLOW_BENCH_EXECS  execs (default 3000)
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
+import { bpftoolProgs, enableBpfStats } from '../../tests/support/bpf-stats.ts'
 import { type CollectProcess, startCollect } from '../../tests/support/collect-process.ts'
 
 const repo = join(import.meta.dirname, '../..')
@@ -39,8 +39,7 @@ if (process.getuid?.() !== 0) {
 /** Run count and run time of each of our programs now. */
 function stats(): Map<string, { cnt: number; ns: number }> {
   const out = new Map<string, { cnt: number; ns: number }>()
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' }))
-  for (const p of progs as { name: string; run_cnt?: number; run_time_ns?: number }[])
+  for (const p of bpftoolProgs())
     if (PROGRAMS.includes(p.name)) {
       const s = out.get(p.name) ?? { cnt: 0, ns: 0 }
       out.set(p.name, { cnt: s.cnt + (p.run_cnt ?? 0), ns: s.ns + (p.run_time_ns ?? 0) })
@@ -58,12 +57,10 @@ async function collector(bpfDir: string): Promise<CollectProcess> {
   return c
 }
 
-const sysctl = '/proc/sys/kernel/bpf_stats_enabled'
-const statsBefore = readFileSync(sysctl, 'utf8').trim()
 const perRun: Record<string, Record<string, number[]>> = {}
 const runs: Record<string, number[]> = {}
+const restoreBpfStats = enableBpfStats()
 try {
-  writeFileSync(sysctl, '1')
   for (let round = 0; round < ROUNDS; round++)
     for (const [name, dir] of Object.entries(BUILDS)) {
       if (!dir) continue
@@ -90,7 +87,7 @@ try {
       }
     }
 } finally {
-  writeFileSync(sysctl, statsBefore)
+  restoreBpfStats()
 }
 
 const report = {

@@ -26,11 +26,12 @@
 // (±10 % on a 2-vCPU VM, more than the targets' margins). What it leaves out is the kernel's
 // dispatch to the programs (tracepoint and trampoline), which the default figures include.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { probeFeatures } from '@ebbflow/native'
+import { bpftoolProgs, enableBpfStats } from '../../tests/support/bpf-stats.ts'
 import { createCgroup } from '../../tests/support/cgroup.ts'
 import { freePort, startBroker } from '../../tests/support/kafka-broker.ts'
 
@@ -39,17 +40,8 @@ const EXECS = Number(process.env.EBBFLOW_BENCH_EXECS ?? 3000)
 const SETTLE_MS = 1500
 const WARM = process.env.EBBFLOW_BENCH_WARM === '1'
 const BPF_STATS = process.env.EBBFLOW_BENCH_BPF_STATS === '1'
-const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled'
 /** Run time of each BPF program on the machine so far, ns by program id (while stats are on). */
-const bpfRunNs = () =>
-  new Map(
-    (
-      JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' })) as {
-        id: number
-        run_time_ns?: number
-      }[]
-    ).map((p) => [p.id, p.run_time_ns ?? 0]),
-  )
+const bpfRunNs = () => new Map(bpftoolProgs().map((p) => [p.id, p.run_time_ns ?? 0]))
 /** Seconds the programs present at both reads ran between them (one unloaded between reads,
  * such as the previous tool's, counts for nothing rather than taking its total away). */
 const bpfRunSecondsSince = (before: Map<number, number>) => {
@@ -183,9 +175,8 @@ const rows: Record<string, number[]> = {
 }
 const seen: Record<string, number[]> = { bpftrace: [], collect: [], collectFile: [], up: [] }
 const load: number[] = []
-const statsBefore = BPF_STATS ? readFileSync(BPF_STATS_SYSCTL, 'utf8').trim() : undefined
+const restoreBpfStats = BPF_STATS ? enableBpfStats() : undefined
 try {
-  if (BPF_STATS) writeFileSync(BPF_STATS_SYSCTL, '1')
   await timed() // warm caches
   cpuCost.bare = []
   stormCpu.bare = []
@@ -224,7 +215,7 @@ try {
     }
   }
 } finally {
-  if (statsBefore !== undefined) writeFileSync(BPF_STATS_SYSCTL, statsBefore)
+  restoreBpfStats?.()
   await cg.remove()
   await broker.stop()
   rmSync(tmp, { recursive: true, force: true })
@@ -293,10 +284,10 @@ const report = {
         steadyCostSeconds: Object.fromEntries(
           Object.keys(bpfRun)
             .filter((k) => k !== 'bare' && bpfRun[k]!.length)
-            .map((k) => [
-              k,
-              median(bpfRun[k]!.map((b, i) => b - median(bpfRun.bare ?? [0]) + toolCpu[k]![i]!)),
-            ]),
+            .map((k) => {
+              const bare = median(bpfRun.bare ?? [0])
+              return [k, median(bpfRun[k]!.map((b, i) => b - bare + toolCpu[k]![i]!))]
+            }),
         ),
       }
     : {}),

@@ -16,17 +16,17 @@
 // the sysctl is restored afterwards). Also checks that the slot counted exactly the storm's
 // getppid calls. Prints one JSON report and writes it to bench/reports/syscall-cost.json.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { syscallNumber } from '@ebbflow/common'
 import { BpfObject, probeFeatures } from '@ebbflow/native'
+import { type BpftoolProg, bpftoolProgs, enableBpfStats } from '../../tests/support/bpf-stats.ts'
 import { createCgroup } from '../../tests/support/cgroup.ts'
 
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
 const GETPPIDS = Number(process.env.EBBFLOW_BENCH_GETPPIDS ?? 3_000_000)
 const root = join(import.meta.dirname, '../..')
-const STATS = '/proc/sys/kernel/bpf_stats_enabled'
 const SLOT = 7
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -62,9 +62,6 @@ interface ProgStats {
   runTimeNs: number
   runCnt: number
 }
-type BpftoolProg = { id: number; name: string; run_time_ns?: number; run_cnt?: number }
-const bpftoolProgs = (): BpftoolProg[] =>
-  JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8' }))
 
 /**
  * The id of the program named `name` (the kernel keeps its first 15 bytes) that `load` adds:
@@ -161,7 +158,6 @@ function slotCount(object: BpfObject): number {
   return total
 }
 
-const statsBefore = readFileSync(STATS, 'utf8').trim()
 const dir = mkdtempSync(join(tmpdir(), 'ebbflow-syscall-cost-'))
 const wall = Object.fromEntries(
   ['untraced', ...VARIANTS].map((v) => [v, [] as number[]]),
@@ -172,13 +168,14 @@ const perRun = Object.fromEntries(VARIANTS.map((v) => [v, [] as number[]])) as R
 >
 const slotCounted: number[] = []
 const slotBeforeCounted: number[] = []
+let restoreBpfStats: (() => void) | undefined
 try {
   const paths = {
     empty: compile(dir, 'empty'),
     components: compile(dir, 'components'),
     before: BEFORE ? compile(dir, 'before') : undefined,
   }
-  writeFileSync(STATS, '1')
+  restoreBpfStats = enableBpfStats()
   await timed() // warm caches
   for (let i = 0; i < ROUNDS; i++) {
     wall.untraced.push(await timed())
@@ -198,7 +195,7 @@ try {
     }
   }
 } finally {
-  writeFileSync(STATS, statsBefore)
+  restoreBpfStats?.()
   rmSync(dir, { recursive: true, force: true })
   await cg.remove()
 }
