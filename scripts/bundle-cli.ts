@@ -114,7 +114,9 @@ export async function bundleCli(outdir = CLI_BUNDLE_DIR): Promise<number> {
     ...NODE_BUNDLE,
     entryPoints: { main: join(ROOT, 'services/cli/src/main.ts') },
     outdir,
-    external: ['chdb', 'pino-pretty'],
+    // Native packages stay outside, found in node_modules at run time (kafkajs, as patched,
+    // falls back to its own CRC-32C without @node-rs/crc32).
+    external: ['chdb', 'pino-pretty', '@node-rs/crc32'],
     plugins: [ownLocation(outdir), builtinsOnDemand()],
     // Whitespace and syntax only: names stay, so stack traces in the logs still read.
     minifyWhitespace: true,

@@ -123,7 +123,8 @@ for (const fn of FUNCTIONS) {
     entryPoints: { function: join(ROOT, fn.entry) },
     outdir: dir,
     minify: true,
-    external: ['chdb'],
+    // No node_modules beside the bundle: kafkajs, as patched, uses its own CRC-32C there.
+    external: ['chdb', '@node-rs/crc32'],
     plugins: [relocate, noPretty],
   })
   for (const [from, to] of fn.files) cpSync(join(ROOT, from), join(dir, to), { recursive: true })
