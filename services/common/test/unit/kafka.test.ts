@@ -127,6 +127,38 @@ describe('codecs', () => {
     await assert.rejects(g.decompress(Buffer.from('not gzip at all, long enough')))
   })
 
+  // Whether compress() finished without leaving the calling thread: node:zlib's thread pool
+  // answers no sooner than the event loop's next turn, a few queued microtasks later.
+  async function onCallingThread(p: Promise<Buffer>): Promise<boolean> {
+    let settled = false
+    void p.then(() => (settled = true))
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+    const inline = settled
+    await p
+    return inline
+  }
+
+  it('small batches are compressed on the calling thread, large ones in the pool, alike', async () => {
+    const small = batch.subarray(0, 8000)
+    const large = Buffer.concat([batch, batch, batch]) // ~800 KB: over both bounds
+    assert.ok(large.length > 512 * 1024)
+    for (const [name, codec, size] of [
+      ['zstd', zstdCodec(), zstdContentSize],
+      ['gzip', gzipCodec(), gzipSize],
+    ] as const) {
+      for (const [input, inline] of [
+        [small, true],
+        [large, false],
+      ] as const) {
+        const p = codec.compress({ buffer: input })
+        assert.equal(await onCallingThread(p), inline, `${name}, ${input.length} bytes`)
+        const out = await p
+        assert.equal(size(out), input.length, `${name} states the size`)
+        assert.ok((await codec.decompress(out)).equals(input), `${name} round trip`)
+      }
+    }
+  })
+
   it('not zstd: no size, and too short a header is no size either', () => {
     assert.equal(zstdContentSize(Buffer.from('hello world')), undefined)
     assert.equal(zstdContentSize(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x80])), undefined)
