@@ -13,11 +13,12 @@
 // counts (bpftrace's printed lines, the collector's exec records) show they saw the storm.
 // Without bpftrace (scripts/setup.sh installs it) its rows are skipped and said so.
 // EBBFLOW_BENCH_TOOLS (default bpftrace,collect,collectFile,up) picks the tools to run.
-// EBBFLOW_BENCH_WARM=1: each tool first sees one storm that is not measured (then the same
-// settling pause), so the measured storm finds it warm: its JavaScript compiled, its buffers
-// grown, its first batches' connections open. What a collector that has run for a while pays,
-// beside the default's fresh process, which also pays for its start. The counts of what
-// each tool saw then hold both storms.
+// EBBFLOW_BENCH_WARM=N: each tool first sees N storms that are not measured (each followed by
+// the same settling pause), so the measured storm finds it warm: its JavaScript compiled, its
+// buffers grown, its first batches' connections open. What a collector that has run for a
+// while pays, beside the default's fresh process (N = 0), which also pays for its start; V8
+// is still optimizing the collector's code during the second and third storms. The counts of
+// what each tool saw then hold every storm.
 // EBBFLOW_BENCH_BPF_STATS=1: the kernel's BPF run-time statistics are on for the run
 // (kernel.bpf_stats_enabled; a few ns per program run, for every tool alike), and each storm
 // also reads the run time of every BPF program on the machine (bpftool) before and after it.
@@ -25,9 +26,13 @@
 // of the storm's CPU that are the tool's, without the workload's own spread between rounds
 // (±10 % on a 2-vCPU VM, more than the targets' margins). What it leaves out is the kernel's
 // dispatch to the programs (tracepoint and trampoline), which the default figures include.
+// EBBFLOW_BENCH_BEFORE=DIR: a checkout of an earlier revision, set up (its node_modules, BPF
+// objects, addon and CLI bundle built): its `ebbflow collect` runs as collectBefore right after
+// collect in every round, so a change to the collector is measured against the code before it
+// in the same rounds.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { probeFeatures } from '@ebbflow/native'
@@ -38,7 +43,7 @@ import { freePort, startBroker } from '../../tests/support/kafka-broker.ts'
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
 const EXECS = Number(process.env.EBBFLOW_BENCH_EXECS ?? 3000)
 const SETTLE_MS = 1500
-const WARM = process.env.EBBFLOW_BENCH_WARM === '1'
+const WARM = Number(process.env.EBBFLOW_BENCH_WARM ?? 0)
 const BPF_STATS = process.env.EBBFLOW_BENCH_BPF_STATS === '1'
 /** Run time of each BPF program on the machine so far, ns by program id (while stats are on). */
 const bpfRunNs = () => new Map(bpftoolProgs().map((p) => [p.id, p.run_time_ns ?? 0]))
@@ -51,6 +56,7 @@ const bpfRunSecondsSince = (before: Map<number, number>) => {
 }
 const bpfRun: Record<string, number[]> = {}
 const bin = join(import.meta.dirname, '../../bin/ebbflow')
+const BEFORE = process.env.EBBFLOW_BENCH_BEFORE
 const EXECSNOOP = `tracepoint:syscalls:sys_enter_execve { printf("%d %d %s %s\\n", pid, uid, comm, str(args->filename)); }`
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -65,10 +71,26 @@ const storm = ['/bin/sh', '-c', `i=0; while [ $i -lt ${EXECS} ]; do /bin/true; i
 /** CPU seconds the storm's cgroup used so far (cpu.stat is there without the cpu controller). */
 const cgroupCpu = () =>
   Number(/^usage_usec (\d+)$/m.exec(readFileSync(join(cg.path, 'cpu.stat'), 'utf8'))![1]) / 1e6
-/** CPU seconds of a process so far (utime + stime; clock ticks of 1/100 s). */
-const processCpu = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
+/**
+ * On-CPU nanoseconds of each thread of a process so far (schedstat: the scheduler's own
+ * nanosecond count; utime + stime come in clock ticks of 10 ms, the size of the differences
+ * measured here).
+ */
+const threadCpuNs = (pid: number) => {
+  const out = new Map<string, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]))
+    } catch {} // the thread ended between the listing and the read
+  }
+  return out
+}
+/** CPU seconds a process's threads used since `before` (a thread that ended in between
+ * counts for nothing, one that started counts whole). */
+const processCpuSince = (pid: number, before: Map<string, number>) => {
+  let ns = 0
+  for (const [tid, t] of threadCpuNs(pid)) ns += t - (before.get(tid) ?? 0)
+  return ns / 1e9
 }
 // On a shared machine the storm's wall time mostly measures the other users. CPU time does
 // not: the BPF programs run in the storm's own tasks (charged to its cgroup), the tool's
@@ -77,6 +99,7 @@ const cpuCost: Record<string, number[]> = {
   bare: [],
   bpftrace: [],
   collect: [],
+  collectBefore: [],
   collectFile: [],
   up: [],
 }
@@ -89,29 +112,29 @@ const toolCpu: Record<string, number[]> = {}
 const idleCpuPerSecond: Record<string, number[]> = {}
 const IDLE_MS = 2000
 async function timed(tool?: Tool, name = 'bare'): Promise<number> {
-  if (tool && WARM) {
+  for (let i = 0; tool && i < WARM; i++) {
     const w = await cg.run(storm)
     if (w.code !== 0) throw new Error(`workload failed: ${w.stderr}`)
     await new Promise((r) => setTimeout(r, SETTLE_MS))
   }
   if (tool) {
-    const i0 = processCpu(tool.child.pid!)
+    const i0 = threadCpuNs(tool.child.pid!)
     await new Promise((r) => setTimeout(r, IDLE_MS))
     idleCpuPerSecond[name] = [
       ...(idleCpuPerSecond[name] ?? []),
-      (processCpu(tool.child.pid!) - i0) / (IDLE_MS / 1000),
+      processCpuSince(tool.child.pid!, i0) / (IDLE_MS / 1000),
     ]
   }
   const b0 = BPF_STATS ? bpfRunNs() : new Map<number, number>()
   const c0 = cgroupCpu()
-  const p0 = tool ? processCpu(tool.child.pid!) : 0
+  const p0 = tool ? threadCpuNs(tool.child.pid!) : new Map<string, number>()
   const t0 = process.hrtime.bigint()
   const r = await cg.run(storm)
   if (r.code !== 0) throw new Error(`workload failed: ${r.stderr}`)
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   if (BPF_STATS) bpfRun[name] = [...(bpfRun[name] ?? []), bpfRunSecondsSince(b0)]
   const inStorm = cgroupCpu() - c0
-  const inTool = tool ? processCpu(tool.child.pid!) - p0 : 0
+  const inTool = tool ? processCpuSince(tool.child.pid!, p0) : 0
   cpuCost[name]!.push(inStorm + inTool)
   stormCpu[name] = [...(stormCpu[name] ?? []), inStorm]
   toolCpu[name] = [...(toolCpu[name] ?? []), inTool]
@@ -170,10 +193,17 @@ const rows: Record<string, number[]> = {
   bare: [],
   bpftrace: [],
   collect: [],
+  collectBefore: [],
   collectFile: [],
   up: [],
 }
-const seen: Record<string, number[]> = { bpftrace: [], collect: [], collectFile: [], up: [] }
+const seen: Record<string, number[]> = {
+  bpftrace: [],
+  collect: [],
+  collectBefore: [],
+  collectFile: [],
+  up: [],
+}
 const load: number[] = []
 const restoreBpfStats = BPF_STATS ? enableBpfStats() : undefined
 try {
@@ -191,10 +221,15 @@ try {
       const out = await stopTool(t, 'SIGINT')
       seen.bpftrace!.push(out.split('\n').filter((l) => l.endsWith('/bin/true')).length)
     }
-    if (TOOLS.has('collect')) {
-      const t = await startTool([bin, 'collect', '--kafka', broker.bootstrap], /capture attached/)
-      rows.collect!.push(await timed(t, 'collect'))
-      seen.collect!.push(execRecords(await stopTool(t)) ?? -1)
+    // collect and collectBefore take turns going first.
+    const collectors: [string, string][] = []
+    if (TOOLS.has('collect')) collectors.push(['collect', bin])
+    if (BEFORE) collectors.push(['collectBefore', join(BEFORE, 'bin/ebbflow')])
+    if (i % 2) collectors.reverse()
+    for (const [name, path] of collectors) {
+      const t = await startTool([path, 'collect', '--kafka', broker.bootstrap], /capture attached/)
+      rows[name]!.push(await timed(t, name))
+      seen[name]!.push(execRecords(await stopTool(t)) ?? -1)
     }
     if (TOOLS.has('collectFile')) {
       const t = await startTool(
@@ -234,6 +269,7 @@ const report = {
   execs: EXECS,
   rounds: ROUNDS,
   warm: WARM,
+  ...(BEFORE ? { before: BEFORE } : {}),
   bpftrace: hasBpftrace
     ? 'measured'
     : TOOLS.has('bpftrace')
@@ -245,6 +281,7 @@ const report = {
   slowdownPercent: {
     bpftrace: slowdown('bpftrace'),
     collect: slowdown('collect'),
+    ...(BEFORE ? { collectBefore: slowdown('collectBefore') } : {}),
     collectFile: slowdown('collectFile'),
     up: slowdown('up'),
   },
@@ -254,7 +291,7 @@ const report = {
     Object.entries(cpuCost).map(([k, v]) => [k, v.length ? median(v) : null]),
   ),
   cpuAddedPercent: Object.fromEntries(
-    ['bpftrace', 'collect', 'collectFile', 'up'].map((k) => [
+    ['bpftrace', 'collect', 'collectBefore', 'collectFile', 'up'].map((k) => [
       k,
       cpuCost[k]!.length ? (median(cpuCost[k]!) / median(cpuCost.bare!) - 1) * 100 : null,
     ]),
