@@ -2,8 +2,9 @@
 // The collector is composed as `ebbflow collect --kafka` composes it (every family, host-mode
 // enrichment, redaction, a real local broker); perl makes EBBFLOW_BENCH_STORM getppid calls
 // (default 500,000), each recorded. The V8 sampling profiler starts after the BPF objects are
-// loaded (its SIGPROF during loading makes the verifier fail with EAGAIN) and stops once the
-// broker acknowledged everything. Prints the functions with the most self time, the CPU
+// loaded, so the profile holds the storm rather than the start (its SIGPROF made loading fail
+// with EAGAIN until the addon held signals during the load), and stops once the broker
+// acknowledged everything. Prints the functions with the most self time, the CPU
 // seconds of the storm, and writes the .cpuprofile to bench/reports/ for a closer look.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'

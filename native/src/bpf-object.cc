@@ -9,8 +9,10 @@
 #include <bpf/btf.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 namespace ebbflow {
@@ -146,7 +148,16 @@ Napi::Value BpfObject::Load(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   RequireLoaded(env, false);
   take_log();
+  // The verifier gives up with EAGAIN whenever a signal is pending for the loading thread (it
+  // checks as it goes), and libbpf's few retries meet the next one: a sampling profiler's
+  // SIGPROF every millisecond or less (node --cpu-prof) failed every load. Signals wait until
+  // the load returned; those a fault raises are never blocked.
+  sigset_t block, old;
+  sigfillset(&block);
+  for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) sigdelset(&block, fault);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
   int err = bpf_object__load(obj_);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err) {
     std::string log = take_log();
     std::string hint = btf_hint();

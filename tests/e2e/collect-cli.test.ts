@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { Proc } from '../support/proc.ts'
@@ -56,6 +58,40 @@ describe('ebbflow collect', { skip, timeout: 180_000 }, () => {
       [],
       'every program was detached and unloaded',
     )
+  })
+
+  it('loads its programs and captures under a sampling profiler (SIGPROF every 100 µs)', async () => {
+    // The verifier stops with EAGAIN while a signal is pending for the loading thread: with
+    // node --cpu-prof the load failed every time, until the addon held signals during it.
+    const dir = mkdtempSync(join(tmpdir(), 'ebbflow-cpu-prof-'))
+    const proc = new Proc(
+      spawn(
+        process.execPath,
+        [
+          ...['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir],
+          ...[cli, 'collect', '--output', 'json', '--families', 'exec'],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    )
+    try {
+      try {
+        await proc.output(/capture attached/, 'collect to attach under the profiler', 60_000)
+        const marker = `ebbflow-prof-${randomUUID()}`
+        spawnSync('/bin/echo', [marker])
+        await proc.output(new RegExp(marker), 'the exec to be printed', 10_000)
+      } finally {
+        proc.child.kill('SIGTERM')
+      }
+      assert.equal(await proc.exit(60_000), 0, proc.stderr)
+      // The profiler ran the whole time: its profile holds samples from the start on.
+      const [file] = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+      assert.ok(file, 'node wrote its CPU profile')
+      const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { samples: number[] }
+      assert.ok(profile.samples.length > 1000, `${profile.samples.length} samples`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses to start without privileges and names what is missing', () => {
