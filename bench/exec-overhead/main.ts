@@ -32,13 +32,14 @@
 // in the same rounds.
 // Prints one JSON report and writes it to bench/reports/exec-overhead.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { probeFeatures } from '@ebbflow/native'
 import { bpftoolProgs, enableBpfStats } from '../../tests/support/bpf-stats.ts'
 import { createCgroup } from '../../tests/support/cgroup.ts'
 import { freePort, startBroker } from '../../tests/support/kafka-broker.ts'
+import { processCpuSince, threadCpu } from '../../tests/support/proc.ts'
 
 const ROUNDS = Number(process.env.EBBFLOW_BENCH_ROUNDS ?? 5)
 const EXECS = Number(process.env.EBBFLOW_BENCH_EXECS ?? 3000)
@@ -71,27 +72,6 @@ const storm = ['/bin/sh', '-c', `i=0; while [ $i -lt ${EXECS} ]; do /bin/true; i
 /** CPU seconds the storm's cgroup used so far (cpu.stat is there without the cpu controller). */
 const cgroupCpu = () =>
   Number(/^usage_usec (\d+)$/m.exec(readFileSync(join(cg.path, 'cpu.stat'), 'utf8'))![1]) / 1e6
-/**
- * On-CPU nanoseconds of each thread of a process so far (schedstat: the scheduler's own
- * nanosecond count; utime + stime come in clock ticks of 10 ms, the size of the differences
- * measured here).
- */
-const threadCpuNs = (pid: number) => {
-  const out = new Map<string, number>()
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      out.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]))
-    } catch {} // the thread ended between the listing and the read
-  }
-  return out
-}
-/** CPU seconds a process's threads used since `before` (a thread that ended in between
- * counts for nothing, one that started counts whole). */
-const processCpuSince = (pid: number, before: Map<string, number>) => {
-  let ns = 0
-  for (const [tid, t] of threadCpuNs(pid)) ns += t - (before.get(tid) ?? 0)
-  return ns / 1e9
-}
 // On a shared machine the storm's wall time mostly measures the other users. CPU time does
 // not: the BPF programs run in the storm's own tasks (charged to its cgroup), the tool's
 // userspace work in the tool's process; their sum is what the tool costs.
@@ -118,23 +98,23 @@ async function timed(tool?: Tool, name = 'bare'): Promise<number> {
     await new Promise((r) => setTimeout(r, SETTLE_MS))
   }
   if (tool) {
-    const i0 = threadCpuNs(tool.child.pid!)
+    const i0 = threadCpu(tool.child.pid!)
     await new Promise((r) => setTimeout(r, IDLE_MS))
     idleCpuPerSecond[name] = [
       ...(idleCpuPerSecond[name] ?? []),
-      processCpuSince(tool.child.pid!, i0) / (IDLE_MS / 1000),
+      processCpuSince(i0, tool.child.pid!) / (IDLE_MS / 1000),
     ]
   }
   const b0 = BPF_STATS ? bpfRunNs() : new Map<number, number>()
   const c0 = cgroupCpu()
-  const p0 = tool ? threadCpuNs(tool.child.pid!) : new Map<string, number>()
+  const p0 = tool ? threadCpu(tool.child.pid!) : new Map()
   const t0 = process.hrtime.bigint()
   const r = await cg.run(storm)
   if (r.code !== 0) throw new Error(`workload failed: ${r.stderr}`)
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   if (BPF_STATS) bpfRun[name] = [...(bpfRun[name] ?? []), bpfRunSecondsSince(b0)]
   const inStorm = cgroupCpu() - c0
-  const inTool = tool ? processCpuSince(tool.child.pid!, p0) : 0
+  const inTool = tool ? processCpuSince(p0, tool.child.pid!) : 0
   cpuCost[name]!.push(inStorm + inTool)
   stormCpu[name] = [...(stormCpu[name] ?? []), inStorm]
   toolCpu[name] = [...(toolCpu[name] ?? []), inTool]

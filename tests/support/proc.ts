@@ -107,24 +107,51 @@ export class Proc {
 }
 
 /**
- * CPU seconds (user + system) so far of each thread of process `pid` (default: this one),
- * summed by thread name with a trailing number dropped, so a pool's threads add up: Node's main thread,
- * V8's and libuv's workers, chDB's query and merge pools. A thread that ended before the read
- * is missing.
+ * Each live thread of process `pid` (default: this one) by thread id: its name and its CPU
+ * seconds so far, from the scheduler's own nanosecond count (schedstat; utime and stime in
+ * /proc's stat come in ticks of 10 ms, as large as the differences some benches measure). A
+ * thread that ended before the read is missing.
+ */
+export function threadCpu(
+  pid: number | 'self' = 'self',
+): Map<string, { name: string; seconds: number }> {
+  const out = new Map<string, { name: string; seconds: number }>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const dir = `/proc/${pid}/task/${tid}`
+      const ns = Number(readFileSync(`${dir}/schedstat`, 'utf8').split(' ')[0])
+      out.set(tid, { name: readFileSync(`${dir}/comm`, 'utf8').trimEnd(), seconds: ns / 1e9 })
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out
+}
+
+/**
+ * The CPU seconds process `pid`'s threads used since `before` (a threadCpu read): a thread
+ * that ended in between counts for nothing, one that started counts whole.
+ */
+export function processCpuSince(
+  before: Map<string, { seconds: number }>,
+  pid: number | 'self' = 'self',
+): number {
+  let seconds = 0
+  for (const [tid, t] of threadCpu(pid)) seconds += t.seconds - (before.get(tid)?.seconds ?? 0)
+  return seconds
+}
+
+/**
+ * CPU seconds so far of each thread of process `pid` (default: this one), summed by thread
+ * name with a trailing number dropped, so a pool's threads add up: Node's main thread, V8's
+ * and libuv's workers, chDB's query and merge pools. A thread that ended before the read is
+ * missing.
  */
 export function threadCpuSeconds(pid: number | 'self' = 'self'): Map<string, number> {
   const out = new Map<string, number>()
-  const tick = 100 // USER_HZ: /proc counts CPU time in 1/100 s
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    } catch {
-      continue // the thread ended between the listing and the read
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick)
+  for (const { name, seconds } of threadCpu(pid).values()) {
+    const pool = name.replace(/\d+$/, '')
+    out.set(pool, (out.get(pool) ?? 0) + seconds)
   }
   return out
 }
