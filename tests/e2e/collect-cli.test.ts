@@ -1,12 +1,13 @@
 // `ebbflow collect` as a user runs it: JSON lines on stdout for a marked exec, a clean stop on
 // SIGTERM (exit 0, programs detached), and a clear refusal without privileges.
 import assert from 'node:assert/strict'
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { bpftoolProgs } from '../support/bpf-stats.ts'
 import { Proc } from '../support/proc.ts'
 
 const root = join(import.meta.dirname, '../..')
@@ -14,10 +15,11 @@ const cli = join(root, 'services/cli/src/main.ts')
 const skip = process.getuid?.() === 0 ? false : 'needs root to load BPF programs'
 
 function attachedProgramIds(): Set<number> {
-  const list = JSON.parse(
-    execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' }),
-  ) as { id: number; name?: string }[]
-  return new Set(list.filter((p) => p.name?.startsWith('handle_')).map((p) => p.id))
+  return new Set(
+    bpftoolProgs()
+      .filter((p) => p.name?.startsWith('handle_'))
+      .map((p) => p.id),
+  )
 }
 
 describe('ebbflow collect', { skip, timeout: 180_000 }, () => {
