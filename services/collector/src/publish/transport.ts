@@ -45,8 +45,9 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number
   /** Per request. Default: 10000 ms. */
   requestTimeoutMs?: number
-  /** Record batch compression: gzip and zstd are registered above (node:zlib); lz4 needs its codec registered in kafkajs' CompressionCodecs first
-   * (bench/collector-cost/codecs.ts does). Default: zstd. */
+  /** Record batch compression: gzip and zstd are registered above (node:zlib); lz4 needs its
+   * codec registered in kafkajs' CompressionCodecs first (bench/collector-cost/codecs.ts
+   * does). Default: zstd. */
   compression?: 'gzip' | 'none' | 'lz4' | 'zstd'
 }
 
