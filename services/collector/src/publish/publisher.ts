@@ -62,7 +62,6 @@ interface Pending {
   /** Boot-time range of the batch's events. */
   minBootNs: number
   maxBootNs: number
-  timer: NodeJS.Timeout | undefined
 }
 
 interface QueuedBatch {
@@ -108,6 +107,15 @@ export class Publisher implements CaptureSink {
   private wake: (() => void) | undefined
   private closing = false
   private idleWaiters: (() => void)[] = []
+  /**
+   * One linger for every family: set by the first event held while none is set, it closes
+   * every partial batch at once, and they go out together in one produce request. Per-family
+   * timers sent each family's batch in a request of its own (at rest, the syscall counts and
+   * the traffic counters of the same second were two requests).
+   */
+  private lingerTimer: NodeJS.Timeout | undefined
+  /** Set while flushDue closes batches: the pump starts once, after the last. */
+  private holdPump = false
 
   constructor(transport: Transport, options: PublisherOptions) {
     this.out = transport
@@ -187,7 +195,20 @@ export class Publisher implements CaptureSink {
     p.events++
     if (p.events >= this.o.batchMaxEvents || p.writer.len >= this.o.batchMaxBytes)
       this.flush(family)
-    else if (!p.timer) p.timer = setTimeout(() => this.flush(family), this.o.lingerMs)
+    else if (!this.lingerTimer)
+      this.lingerTimer = setTimeout(() => this.flushDue(), this.o.lingerMs)
+  }
+
+  /** The linger ran out: every family's partial batch is closed, then sent in one request. */
+  private flushDue(): void {
+    this.lingerTimer = undefined
+    this.holdPump = true
+    try {
+      for (const f of FAMILIES) if (this.pending.has(f)) this.flush(f)
+    } finally {
+      this.holdPump = false
+    }
+    if (this.queue.length > 0) this.kick()
   }
 
   private newPending(family: Family): Pending {
@@ -201,7 +222,6 @@ export class Publisher implements CaptureSink {
       events: 0,
       minBootNs: Number.POSITIVE_INFINITY,
       maxBootNs: Number.NEGATIVE_INFINITY,
-      timer: undefined,
     }
   }
 
@@ -212,7 +232,10 @@ export class Publisher implements CaptureSink {
     if (!p && this.unsentDrops[family] > 0) p = this.newPending(family)
     if (!p || (p.events === 0 && this.unsentDrops[family] === 0)) return
     this.pending.delete(family)
-    if (p.timer) clearTimeout(p.timer)
+    if (this.pending.size === 0 && this.lingerTimer) {
+      clearTimeout(this.lingerTimer)
+      this.lingerTimer = undefined
+    }
     const carriedDrops = this.unsentDrops[family]
     const carriedBatches = this.unsentBatches[family]
     if (carriedDrops > 0) {
@@ -263,7 +286,7 @@ export class Publisher implements CaptureSink {
       this.unsentDrops[dropped.family] += lost + dropped.carriedDrops
       this.unsentBatches[dropped.family] += 1 + dropped.carriedBatches
     }
-    this.kick()
+    if (!this.holdPump) this.kick()
   }
 
   /**
