@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CapturedEvent } from '@ebbflow/common'
 import { decodeEventBatch, TOPICS, WallClock } from '@ebbflow/common/wire'
+import { until } from '../../../../tests/support/proc.ts'
 import { syntheticExec } from '../../../../tests/support/synthetic-exec.ts'
 import { type OutRecord, Publisher, type Transport } from '../../src/publish/index.ts'
 
@@ -61,10 +62,15 @@ const traffic: CapturedEvent = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function until(done: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!done() && performance.now() < deadline) await sleep(5)
-}
+/** Waits, checking every 5 ms, until the transport has had `n` requests. */
+const requests = (transport: RecordingTransport, n: number, timeoutMs = 5_000) =>
+  until(
+    `${n} requests`,
+    () => transport.sends.length,
+    (k) => k >= n,
+    timeoutMs,
+    5,
+  )
 
 describe('publisher linger', () => {
   it("sends the families' batches of one linger together, within the linger", async () => {
@@ -73,7 +79,7 @@ describe('publisher linger', () => {
     p.publish([syntheticExec(1, 'first')])
     await sleep(40)
     p.publish([syscallCount, traffic, syntheticExec(2, 'second')])
-    await until(() => transport.sends.length > 0)
+    await requests(transport, 1)
     await sleep(LINGER_MS) // a second request, if one were coming, would have gone by now
     assert.equal(transport.sends.length, 1, 'one request')
     const [send] = transport.sends
@@ -103,13 +109,13 @@ describe('publisher linger', () => {
   it('starts again with the next event, and a full batch does not wait for it', async () => {
     const { p, transport } = publisher(2)
     p.publish([syntheticExec(1, 'a')])
-    await until(() => transport.sends.length === 1)
+    await requests(transport, 1)
     const t1 = performance.now()
     p.publish([syntheticExec(2, 'b'), syntheticExec(3, 'c')]) // full at 2: sent at once
-    await until(() => transport.sends.length === 2, 1_000)
+    await requests(transport, 2, 1_000)
     assert.ok(performance.now() - t1 < LINGER_MS / 2, 'a full batch goes without lingering')
     p.publish([traffic])
-    await until(() => transport.sends.length === 3)
+    await requests(transport, 3)
     assert.ok(performance.now() - t1 >= LINGER_MS - 2, 'the next partial batch lingered')
     const sent = transport.sends.map((s) =>
       s.records.map((r) => {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import { createServer, type Socket } from 'node:net'
 import { afterEach, describe, it } from 'node:test'
 import { Kafka, logLevel } from 'kafkajs'
+import { until } from '../../../../tests/support/proc.ts'
 
 const require = createRequire(import.meta.url)
 const RequestQueue = require('kafkajs/src/network/requestQueue/index.js')
@@ -72,9 +73,7 @@ describe('kafkajs request timeout check (patched)', () => {
     const r = request(7)
     const started = Date.now()
     q.push(r.pushed)
-    while (!r.settled() && Date.now() - started < 5_000)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    const settled = r.settled()
+    const settled = await until('the request settled', r.settled, (v) => v !== undefined, 5_000, 20)
     assert.equal(settled?.ok, false)
     assert.equal(settled?.error?.name, 'KafkaJSRequestTimeoutError')
     assert.ok(Date.now() - started >= 150, 'not before its timeout')
