@@ -124,8 +124,8 @@ export function gzipCodec() {
 /**
  * Batches up to these sizes are compressed on the calling thread: node:zlib's asynchronous
  * call costs ~0.2 ms of CPU beyond the compression itself (a stream, a thread-pool round trip,
- * its callbacks), 4x the compression of an 8 KB batch, the size a collector's 50 ms flush
- * mostly has (bench/RESULTS.md, "Compression on the calling thread"). The bounds keep each call
+ * its callbacks), 4x the compression of an 8 KB batch, the few KB a collector's linger mostly
+ * gathers (bench/RESULTS.md, "Compression on the calling thread"). The bounds keep each call
  * near 1 ms of the event loop (zstd ~2 µs per KB, gzip ~15); larger batches go to the pool.
  */
 const SYNC_ZSTD_BYTES = 512 * 1024
